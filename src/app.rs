@@ -1,0 +1,46 @@
+//! The server's shared state and the operations that span accounts and live connections.
+
+use crate::auth::{Auth, AuthError, Authenticated};
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::store::{Store, User, UserPatch};
+
+/// Everything a request handler may need, shared behind one `Arc`.
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub auth: Auth,
+    pub hub: Hub,
+}
+
+impl App {
+    pub async fn end_session(&self, who: &Authenticated) -> Result<(), AuthError> {
+        self.auth.logout(who.session_id).await?;
+        self.hub.end_sessions(who.user.id, &[who.session_id]);
+        Ok(())
+    }
+
+    pub async fn change_password(
+        &self,
+        who: &Authenticated,
+        current: String,
+        new: String,
+    ) -> Result<(), AuthError> {
+        let revoked = self.auth.change_password(who, current, new).await?;
+        self.hub.end_sessions(who.user.id, &revoked);
+        Ok(())
+    }
+
+    pub async fn update_user(&self, id: u64, patch: UserPatch) -> Result<User, AuthError> {
+        let (user, revoked) = self.auth.update_user(id, patch).await?;
+        self.hub.end_sessions(id, &revoked);
+        Ok(user)
+    }
+
+    /// A new temporary password for the user; they are signed out everywhere.
+    pub async fn reset_password(&self, id: u64) -> Result<String, AuthError> {
+        let (temporary, revoked) = self.auth.reset_password(id).await?;
+        self.hub.end_sessions(id, &revoked);
+        Ok(temporary)
+    }
+}

@@ -1,0 +1,378 @@
+//! Accounts and sessions: setup, login, passwords, tokens, login rate limits, and the account
+//! rules (usernames, display names, passwords).
+
+pub mod password;
+mod ratelimit;
+mod token;
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+
+use crate::config::limits;
+use crate::store::{self, NewUser, Role, Store, StoreError, User, UserPatch};
+use password::{Hasher, check_password_rules, random_password};
+use ratelimit::Limiter;
+use token::Keys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("you are not signed in")]
+    Unauthorized,
+    #[error("this account has been disabled; ask your administrator")]
+    AccountDisabled,
+    #[error("choose a new password first")]
+    PasswordChangeRequired,
+    #[error("only administrators can do that")]
+    Forbidden,
+    #[error("too many attempts; try again later")]
+    RateLimited { retry_after: Duration },
+    #[error("the server is busy; try again in a moment")]
+    Busy,
+    #[error("usernames are 2 to 32 characters: letters a-z, digits, '.', '_' or '-'")]
+    InvalidUsername,
+    #[error("display names are 1 to 64 characters")]
+    InvalidDisplayName,
+    #[error("passwords are 12 to 1024 bytes long")]
+    InvalidPassword,
+    #[error("that setup link is not valid")]
+    InvalidSetupToken,
+    #[error("confab is already set up; sign in instead")]
+    AlreadySetUp,
+    #[error("that username is already taken")]
+    UsernameTaken,
+    #[error("that would leave no enabled administrator")]
+    LastAdmin,
+    #[error("no such user")]
+    NoSuchUser,
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::UsernameTaken => AuthError::UsernameTaken,
+            StoreError::NoSuchUser => AuthError::NoSuchUser,
+            StoreError::AlreadySetUp => AuthError::AlreadySetUp,
+            StoreError::LastAdmin => AuthError::LastAdmin,
+            other => AuthError::Store(other),
+        }
+    }
+}
+
+pub type Result<T, E = AuthError> = std::result::Result<T, E>;
+
+/// A signed-in user, as proven by a token whose session still exists.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: User,
+    pub session_id: u128,
+}
+
+/// What a successful login or setup returns (and the body clients receive).
+#[derive(Debug, Serialize)]
+pub struct Grant {
+    pub token: String,
+    pub expires_at: u64,
+    pub user: User,
+}
+
+/// The account service. Owns the signing keys, the hasher and the login limits.
+pub struct Auth {
+    store: Store,
+    keys: Keys,
+    hasher: Hasher,
+    failures_by_user: Limiter,
+    failures_by_addr: Limiter,
+    /// The one-time first-run token; `None` once an account exists.
+    setup_token: Mutex<Option<String>>,
+}
+
+impl Auth {
+    pub fn new(store: Store) -> Result<Auth> {
+        let keys = Keys::new(&store.jwt_secret()?);
+        let setup_token = (store.user_count()? == 0).then(|| {
+            let bytes: [u8; 24] = rand::random();
+            URL_SAFE_NO_PAD.encode(bytes)
+        });
+        Ok(Auth {
+            store,
+            keys,
+            hasher: Hasher::default(),
+            failures_by_user: Limiter::new(limits::LOGIN_ATTEMPTS_PER_USER, limits::LOGIN_WINDOW),
+            failures_by_addr: Limiter::new(limits::LOGIN_ATTEMPTS_PER_ADDR, limits::LOGIN_WINDOW),
+            setup_token: Mutex::new(setup_token),
+        })
+    }
+
+    pub fn setup_token(&self) -> Option<String> {
+        self.setup_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn needs_setup(&self) -> bool {
+        self.setup_token().is_some()
+    }
+
+    /// Creates the first administrator with the one-time setup token.
+    pub async fn setup(
+        &self,
+        token: &str,
+        username: &str,
+        display_name: &str,
+        password: String,
+    ) -> Result<Grant> {
+        let expected = self.setup_token().ok_or(AuthError::AlreadySetUp)?;
+        if !constant_time_eq(token.as_bytes(), expected.as_bytes()) {
+            return Err(AuthError::InvalidSetupToken);
+        }
+        let username = normalize_username(username)?;
+        let display_name = normalize_display_name(display_name)?;
+        check_password_rules(&password)?;
+        let password_hash = self.hasher.hash(password).await?;
+        let store = self.store.clone();
+        let user = store::blocking(move || {
+            store.create_first_admin(NewUser {
+                username,
+                display_name,
+                password_hash,
+                role: Role::Admin,
+                must_change_password: false,
+            })
+        })
+        .await?;
+        *self.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.grant(user).await
+    }
+
+    pub async fn login(
+        &self,
+        username: &str,
+        password: String,
+        addr: Option<IpAddr>,
+    ) -> Result<Grant> {
+        let user_key = username.to_ascii_lowercase();
+        let addr_key = addr.map(|a| a.to_string()).unwrap_or_default();
+        for (limiter, key) in [
+            (&self.failures_by_user, &user_key),
+            (&self.failures_by_addr, &addr_key),
+        ] {
+            limiter
+                .check(key)
+                .map_err(|retry_after| AuthError::RateLimited { retry_after })?;
+        }
+        let found = if password.len() > password::MAX_PASSWORD_BYTES {
+            None
+        } else {
+            let store = self.store.clone();
+            store::blocking(move || store.credentials(&user_key)).await?
+        };
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), Some(hash)),
+            None => (None, None),
+        };
+        let valid = self.hasher.verify(password, hash).await?;
+        let user = match user {
+            Some(user) if valid => user,
+            _ => {
+                self.failures_by_user
+                    .record_failure(&username.to_ascii_lowercase());
+                self.failures_by_addr.record_failure(&addr_key);
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        if user.disabled {
+            return Err(AuthError::AccountDisabled);
+        }
+        self.failures_by_user.reset(&user.username);
+        self.grant(user).await
+    }
+
+    async fn grant(&self, user: User) -> Result<Grant> {
+        let ttl = limits::SESSION_TTL.as_secs();
+        let store = self.store.clone();
+        let user_id = user.id;
+        let session = store::blocking(move || store.create_session(user_id, ttl)).await?;
+        let issued_at = session.expires_at - ttl;
+        let token = self
+            .keys
+            .issue(user.id, session.id, issued_at, session.expires_at)
+            .ok_or_else(|| AuthError::Internal("could not sign a token".into()))?;
+        Ok(Grant {
+            token,
+            expires_at: session.expires_at,
+            user,
+        })
+    }
+
+    /// The user behind a token, if the token is genuine and its session is alive.
+    pub async fn authenticate(&self, token: &str) -> Result<Authenticated> {
+        let (user_id, session_id) = self.keys.verify(token).ok_or(AuthError::Unauthorized)?;
+        let store = self.store.clone();
+        let found = store::blocking(move || {
+            let Some(session) = store.session(session_id)? else {
+                return Ok(None);
+            };
+            if session.user_id != user_id {
+                return Ok(None);
+            }
+            store.user(user_id)
+        })
+        .await?;
+        match found {
+            Some(user) if user.disabled => Err(AuthError::Unauthorized),
+            Some(user) => Ok(Authenticated { user, session_id }),
+            None => Err(AuthError::Unauthorized),
+        }
+    }
+
+    pub async fn logout(&self, session_id: u128) -> Result<()> {
+        let store = self.store.clone();
+        Ok(store::blocking(move || store.delete_session(session_id)).await?)
+    }
+
+    /// Changes the caller's password; every other session of theirs is revoked (returned).
+    pub async fn change_password(
+        &self,
+        who: &Authenticated,
+        current: String,
+        new: String,
+    ) -> Result<Vec<u128>> {
+        check_password_rules(&new)?;
+        let store = self.store.clone();
+        let user_id = who.user.id;
+        let hash = store::blocking(move || store.password_hash(user_id)).await?;
+        if !self.hasher.verify(current, hash).await? {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let new_hash = self.hasher.hash(new).await?;
+        let store = self.store.clone();
+        let keep = who.session_id;
+        Ok(
+            store::blocking(move || store.set_password(user_id, new_hash, false, Some(keep)))
+                .await?,
+        )
+    }
+
+    /// Creates an account with a temporary password, returned once.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        display_name: &str,
+        role: Role,
+    ) -> Result<(User, String)> {
+        let username = normalize_username(username)?;
+        let display_name = normalize_display_name(display_name)?;
+        let temporary = random_password();
+        let password_hash = self.hasher.hash(temporary.clone()).await?;
+        let store = self.store.clone();
+        let user = store::blocking(move || {
+            store.create_user(NewUser {
+                username,
+                display_name,
+                password_hash,
+                role,
+                must_change_password: true,
+            })
+        })
+        .await?;
+        Ok((user, temporary))
+    }
+
+    pub async fn update_user(&self, id: u64, mut patch: UserPatch) -> Result<(User, Vec<u128>)> {
+        patch.username = patch
+            .username
+            .as_deref()
+            .map(normalize_username)
+            .transpose()?;
+        patch.display_name = patch
+            .display_name
+            .as_deref()
+            .map(normalize_display_name)
+            .transpose()?;
+        let store = self.store.clone();
+        Ok(store::blocking(move || store.update_user(id, patch)).await?)
+    }
+
+    /// Gives the user a new temporary password and revokes all their sessions (returned).
+    pub async fn reset_password(&self, user_id: u64) -> Result<(String, Vec<u128>)> {
+        let temporary = random_password();
+        let hash = self.hasher.hash(temporary.clone()).await?;
+        let store = self.store.clone();
+        let revoked =
+            store::blocking(move || store.set_password(user_id, hash, true, None)).await?;
+        Ok((temporary, revoked))
+    }
+
+    pub async fn user_id_by_name(&self, username: &str) -> Result<u64> {
+        let store = self.store.clone();
+        let name = username.to_ascii_lowercase();
+        let found = store::blocking(move || store.credentials(&name)).await?;
+        found.map(|(user, _)| user.id).ok_or(AuthError::NoSuchUser)
+    }
+}
+
+/// Lower-cases and checks a username: 2–32 characters of `a-z 0-9 . _ -`.
+pub fn normalize_username(raw: &str) -> Result<String> {
+    let name = raw.to_ascii_lowercase();
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c);
+    if (2..=32).contains(&name.len()) && name.chars().all(allowed) {
+        Ok(name)
+    } else {
+        Err(AuthError::InvalidUsername)
+    }
+}
+
+/// Trims and checks a display name: 1–64 characters, no control characters.
+pub fn normalize_display_name(raw: &str) -> Result<String> {
+    let name = raw.trim();
+    let length = name.chars().count();
+    if (1..=64).contains(&length) && !name.chars().any(char::is_control) {
+        Ok(name.to_owned())
+    } else {
+        Err(AuthError::InvalidDisplayName)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert_eq!(
+            normalize_username("Alice.B_2-x").ok().as_deref(),
+            Some("alice.b_2-x")
+        );
+        for bad in ["a", "", "has space", "ünï", "../etc", &"x".repeat(33)] {
+            assert!(normalize_username(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn display_names() {
+        assert_eq!(
+            normalize_display_name("  Alice  ").ok().as_deref(),
+            Some("Alice")
+        );
+        assert!(normalize_display_name("   ").is_err());
+        assert!(normalize_display_name(&"é".repeat(64)).is_ok());
+        assert!(normalize_display_name(&"é".repeat(65)).is_err());
+        assert!(normalize_display_name("a\nb").is_err());
+    }
+}

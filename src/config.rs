@@ -1,0 +1,152 @@
+//! Command-line flags, their `CONFAB_*` environment variables, and every named limit.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// The version shown by `--version` and `/healthz`: the crate version plus the git revision.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CONFAB_GIT_REV"), ")");
+
+/// confab: team chat for a small office, in one executable.
+#[derive(Debug, Parser)]
+#[command(name = "confab", version = VERSION, about, long_about = None)]
+pub struct Cli {
+    /// Address and port to listen on.
+    #[arg(long, env = "CONFAB_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Where the database lives [default: $STATE_DIRECTORY under systemd, else the user data dir]
+    #[arg(long, env = "CONFAB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Extra origin allowed to use the API with the session cookie and open WebSockets,
+    /// e.g. https://chat.example.com when behind a reverse proxy. Repeatable.
+    #[arg(long, env = "CONFAB_ALLOWED_ORIGIN", value_delimiter = ',')]
+    pub allowed_origin: Vec<String>,
+
+    /// Most connections open at once; more wait in the kernel's backlog.
+    #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Seconds a client may take to send its request headers before it is disconnected.
+    #[arg(long, env = "CONFAB_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+
+    /// Give USER a new one-time temporary password, sign them out everywhere, and exit.
+    #[arg(long, env = "CONFAB_RESET_USER", value_name = "USER")]
+    pub reset_user: Option<String>,
+}
+
+/// Server settings, resolved from [`Cli`] once at start and passed in, never global.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub allowed_origins: Vec<String>,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+}
+
+impl Config {
+    pub fn from_cli(cli: &Cli) -> Result<Config, String> {
+        let data_dir = resolve_data_dir(cli.data_dir.clone())?;
+        let allowed_origins = cli
+            .allowed_origin
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+            .filter(|o| !o.is_empty())
+            .collect();
+        Ok(Config {
+            data_dir,
+            allowed_origins,
+            max_connections: cli.max_connections.max(1),
+            header_timeout: Duration::from_secs(cli.header_timeout.max(1)),
+        })
+    }
+
+    /// Settings for a server whose data lives in `data_dir`, with every default.
+    pub fn with_data_dir(data_dir: PathBuf) -> Config {
+        Config {
+            data_dir,
+            allowed_origins: Vec::new(),
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+        }
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("confab.redb")
+    }
+
+    pub fn control_socket_path(&self) -> PathBuf {
+        self.data_dir.join("control.sock")
+    }
+}
+
+/// `--data-dir`, else systemd's `$STATE_DIRECTORY`, else the platform's user data dir.
+fn resolve_data_dir(flag: Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(dir) = flag {
+        return Ok(dir);
+    }
+    if let Some(state) = std::env::var_os("STATE_DIRECTORY") {
+        // systemd may pass several colon-separated directories; the first is ours.
+        let first = state
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        if !first.is_empty() {
+            return Ok(PathBuf::from(first));
+        }
+    }
+    dirs::data_dir().map(|d| d.join("confab")).ok_or_else(|| {
+        "cannot find a data directory: pass --data-dir or set CONFAB_DATA_DIR".into()
+    })
+}
+
+/// Every limit in one place, so they are easy to find and to document.
+pub mod limits {
+    use std::time::Duration;
+
+    /// Largest HTTP request body.
+    pub const MAX_BODY_BYTES: u64 = 64 * 1024;
+    /// Largest WebSocket frame or message.
+    pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+    /// Longest message body, in characters.
+    pub const MAX_MESSAGE_CHARS: usize = 4000;
+    /// Longest client-chosen message id.
+    pub const MAX_CLIENT_ID_CHARS: usize = 64;
+    /// Frames queued for one connection before it counts as too slow and is closed.
+    pub const CONNECTION_QUEUE: usize = 256;
+    /// Sends waiting for the writer; when full, senders wait (backpressure), never grow memory.
+    pub const WRITER_QUEUE: usize = 4096;
+    /// Most sends the writer commits in one transaction.
+    pub const WRITER_BATCH: usize = 512;
+    /// How long the server stays quiet about a user going offline, so reloads don't flicker.
+    pub const PRESENCE_GRACE: Duration = Duration::from_secs(3);
+    pub const PING_INTERVAL: Duration = Duration::from_secs(20);
+    /// A connection silent this long (no pong, no frame) is dead.
+    pub const PEER_TIMEOUT: Duration = Duration::from_secs(45);
+    /// Per-connection frame rate limit: sustained rate and burst.
+    pub const FRAMES_PER_SECOND: f64 = 20.0;
+    pub const FRAME_BURST: f64 = 60.0;
+    /// How long a client_id is remembered for idempotent retries.
+    pub const CLIENT_ID_TTL: Duration = Duration::from_secs(48 * 3600);
+    /// Sessions (and their JWTs) last this long.
+    pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+    /// Password hashes computed at once; argon2id with OWASP parameters takes 19 MiB each.
+    pub const CONCURRENT_HASHES: usize = 4;
+    /// How long a login waits for a hashing slot before answering 503.
+    pub const HASH_QUEUE_WAIT: Duration = Duration::from_secs(5);
+    /// Login attempts per username, and per client address, in [`LOGIN_WINDOW`].
+    pub const LOGIN_ATTEMPTS_PER_USER: u32 = 10;
+    pub const LOGIN_ATTEMPTS_PER_ADDR: u32 = 30;
+    pub const LOGIN_WINDOW: Duration = Duration::from_secs(5 * 60);
+    /// Graceful shutdown deadline.
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+    /// Default and largest history page.
+    pub const HISTORY_PAGE: u32 = 50;
+    pub const HISTORY_PAGE_MAX: u32 = 100;
+}

@@ -1,0 +1,122 @@
+//! The local control channel: a Unix socket in the data directory (mode 0600) through which
+//! `confab --reset-user` reaches a running server, since redb lets only one process open the
+//! database. One JSON request line, one JSON response line.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::task::JoinHandle;
+
+use crate::app::App;
+use crate::auth::AuthError;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    ResetUser { username: String },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    TemporaryPassword(String),
+    NoSuchUser,
+    Failed(String),
+}
+
+/// Starts answering control requests. The socket is created owner-only: whoever can reach it
+/// can reset any password, exactly like whoever can read the database file.
+pub fn listen(app: Arc<App>) -> std::io::Result<JoinHandle<()>> {
+    let path = app.config.control_socket_path();
+    // A socket left by a crashed server would block the bind; nobody is listening on it,
+    // because the database lock already proved no other server runs here.
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let app = app.clone();
+            tokio::spawn(async move {
+                if let Err(e) = answer(app, stream).await {
+                    tracing::warn!(error = %e, "control request failed");
+                }
+            });
+        }
+    }))
+}
+
+async fn answer(app: Arc<App>, stream: tokio::net::UnixStream) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(read.take_limit());
+    reader.read_line(&mut line).await?;
+    let response = match serde_json::from_str::<Request>(&line) {
+        Ok(Request::ResetUser { username }) => reset_user(&app, &username).await,
+        Err(e) => Response::Failed(format!("bad request: {e}")),
+    };
+    let mut out = serde_json::to_string(&response).unwrap_or_default();
+    out.push('\n');
+    write.write_all(out.as_bytes()).await
+}
+
+async fn reset_user(app: &App, username: &str) -> Response {
+    let result = async {
+        let id = app.auth.user_id_by_name(username).await?;
+        app.reset_password(id).await
+    }
+    .await;
+    match result {
+        Ok(password) => {
+            tracing::info!(%username, "password reset from the console");
+            Response::TemporaryPassword(password)
+        }
+        Err(AuthError::NoSuchUser) => Response::NoSuchUser,
+        Err(e) => Response::Failed(e.to_string()),
+    }
+}
+
+trait TakeLimit: Sized {
+    fn take_limit(self) -> tokio::io::Take<Self>;
+}
+
+impl<R: tokio::io::AsyncRead> TakeLimit for R {
+    /// Requests are one short line; never buffer more than this.
+    fn take_limit(self) -> tokio::io::Take<Self> {
+        tokio::io::AsyncReadExt::take(self, 4096)
+    }
+}
+
+/// Client side: `Ok(None)` if no server is listening there.
+pub fn request(socket: &Path, request: &Request) -> std::io::Result<Option<Response>> {
+    let mut stream = match UnixStream::connect(socket) {
+        Ok(stream) => stream,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut line = serde_json::to_string(request).map_err(std::io::Error::other)?;
+    line.push('\n');
+    stream.write_all(line.as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer)?;
+    serde_json::from_str(&answer)
+        .map(Some)
+        .map_err(std::io::Error::other)
+}

@@ -1,0 +1,68 @@
+//! Conversation lists and message history. Live traffic is the hub's (`/ws`).
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use warp::Reply;
+use warp::reply::Response;
+
+use super::error::ApiError;
+use crate::app::App;
+use crate::auth::Authenticated;
+use crate::config::limits;
+use crate::store::{self, ConversationId, HistoryQuery};
+
+#[derive(Deserialize)]
+pub struct HistoryParams {
+    before: Option<u64>,
+    after: Option<u64>,
+    limit: Option<u32>,
+}
+
+impl HistoryParams {
+    fn query(&self) -> Result<HistoryQuery, ApiError> {
+        let limit = self.limit.unwrap_or(limits::HISTORY_PAGE);
+        if !(1..=limits::HISTORY_PAGE_MAX).contains(&limit) {
+            return Err(ApiError::InvalidQuery(format!(
+                "limit must be 1 to {}",
+                limits::HISTORY_PAGE_MAX
+            )));
+        }
+        match (self.before, self.after) {
+            (Some(_), Some(_)) => Err(ApiError::InvalidQuery(
+                "use either before or after, not both".into(),
+            )),
+            (None, Some(after)) => Ok(HistoryQuery::After(after, limit)),
+            (before, None) => Ok(HistoryQuery::Before(before, limit)),
+        }
+    }
+}
+
+pub async fn list(app: Arc<App>, who: Authenticated) -> Result<Response, ApiError> {
+    let store = app.store.clone();
+    let user = who.user.id;
+    let conversations = store::blocking(move || store.conversations(user)).await?;
+    Ok(warp::reply::json(&conversations).into_response())
+}
+
+pub async fn history(
+    app: Arc<App>,
+    id: String,
+    who: Authenticated,
+    params: HistoryParams,
+) -> Result<Response, ApiError> {
+    let query = params.query()?;
+    let id = percent_decode(&id);
+    let conversation = ConversationId::parse(&id).ok_or(ApiError::NotFound)?;
+    let store = app.store.clone();
+    let user = who.user.id;
+    let page = store::blocking(move || store.history(user, &conversation, query))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(warp::reply::json(&page).into_response())
+}
+
+/// Path segments arrive percent-encoded; a conversation id may have its `:` encoded.
+fn percent_decode(segment: &str) -> String {
+    segment.replace("%3A", ":").replace("%3a", ":")
+}

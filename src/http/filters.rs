@@ -1,0 +1,163 @@
+//! Request guards: who is calling (cookie or bearer), whether the Origin may act with the
+//! cookie, and bounded JSON bodies.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Method;
+use serde::de::DeserializeOwned;
+use warp::{Filter, Rejection};
+
+use super::error::ApiError;
+use crate::app::App;
+use crate::auth::{AuthError, Authenticated};
+use crate::config::limits;
+
+pub const SESSION_COOKIE: &str = "confab_session";
+
+pub fn with_app(app: Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone {
+    warp::any().map(move || app.clone())
+}
+
+/// The client's address, put on each request by the server loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+pub fn client_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<ClientAddr>().map(|addr: Option<ClientAddr>| addr.map(|a| a.0))
+}
+
+/// How a request proved who it is.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Bearer(String),
+    Cookie(String),
+    None,
+}
+
+fn credential() -> impl Filter<Extract = (Credential,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and(warp::cookie::optional::<String>(SESSION_COOKIE))
+        .map(|authorization: Option<String>, cookie: Option<String>| {
+            match authorization
+                .as_deref()
+                .and_then(|h| h.strip_prefix("Bearer "))
+            {
+                Some(token) => Credential::Bearer(token.trim().to_owned()),
+                None => cookie.map_or(Credential::None, Credential::Cookie),
+            }
+        })
+}
+
+/// The request's `Origin` and `Host`, to tell our own pages from other sites.
+#[derive(Debug, Clone)]
+pub struct RequestOrigin {
+    origin: Option<String>,
+    host: Option<String>,
+}
+
+impl RequestOrigin {
+    /// True if there is an Origin and it is this server (as addressed) or an allowed one.
+    pub fn is_own(&self, allowed: &[String]) -> bool {
+        let (Some(origin), Some(host)) = (&self.origin, &self.host) else {
+            return false;
+        };
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        let host = host.to_ascii_lowercase();
+        origin == format!("http://{host}")
+            || origin == format!("https://{host}")
+            || allowed.contains(&origin)
+    }
+
+    pub fn is_present(&self) -> bool {
+        self.origin.is_some()
+    }
+}
+
+pub fn request_origin() -> impl Filter<Extract = (RequestOrigin,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("origin")
+        .and(warp::header::optional::<String>("host"))
+        .map(|origin, host| RequestOrigin { origin, host })
+}
+
+/// A signed-in user; may still have to change a temporary password.
+pub fn signed_in(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Authenticated,), Error = Rejection> + Clone {
+    with_app(app)
+        .and(warp::method())
+        .and(credential())
+        .and(request_origin())
+        .and_then(
+            |app: Arc<App>, method: Method, credential: Credential, origin: RequestOrigin| async move {
+                let token = match credential {
+                    Credential::Bearer(token) => token,
+                    Credential::Cookie(token) => {
+                        let safe = matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+                        if !safe && !origin.is_own(&app.config.allowed_origins) {
+                            return Err(warp::reject::custom(ApiError::BadOrigin));
+                        }
+                        token
+                    }
+                    Credential::None => {
+                        return Err(warp::reject::custom(ApiError::from(AuthError::Unauthorized)));
+                    }
+                };
+                app.auth
+                    .authenticate(&token)
+                    .await
+                    .map_err(|e| warp::reject::custom(ApiError::from(e)))
+            },
+        )
+}
+
+/// A signed-in user with a password of their own: what every ordinary route needs.
+pub fn session(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Authenticated,), Error = Rejection> + Clone {
+    signed_in(app).and_then(|who: Authenticated| async move {
+        if who.user.must_change_password {
+            Err(warp::reject::custom(ApiError::from(
+                AuthError::PasswordChangeRequired,
+            )))
+        } else {
+            Ok(who)
+        }
+    })
+}
+
+/// Proof that the caller is an administrator; admin handlers can only be reached with one.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Authenticated);
+
+pub fn admin(app: Arc<App>) -> impl Filter<Extract = (Admin,), Error = Rejection> + Clone {
+    session(app).and_then(|who: Authenticated| async move {
+        if who.user.is_admin() {
+            Ok(Admin(who))
+        } else {
+            Err(warp::reject::custom(ApiError::from(AuthError::Forbidden)))
+        }
+    })
+}
+
+/// A JSON body of at most 64 KiB, sent as `application/json`.
+pub fn json_body<T: DeserializeOwned + Send>()
+-> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(limits::MAX_BODY_BYTES)
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::body::bytes())
+        .and_then(|content_type: Option<String>, body: Bytes| async move {
+            let is_json = content_type
+                .as_deref()
+                .and_then(|ct| ct.split(';').next())
+                .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
+            if !is_json {
+                return Err(warp::reject::custom(ApiError::UnsupportedMediaType));
+            }
+            serde_json::from_slice(&body).map_err(|e| {
+                warp::reject::custom(ApiError::InvalidBody(format!("invalid request body: {e}")))
+            })
+        })
+}

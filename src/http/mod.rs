@@ -1,0 +1,187 @@
+//! The HTTP surface: routes, request guards, the JSON error mapping, embedded assets, and the
+//! server loop that enforces connection limits.
+
+mod account;
+mod admin;
+mod assets;
+mod chat;
+pub mod error;
+pub mod filters;
+mod server;
+mod ws;
+
+use std::sync::Arc;
+
+use serde_json::json;
+use warp::filters::BoxedFilter;
+use warp::http::HeaderValue;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use crate::app::App;
+use crate::config::VERSION;
+use error::respond;
+use filters::{admin, client_addr, json_body, request_origin, session, signed_in, with_app};
+pub use server::serve;
+
+/// No inline script or style, nothing from elsewhere: a message can never run code.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    frame-ancestors 'none'; form-action 'self'";
+
+/// Every route, with errors mapped and security headers on every response.
+pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
+    let health = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| warp::reply::json(&json!({"status": "ok", "version": VERSION})).into_response());
+
+    let api = warp::path("api")
+        .and(
+            account_routes(app.clone())
+                .or(admin_routes(app.clone()))
+                .unify(),
+        )
+        .or(warp::path("api").and(chat_routes(app.clone())))
+        .unify()
+        .map(|response: Response| with_header(response, "cache-control", "no-store"));
+
+    let ws = warp::path!("ws").and(ws::upgrade(app.clone()));
+
+    let setup_page = warp::path!("setup")
+        .and(warp::get())
+        .and(with_app(app))
+        .map(|app: Arc<App>| assets::setup_page(app.auth.needs_setup()));
+
+    let static_files = warp::get()
+        .and(warp::path::tail())
+        .and(warp::header::optional::<String>("if-none-match"))
+        .map(|tail: warp::path::Tail, etag: Option<String>| {
+            assets::serve(tail.as_str(), etag.as_deref())
+        });
+
+    health
+        .or(api)
+        .unify()
+        .or(ws)
+        .unify()
+        .or(setup_page)
+        .unify()
+        .or(static_files)
+        .unify()
+        .recover(error::recover)
+        .unify()
+        .map(security_headers)
+        .boxed()
+}
+
+fn account_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
+    let setup = warp::path!("setup")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(request_origin())
+        .and(json_body())
+        .then(account::setup);
+    let login = warp::path!("login")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(request_origin())
+        .and(client_addr())
+        .and(json_body())
+        .then(account::login);
+    let logout = warp::path!("logout")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(signed_in(app.clone()))
+        .then(account::logout);
+    let me = warp::path!("me")
+        .and(warp::get())
+        .and(signed_in(app.clone()))
+        .then(account::me);
+    let password = warp::path!("me" / "password")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(signed_in(app.clone()))
+        .and(json_body())
+        .then(account::change_password);
+    let directory = warp::path!("users")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app))
+        .then(account::directory);
+    setup
+        .or(login)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(me)
+        .unify()
+        .or(password)
+        .unify()
+        .or(directory)
+        .unify()
+        .map(respond)
+        .boxed()
+}
+
+fn admin_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
+    let list = warp::path!("admin" / "users")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(admin(app.clone()))
+        .then(admin::list);
+    let create = warp::path!("admin" / "users")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(admin(app.clone()))
+        .and(json_body())
+        .then(admin::create);
+    let update = warp::path!("admin" / "users" / u64)
+        .and(warp::patch())
+        .and(with_app(app.clone()))
+        .and(admin(app.clone()))
+        .and(json_body())
+        .then(|id, app, admin, body| admin::update(app, id, admin, body));
+    let reset = warp::path!("admin" / "users" / u64 / "reset-password")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(admin(app))
+        .then(|id, app, admin| admin::reset_password(app, id, admin));
+    list.or(create)
+        .unify()
+        .or(update)
+        .unify()
+        .or(reset)
+        .unify()
+        .map(respond)
+        .boxed()
+}
+
+fn chat_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
+    let list = warp::path!("conversations")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .then(chat::list);
+    let history = warp::path!("conversations" / String / "messages")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app))
+        .and(warp::query())
+        .then(|id, app, who, params| chat::history(app, id, who, params));
+    list.or(history).unify().map(respond).boxed()
+}
+
+fn security_headers(response: Response) -> Response {
+    let response = with_header(response, "content-security-policy", CONTENT_SECURITY_POLICY);
+    let response = with_header(response, "x-content-type-options", "nosniff");
+    let response = with_header(response, "referrer-policy", "no-referrer");
+    with_header(response, "x-frame-options", "DENY")
+}
+
+fn with_header(mut response: Response, name: &'static str, value: &'static str) -> Response {
+    response
+        .headers_mut()
+        .entry(name)
+        .or_insert(HeaderValue::from_static(value));
+    response
+}

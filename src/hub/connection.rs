@@ -1,0 +1,349 @@
+//! One WebSocket: a reader loop (this task) that validates client frames, and a pump task
+//! that writes queued frames and pings to the socket.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use warp::ws::{Message, WebSocket};
+
+use super::protocol::{ClientFrame, Frame, FrameError, ServerFrame};
+use super::writer::{Origin, WriterOp};
+use super::{Connection, Control, Hub, close};
+use crate::auth::Authenticated;
+use crate::config::limits;
+use crate::store::{self, ChatOp, ConversationId, SendTarget};
+
+/// Serves one authenticated socket until it closes.
+pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
+    let user = who.user.id;
+    let id = hub.next_connection_id();
+    let (frames, queue) = mpsc::channel(limits::CONNECTION_QUEUE);
+    let control = Arc::new(Control::default());
+    let connection = Connection {
+        session_id: who.session_id,
+        frames: frames.clone(),
+        control: control.clone(),
+    };
+    let (mut sink, mut stream) = socket.split();
+
+    let (reply, hello) = oneshot::channel();
+    let connect = WriterOp::Connect {
+        user,
+        id,
+        connection,
+        reply,
+    };
+    let hello = match hub.submit(connect).await {
+        Ok(()) => hello.await.ok().flatten(),
+        Err(()) => None,
+    };
+    let Some(hello) = hello else {
+        let _ = sink
+            .send(Message::close_with(
+                close::TRY_AGAIN_LATER,
+                "try again later",
+            ))
+            .await;
+        return;
+    };
+    // From here on the hub knows this connection; the guard forgets it however we leave,
+    // panics included.
+    let _registered = Registered {
+        hub: hub.clone(),
+        user,
+        id,
+    };
+    if sink.send(Message::text(&*hello)).await.is_err() {
+        return;
+    }
+    tracing::debug!(user, connection = id, "connected");
+
+    let pump = tokio::spawn(pump(queue, sink, control.clone()));
+    let pump_abort = pump.abort_handle();
+    let mut reader = Reader {
+        hub: &hub,
+        user,
+        id,
+        frames,
+        budget: RateBudget::new(),
+    };
+    loop {
+        tokio::select! {
+            next = tokio::time::timeout(limits::PEER_TIMEOUT, stream.next()) => match next {
+                Ok(Some(Ok(message))) => {
+                    if !reader.handle(message).await {
+                        break;
+                    }
+                }
+                Ok(Some(Err(e))) => {
+                    tracing::debug!(user, connection = id, error = %e, "socket error");
+                    if is_too_big(&e) {
+                        control.close(close::MESSAGE_TOO_BIG);
+                    }
+                    break;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::debug!(user, connection = id, "peer timed out");
+                    break;
+                }
+            },
+            () = control.closed() => break,
+        }
+    }
+    // Dropping our queue sender and the registration lets the pump drain, send the close
+    // frame and stop; a peer that does not read gets a moment, then is cut off.
+    drop(reader);
+    drop(_registered);
+    if tokio::time::timeout(std::time::Duration::from_secs(1), pump)
+        .await
+        .is_err()
+    {
+        pump_abort.abort();
+    }
+    tracing::debug!(user, connection = id, "disconnected");
+}
+
+struct Registered {
+    hub: Hub,
+    user: u64,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.hub.unregister(self.user, self.id);
+    }
+}
+
+/// Writes queued frames and pings. Ends when the queue closes or the socket fails.
+async fn pump(
+    mut queue: mpsc::Receiver<Frame>,
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    control: Arc<Control>,
+) {
+    let mut ping = tokio::time::interval(limits::PING_INTERVAL);
+    ping.tick().await;
+    loop {
+        let sent = tokio::select! {
+            frame = queue.recv() => match frame {
+                Some(frame) => sink.send(Message::text(&*frame)).await,
+                None => break,
+            },
+            _ = ping.tick() => sink.send(Message::ping(Vec::new())).await,
+            // Closing: stop writing ordinary frames and say goodbye below.
+            () = control.closed() => break,
+        };
+        if sent.is_err() {
+            control.close(close::INTERNAL);
+            return;
+        }
+    }
+    let code = control.code().unwrap_or(1000);
+    let _ = sink.send(Message::close_with(code, reason(code))).await;
+    let _ = sink.close().await;
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        close::GOING_AWAY => "server shutting down",
+        close::POLICY => "too slow: reconnect and catch up",
+        close::MESSAGE_TOO_BIG => "frame too large",
+        close::SESSION_ENDED => "session ended: sign in again",
+        _ => "",
+    }
+}
+
+fn is_too_big(error: &warp::Error) -> bool {
+    let text = error.to_string();
+    text.contains("too long") || text.contains("too big") || text.contains("Space limit")
+}
+
+/// Handles one connection's incoming frames.
+struct Reader<'a> {
+    hub: &'a Hub,
+    user: u64,
+    id: u64,
+    /// For replying to this connection only (errors).
+    frames: mpsc::Sender<Frame>,
+    budget: RateBudget,
+}
+
+impl Reader<'_> {
+    /// Returns false when the connection should close.
+    async fn handle(&mut self, message: Message) -> bool {
+        if message.is_close() {
+            return false;
+        }
+        let Ok(text) = message.to_str() else {
+            // Pings are answered by the library; pongs and binary frames only prove liveness.
+            return true;
+        };
+        if !self.budget.take() {
+            self.reply_error(FrameError::new(
+                "rate_limited",
+                "too many frames; slow down",
+            ));
+            return true;
+        }
+        match ClientFrame::parse(text) {
+            Ok(frame) => {
+                if let Err(error) = self.apply(frame).await {
+                    self.reply_error(error);
+                }
+            }
+            Err(error) => self.reply_error(error),
+        }
+        true
+    }
+
+    async fn apply(&mut self, frame: ClientFrame) -> Result<(), FrameError> {
+        match frame {
+            ClientFrame::Send {
+                to,
+                conversation,
+                body,
+                client_id,
+            } => {
+                let with_id = |e: FrameError| e.with_client_id(Some(client_id.clone()));
+                let target = send_target(to, conversation).map_err(with_id)?;
+                check_send(&body, &client_id).map_err(with_id)?;
+                let op = ChatOp::Send {
+                    sender: self.user,
+                    target,
+                    body,
+                    client_id: client_id.clone(),
+                    sent_at: store::now_millis(),
+                };
+                self.submit(op, Some(client_id)).await
+            }
+            ClientFrame::Read { conversation, seq } => {
+                let conversation = parse_conversation(&conversation)?;
+                let op = ChatOp::Read {
+                    user: self.user,
+                    conversation,
+                    seq,
+                };
+                self.submit(op, None).await
+            }
+            ClientFrame::Typing { conversation } => {
+                let conversation = parse_conversation(&conversation)?;
+                self.typing(conversation).await
+            }
+        }
+    }
+
+    async fn submit(&self, op: ChatOp, client_id: Option<String>) -> Result<(), FrameError> {
+        let origin = Origin {
+            user: self.user,
+            connection: self.id,
+            client_id,
+        };
+        self.hub
+            .submit(WriterOp::Chat {
+                op,
+                origin: Some(origin),
+            })
+            .await
+            .map_err(|()| FrameError::new("internal", "the server is shutting down"))
+    }
+
+    /// Typing is relayed, never stored.
+    async fn typing(&self, conversation: ConversationId) -> Result<(), FrameError> {
+        let store = self.hub.inner.store.clone();
+        let user = self.user;
+        let lookup = conversation.clone();
+        let members = store::blocking(move || store.members(user, &lookup))
+            .await
+            .map_err(|_| FrameError::new("internal", "could not look up the conversation"))?
+            .ok_or_else(|| FrameError::from(crate::store::ChatRejection::NotAMember))?;
+        let others: Vec<u64> = members.into_iter().filter(|&m| m != user).collect();
+        let frame = ServerFrame::Typing {
+            conversation: &conversation,
+            user,
+        }
+        .encode();
+        self.hub.deliver_to(&others, &frame, None);
+        Ok(())
+    }
+
+    fn reply_error(&self, error: FrameError) {
+        if self.frames.try_send(error.encode()).is_err() {
+            tracing::debug!(user = self.user, "dropped an error frame for a full queue");
+        }
+    }
+}
+
+fn send_target(to: Option<u64>, conversation: Option<String>) -> Result<SendTarget, FrameError> {
+    match (to, conversation) {
+        (Some(to), None) => Ok(SendTarget::User(to)),
+        (None, Some(conversation)) => {
+            Ok(SendTarget::Conversation(parse_conversation(&conversation)?))
+        }
+        _ => Err(FrameError::new(
+            "invalid_frame",
+            "a send needs exactly one of to or conversation",
+        )),
+    }
+}
+
+/// An id that is not canonical cannot name a conversation the caller is in.
+fn parse_conversation(raw: &str) -> Result<ConversationId, FrameError> {
+    ConversationId::parse(raw)
+        .ok_or_else(|| FrameError::from(crate::store::ChatRejection::NotAMember))
+}
+
+fn check_send(body: &str, client_id: &str) -> Result<(), FrameError> {
+    if client_id.is_empty() || client_id.chars().count() > limits::MAX_CLIENT_ID_CHARS {
+        return Err(FrameError::new(
+            "invalid_client_id",
+            format!(
+                "client_id must be 1 to {} characters",
+                limits::MAX_CLIENT_ID_CHARS
+            ),
+        ));
+    }
+    if body.trim().is_empty() {
+        return Err(FrameError::new("empty_body", "the message is empty"));
+    }
+    if body.chars().count() > limits::MAX_MESSAGE_CHARS {
+        return Err(FrameError::new(
+            "body_too_long",
+            format!(
+                "messages are limited to {} characters",
+                limits::MAX_MESSAGE_CHARS
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A token bucket: `FRAMES_PER_SECOND` sustained, `FRAME_BURST` at once.
+struct RateBudget {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl RateBudget {
+    fn new() -> RateBudget {
+        RateBudget {
+            tokens: limits::FRAME_BURST,
+            refilled: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let earned = now.duration_since(self.refilled).as_secs_f64() * limits::FRAMES_PER_SECOND;
+        self.tokens = (self.tokens + earned).min(limits::FRAME_BURST);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The live side of chat: who is connected, fan-out of events, presence with a grace period,
+//! and the single writer that commits messages in batches.
+//!
+//! State ownership: the registry (user → connections) sits behind one std `Mutex` that is never
+//! held across `.await`; senders are cloned out and fed with `try_send`. All message writes go
+//! through the writer thread, which also registers new connections so that a connection's
+//! `hello` snapshot and its live events never overlap or leave a gap.
+
+mod connection;
+mod protocol;
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::limits;
+use crate::store::{self, ChatOp, Store};
+pub use connection::serve;
+use protocol::{Frame, ServerFrame};
+use writer::WriterOp;
+
+/// Close codes the hub uses (see docs/PROTOCOL.md).
+pub mod close {
+    pub const GOING_AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    pub const INTERNAL: u16 = 1011;
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    pub const SESSION_ENDED: u16 = 4001;
+}
+
+/// Handle to the hub; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Mutex<Registry>,
+    writer: mpsc::Sender<WriterOp>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    store: Store,
+    next_connection: AtomicU64,
+    max_connections: usize,
+}
+
+#[derive(Default)]
+struct Registry {
+    users: HashMap<u64, Presence>,
+    connections: usize,
+}
+
+/// One user's live connections and what the others have been told.
+#[derive(Default)]
+struct Presence {
+    connections: HashMap<u64, Connection>,
+    /// Whether everyone was told this user is online.
+    announced: bool,
+    /// Bumped whenever the last connection closes, so a stale grace timer does nothing.
+    generation: u64,
+}
+
+/// How the hub reaches one open socket.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    session_id: u128,
+    frames: mpsc::Sender<Frame>,
+    control: Arc<Control>,
+}
+
+/// Asks a connection task to close, with a code; set from any thread. 0 means open.
+pub(crate) struct Control {
+    code: watch::Sender<u16>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            code: watch::channel(0).0,
+        }
+    }
+}
+
+impl Control {
+    /// The first reason wins: a session ending is not overwritten by a later shutdown.
+    fn close(&self, code: u16) {
+        self.code.send_if_modified(|current| {
+            let first = *current == 0;
+            if first {
+                *current = code;
+            }
+            first
+        });
+    }
+
+    fn code(&self) -> Option<u16> {
+        Some(*self.code.borrow()).filter(|&code| code != 0)
+    }
+
+    /// Resolves once a close was asked for.
+    async fn closed(&self) {
+        let mut code = self.code.subscribe();
+        let _ = code.wait_for(|&c| c != 0).await;
+    }
+}
+
+impl Connection {
+    /// Queues a frame; a client too slow to drain its queue is closed, to catch up later.
+    fn deliver(&self, frame: &Frame) {
+        if self.frames.try_send(frame.clone()).is_err() {
+            self.control.close(close::POLICY);
+        }
+    }
+}
+
+impl Hub {
+    pub fn start(store: Store, max_connections: usize) -> Hub {
+        let (writer, queue) = mpsc::channel(limits::WRITER_QUEUE);
+        let hub = Hub {
+            inner: Arc::new(Inner {
+                registry: Mutex::new(Registry::default()),
+                writer,
+                writer_thread: Mutex::new(None),
+                store: store.clone(),
+                next_connection: AtomicU64::new(1),
+                max_connections,
+            }),
+        };
+        let thread = writer::spawn(store, hub.clone(), queue);
+        *lock(&hub.inner.writer_thread) = Some(thread);
+        hub.spawn_housekeeping();
+        hub
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        lock(&self.inner.registry)
+    }
+
+    /// Closes the connections of these sessions with 4001 (logout, reset, disable).
+    pub fn end_sessions(&self, user: u64, sessions: &[u128]) {
+        if sessions.is_empty() {
+            return;
+        }
+        let registry = self.registry();
+        if let Some(presence) = registry.users.get(&user) {
+            for connection in presence.connections.values() {
+                if sessions.contains(&connection.session_id) {
+                    connection.control.close(close::SESSION_ENDED);
+                }
+            }
+        }
+    }
+
+    /// Closes every connection (1001) and waits for the writer to commit what it has.
+    pub async fn shutdown(&self) {
+        for presence in self.registry().users.values() {
+            for connection in presence.connections.values() {
+                connection.control.close(close::GOING_AWAY);
+            }
+        }
+        let _ = self.inner.writer.send(WriterOp::Stop).await;
+        let thread = lock(&self.inner.writer_thread).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    fn next_connection_id(&self) -> u64 {
+        self.inner.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Queues a write for the writer; waits (backpressure) while the writer is full.
+    async fn submit(&self, op: WriterOp) -> Result<(), ()> {
+        self.inner.writer.send(op).await.map_err(|_| ())
+    }
+
+    /// Adds a connection and announces the user if they were offline. Runs on the writer
+    /// thread, between batches. Refuses past the connection limit.
+    fn register(&self, user: u64, id: u64, connection: Connection) -> Result<Vec<u64>, ()> {
+        let mut registry = self.registry();
+        if registry.connections >= self.inner.max_connections {
+            return Err(());
+        }
+        let presence = registry.users.entry(user).or_default();
+        let announce = !presence.announced;
+        presence.announced = true;
+        if announce {
+            let frame = ServerFrame::Presence {
+                user,
+                online: true,
+                last_seen: store::now_secs(),
+            }
+            .encode();
+            broadcast(&registry, &frame);
+        }
+        let presence = registry.users.entry(user).or_default();
+        presence.connections.insert(id, connection);
+        registry.connections += 1;
+        let mut online: Vec<u64> = registry
+            .users
+            .iter()
+            .filter(|(_, p)| p.announced)
+            .map(|(&u, _)| u)
+            .collect();
+        online.sort_unstable();
+        Ok(online)
+    }
+
+    /// Removes a connection. If it was the user's last, they are announced offline after the
+    /// grace period unless they reconnect first (a page reload must not flicker).
+    fn unregister(&self, user: u64, id: u64) {
+        let generation = {
+            let mut registry = self.registry();
+            let Some(presence) = registry.users.get_mut(&user) else {
+                return;
+            };
+            if presence.connections.remove(&id).is_none() {
+                return;
+            }
+            let now_empty = presence.connections.is_empty();
+            if now_empty {
+                presence.generation += 1;
+            }
+            let generation = presence.generation;
+            registry.connections -= 1;
+            if !now_empty {
+                return;
+            }
+            generation
+        };
+        let hub = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(limits::PRESENCE_GRACE).await;
+            hub.announce_offline(user, generation).await;
+        });
+    }
+
+    async fn announce_offline(&self, user: u64, generation: u64) {
+        let last_seen = store::now_secs();
+        {
+            let mut registry = self.registry();
+            let still_gone = registry
+                .users
+                .get(&user)
+                .is_some_and(|p| p.connections.is_empty() && p.generation == generation);
+            if !still_gone {
+                return;
+            }
+            registry.users.remove(&user);
+            let frame = ServerFrame::Presence {
+                user,
+                online: false,
+                last_seen,
+            }
+            .encode();
+            broadcast(&registry, &frame);
+        }
+        let op = ChatOp::LastSeen {
+            user,
+            at: last_seen,
+        };
+        let _ = self.submit(WriterOp::Chat { op, origin: None }).await;
+    }
+
+    /// Sends a frame to every connection of these users, except `skip`.
+    fn deliver_to(&self, users: &[u64], frame: &Frame, skip: Option<u64>) {
+        let registry = self.registry();
+        for user in users {
+            if let Some(presence) = registry.users.get(user) {
+                for (&id, connection) in &presence.connections {
+                    if Some(id) != skip {
+                        connection.deliver(frame);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a frame to one connection.
+    fn deliver_to_connection(&self, user: u64, id: u64, frame: &Frame) {
+        let registry = self.registry();
+        if let Some(connection) = registry
+            .users
+            .get(&user)
+            .and_then(|p| p.connections.get(&id))
+        {
+            connection.deliver(frame);
+        }
+    }
+
+    /// Hourly: forget old client ids and expired sessions, so tables stay small.
+    fn spawn_housekeeping(&self) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                every_hour.tick().await;
+                let before =
+                    store::now_millis().saturating_sub(limits::CLIENT_ID_TTL.as_millis() as u64);
+                let op = ChatOp::PurgeClientIds { before };
+                if hub
+                    .submit(WriterOp::Chat { op, origin: None })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let store = hub.inner.store.clone();
+                if let Err(e) = store::blocking(move || store.purge_expired_sessions()).await {
+                    tracing::warn!(error = %e, "could not purge expired sessions");
+                }
+            }
+        });
+    }
+}
+
+fn broadcast(registry: &Registry, frame: &Frame) {
+    for presence in registry.users.values() {
+        for connection in presence.connections.values() {
+            connection.deliver(frame);
+        }
+    }
+}
+
+/// A poisoned lock only means another task panicked mid-update of plain maps; keep serving.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}

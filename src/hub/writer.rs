@@ -1,0 +1,192 @@
+//! The single writer: drains the queue into one redb transaction per batch (group commit),
+//! then acks and fans out in commit order. It runs on its own thread because redb commits
+//! block on fsync.
+
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::protocol::{FrameError, ServerFrame};
+use super::{Connection, Hub};
+use crate::config::limits;
+use crate::store::{ChatOp, ChatOutcome, Store};
+
+/// The connection a write came from, so its result goes back there.
+#[derive(Debug)]
+pub struct Origin {
+    pub user: u64,
+    pub connection: u64,
+    pub client_id: Option<String>,
+}
+
+pub enum WriterOp {
+    Chat {
+        op: ChatOp,
+        origin: Option<Origin>,
+    },
+    /// Register a connection and reply with its `hello` frame, consistent with the commits
+    /// before it and the live events after it.
+    Connect {
+        user: u64,
+        id: u64,
+        connection: Connection,
+        reply: oneshot::Sender<Option<super::Frame>>,
+    },
+    Stop,
+}
+
+pub fn spawn(store: Store, hub: Hub, queue: mpsc::Receiver<WriterOp>) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("confab-writer".into())
+        .spawn(move || run(store, hub, queue))
+        .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"))
+}
+
+fn run(store: Store, hub: Hub, mut queue: mpsc::Receiver<WriterOp>) {
+    let mut batch = Vec::with_capacity(limits::WRITER_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < limits::WRITER_BATCH {
+            match queue.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        if !process(&store, &hub, &mut batch) {
+            break;
+        }
+    }
+    tracing::debug!("writer stopped");
+}
+
+/// Commits the batch's writes, delivers their results, then registers its new connections.
+/// Returns false when asked to stop.
+fn process(store: &Store, hub: &Hub, batch: &mut Vec<WriterOp>) -> bool {
+    let mut ops = Vec::new();
+    let mut origins = Vec::new();
+    let mut connects = Vec::new();
+    let mut keep_running = true;
+    for op in batch.drain(..) {
+        match op {
+            WriterOp::Chat { op, origin } => {
+                ops.push(op);
+                origins.push(origin);
+            }
+            WriterOp::Connect {
+                user,
+                id,
+                connection,
+                reply,
+            } => connects.push((user, id, connection, reply)),
+            WriterOp::Stop => keep_running = false,
+        }
+    }
+    if !ops.is_empty() {
+        match store.apply_chat_batch(&ops) {
+            Ok(outcomes) => {
+                for (outcome, origin) in outcomes.into_iter().zip(origins) {
+                    deliver(hub, outcome, origin);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not commit a batch of {} writes", ops.len());
+                for origin in origins.into_iter().flatten() {
+                    let error =
+                        FrameError::new("internal", "the message could not be saved; retry")
+                            .with_client_id(origin.client_id);
+                    hub.deliver_to_connection(origin.user, origin.connection, &error.encode());
+                }
+            }
+        }
+    }
+    for (user, id, connection, reply) in connects {
+        let _ = reply.send(hello(store, hub, user, id, connection));
+    }
+    keep_running
+}
+
+fn deliver(hub: &Hub, outcome: ChatOutcome, origin: Option<Origin>) {
+    match outcome {
+        ChatOutcome::Sent { message, members } => {
+            let skip = origin.as_ref().map(|o| o.connection);
+            if let Some(origin) = &origin {
+                let ack = ServerFrame::Ack {
+                    client_id: origin.client_id.as_deref().unwrap_or_default(),
+                    message: &message,
+                };
+                hub.deliver_to_connection(origin.user, origin.connection, &ack.encode());
+            }
+            let frame = ServerFrame::Message { message: &message }.encode();
+            hub.deliver_to(&members, &frame, skip);
+        }
+        ChatOutcome::Duplicate { message } => {
+            if let Some(origin) = &origin {
+                let ack = ServerFrame::Ack {
+                    client_id: origin.client_id.as_deref().unwrap_or_default(),
+                    message: &message,
+                };
+                hub.deliver_to_connection(origin.user, origin.connection, &ack.encode());
+            }
+        }
+        ChatOutcome::Read {
+            conversation,
+            user,
+            read_seq,
+            unread,
+            members,
+        } => {
+            let own = ServerFrame::Unread {
+                conversation: &conversation,
+                unread,
+                read_seq,
+            }
+            .encode();
+            hub.deliver_to(&[user], &own, None);
+            let others: Vec<u64> = members.into_iter().filter(|&m| m != user).collect();
+            let receipt = ServerFrame::Read {
+                conversation: &conversation,
+                user,
+                seq: read_seq,
+            }
+            .encode();
+            hub.deliver_to(&others, &receipt, None);
+        }
+        ChatOutcome::Unchanged => {}
+        ChatOutcome::Rejected(rejection) => {
+            if let Some(origin) = origin {
+                let error = FrameError::from(rejection).with_client_id(origin.client_id);
+                hub.deliver_to_connection(origin.user, origin.connection, &error.encode());
+            }
+        }
+    }
+}
+
+/// Registers the connection and builds its `hello`; `None` if it cannot be served.
+fn hello(
+    store: &Store,
+    hub: &Hub,
+    user: u64,
+    id: u64,
+    connection: Connection,
+) -> Option<super::Frame> {
+    let snapshot = store
+        .user(user)
+        .and_then(|u| Ok((u, store.conversations(user)?)));
+    let (account, conversations) = match snapshot {
+        Ok((Some(account), conversations)) => (account, conversations),
+        Ok((None, _)) => return None,
+        Err(e) => {
+            tracing::error!(error = %e, "could not load a connecting user's conversations");
+            return None;
+        }
+    };
+    let online = hub.register(user, id, connection).ok()?;
+    Some(
+        ServerFrame::Hello {
+            user: &account,
+            online: &online,
+            conversations: &conversations,
+        }
+        .encode(),
+    )
+}

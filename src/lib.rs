@@ -1,0 +1,119 @@
+//! confab: team chat for a small office, in one executable.
+//!
+//! `main.rs` parses flags and calls [`run`]; tests call it the same way through the binary.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod http;
+pub mod hub;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use app::App;
+use auth::Auth;
+use config::Config;
+use hub::Hub;
+use store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "another confab is already using {0}; stop it first, or use --reset-user while it runs"
+    )]
+    InUse(String),
+    #[error("cannot open the database: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("cannot start: {0}")]
+    Auth(#[from] auth::AuthError),
+    #[error("cannot open the control socket: {0}")]
+    Control(std::io::Error),
+}
+
+/// Opens the data directory and database, creating them if needed.
+pub fn open_store(config: &Config) -> Result<Store, StartError> {
+    create_private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    Store::open(&config.database_path()).map_err(|e| match e {
+        store::StoreError::InUse => StartError::InUse(config.data_dir.display().to_string()),
+        other => StartError::Store(other),
+    })
+}
+
+/// The data directory holds the database and the signing key: owner-only.
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Serves confab on `listener` until `shutdown` resolves, then closes every connection and
+/// the database cleanly.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    store: Store,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    let auth = Auth::new(store.clone())?;
+    let hub = Hub::start(store.clone(), config.max_connections);
+    let app = Arc::new(App {
+        config,
+        store,
+        auth,
+        hub,
+    });
+    announce(&listener, &app);
+
+    let control = control::listen(app.clone()).map_err(StartError::Control)?;
+    let routes = http::routes(app.clone());
+    http::serve(listener, routes, &app.config, shutdown).await;
+
+    tracing::info!("shutting down");
+    control.abort();
+    let _ = std::fs::remove_file(app.config.control_socket_path());
+    app.hub.shutdown().await;
+    Ok(())
+}
+
+/// One readable line with the address to open, and the setup link on first run.
+fn announce(listener: &TcpListener, app: &App) {
+    let Ok(addr) = listener.local_addr() else {
+        return;
+    };
+    // Listening on every interface: the machine's name is what colleagues can type.
+    let url = if addr.ip().is_unspecified() {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_owned());
+        format!("http://{host}:{}/", addr.port())
+    } else {
+        format!("http://{addr}/")
+    };
+    tracing::info!("confab {} listening on {addr}: open {url}", config::VERSION);
+    if let Some(token) = app.auth.setup_token() {
+        tracing::info!("first run: create the administrator account at {url}setup#token={token}");
+    }
+}

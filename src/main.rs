@@ -1,0 +1,72 @@
+//! The `confab` executable: flags, logging, then the server (or a console command).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use confab::config::{Cli, Config};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let config = match Config::from_cli(&cli) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("confab: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(username) = &cli.reset_user {
+        return confab::cli::reset_user(&config, username).await;
+    }
+    match serve(cli, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("confab: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(cli: Cli, config: Config) -> Result<(), String> {
+    let store = confab::open_store(&config).map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind(cli.listen).await.map_err(|e| {
+        format!(
+            "cannot listen on {}: {e} (is another program using it? try --listen)",
+            cli.listen
+        )
+    })?;
+    confab::run(listener, config, store, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Quiet by default (info for confab, warnings for libraries); `RUST_LOG` overrides.
+fn init_logging() {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,confab=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// Ctrl-C or SIGTERM (systemd stop).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = terminate => {},
+    }
+}

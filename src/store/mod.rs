@@ -1,0 +1,165 @@
+//! The only code that touches redb: typed tables, one codec, and domain verbs that each run in
+//! one transaction (`create_user`, `apply_chat_batch`, `mark_read`, …).
+
+mod chat;
+pub mod codec;
+mod users;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableTable, TableDefinition};
+
+pub use chat::{
+    ChatOp, ChatOutcome, ChatRejection, ConversationId, ConversationSummary, HistoryPage,
+    HistoryQuery, MemberRead, Message, SendTarget,
+};
+pub use users::{NewUser, Role, Session, User, UserPatch};
+
+use codec::Stored;
+
+// The catalog. Every table in one place, with its key layout.
+
+/// name → raw bytes. `jwt_secret` (32 bytes), `next_user_id` (u64 LE).
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// user id → user record.
+const USERS: TableDefinition<u64, Stored<users::UserRecord>> = TableDefinition::new("users");
+/// lower-case username → user id. Enforces case-insensitive uniqueness.
+const USERNAMES: TableDefinition<&str, u64> = TableDefinition::new("usernames");
+/// session id → session record. A JWT is valid only while its session is here.
+const SESSIONS: TableDefinition<u128, Stored<users::SessionRecord>> =
+    TableDefinition::new("sessions");
+/// (user id, session id) → (). Finds every session of a user, to revoke them all at once.
+const USER_SESSIONS: TableDefinition<(u64, u128), ()> = TableDefinition::new("user_sessions");
+/// user id → last time seen online, unix seconds.
+const LAST_SEEN: TableDefinition<u64, u64> = TableDefinition::new("last_seen");
+/// conversation id → conversation record (kind, members, last_seq, last activity).
+const CONVERSATIONS: TableDefinition<&str, Stored<chat::ConversationRecord>> =
+    TableDefinition::new("conversations");
+/// (conversation id, seq) → message. Seqs are 1, 2, 3, … without gaps.
+const MESSAGES: TableDefinition<(&str, u64), Stored<chat::MessageRecord>> =
+    TableDefinition::new("messages");
+/// (user id, conversation id) → that member's read_seq and unread count.
+const MEMBERSHIPS: TableDefinition<(u64, &str), Stored<chat::MembershipRecord>> =
+    TableDefinition::new("memberships");
+/// (sender id, client_id) → where that send landed, so retries are idempotent.
+const CLIENT_IDS: TableDefinition<(u64, &str), Stored<chat::ClientIdRecord>> =
+    TableDefinition::new("client_ids");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] redb::Error),
+    #[error(transparent)]
+    Codec(#[from] codec::CodecError),
+    #[error("the database is in use by another confab process")]
+    InUse,
+    #[error("username already taken")]
+    UsernameTaken,
+    #[error("no such user")]
+    NoSuchUser,
+    #[error("an account already exists")]
+    AlreadySetUp,
+    #[error("the change would leave no enabled administrator")]
+    LastAdmin,
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// redb has one error type per operation; they all become [`StoreError::Database`].
+macro_rules! from_redb_errors {
+    ($($error:ty),*) => {$(
+        impl From<$error> for StoreError {
+            fn from(e: $error) -> Self {
+                StoreError::Database(e.into())
+            }
+        }
+    )*};
+}
+from_redb_errors!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Handle to the database. Cheap to clone; every clone is the same database.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Opens (or creates) the database file and its tables.
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse,
+            other => StoreError::Database(other.into()),
+        })?;
+        let store = Store { db: Arc::new(db) };
+        store.create_tables()?;
+        Ok(store)
+    }
+
+    /// Creating every table up front lets read transactions open them without special cases.
+    fn create_tables(&self) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(META)?;
+        txn.open_table(USERS)?;
+        txn.open_table(USERNAMES)?;
+        txn.open_table(SESSIONS)?;
+        txn.open_table(USER_SESSIONS)?;
+        txn.open_table(LAST_SEEN)?;
+        txn.open_table(CONVERSATIONS)?;
+        txn.open_table(MESSAGES)?;
+        txn.open_table(MEMBERSHIPS)?;
+        txn.open_table(CLIENT_IDS)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The HS256 key for session tokens, created at first start.
+    pub fn jwt_secret(&self) -> Result<Vec<u8>> {
+        let txn = self.db.begin_write()?;
+        let secret = {
+            let mut meta = txn.open_table(META)?;
+            let existing = meta.get("jwt_secret")?.map(|v| v.value().to_vec());
+            match existing {
+                Some(secret) if secret.len() == 32 => secret,
+                _ => {
+                    let secret: [u8; 32] = rand::random();
+                    meta.insert("jwt_secret", secret.as_slice())?;
+                    secret.to_vec()
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(secret)
+    }
+}
+
+/// Runs blocking store work off the async runtime.
+pub async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+/// Unix time now, in seconds.
+pub fn now_secs() -> u64 {
+    now_millis() / 1000
+}
+
+/// Unix time now, in milliseconds.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
