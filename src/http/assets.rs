@@ -14,7 +14,7 @@ const INDEX: &str = "index.html";
 
 /// Serves an embedded file. Only plain relative names are looked up, so `..`, encoded
 /// separators and the like can never reach outside the embedded set.
-pub fn serve(path: &str, if_none_match: Option<&str>) -> Response {
+pub fn serve(path: &str, if_none_match: Option<&str>) -> Option<Response> {
     let name = if path.is_empty() { INDEX } else { path };
     let plain = name
         .split('/')
@@ -23,22 +23,25 @@ pub fn serve(path: &str, if_none_match: Option<&str>) -> Response {
         Some(file) => {
             let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..16]));
             if if_none_match.is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag)) {
-                return with_cache_headers(StatusCode::NOT_MODIFIED.into_response(), &etag);
+                return Some(with_cache_headers(
+                    StatusCode::NOT_MODIFIED.into_response(),
+                    &etag,
+                ));
             }
             let mut response = Response::new(file.data.into_owned().into());
             if let Ok(mime) = HeaderValue::from_str(file.metadata.mimetype()) {
                 response.headers_mut().insert(header::CONTENT_TYPE, mime);
             }
-            with_cache_headers(response, &etag)
+            Some(with_cache_headers(response, &etag))
         }
-        None => super::error::ApiError::NotFound.into_response(),
+        None => None,
     }
 }
 
 /// The index page, or a short page saying setup is done.
 pub fn setup_page(needs_setup: bool) -> Response {
-    if needs_setup {
-        return serve(INDEX, None);
+    if let Some(index) = serve(INDEX, None).filter(|_| needs_setup) {
+        return index;
     }
     let body = "<!doctype html><meta charset=utf-8><title>confab</title>\
         <p>confab is already set up. <a href=\"/\">Sign in</a>.</p>";

@@ -55,8 +55,10 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
     let static_files = warp::get()
         .and(warp::path::tail())
         .and(warp::header::optional::<String>("if-none-match"))
-        .map(|tail: warp::path::Tail, etag: Option<String>| {
-            assets::serve(tail.as_str(), etag.as_deref())
+        .and_then(|tail: warp::path::Tail, etag: Option<String>| async move {
+            // Rejecting (not answering 404) lets a more specific rejection from an earlier
+            // route, such as 401 or bad_origin, be the one reported.
+            assets::serve(tail.as_str(), etag.as_deref()).ok_or_else(warp::reject::not_found)
         });
 
     health
