@@ -118,12 +118,14 @@ pub mod limits {
     pub const MAX_MESSAGE_CHARS: usize = 4000;
     /// Longest client-chosen message id.
     pub const MAX_CLIENT_ID_CHARS: usize = 64;
-    /// Frames queued for one connection before it counts as too slow and is closed.
-    pub const CONNECTION_QUEUE: usize = 256;
+    /// Frames queued for one connection before it counts as too slow and is closed. Several
+    /// times [`WRITER_BATCH`], because one committed batch can fan out that many frames to a
+    /// healthy connection at once. Frames are shared `Arc<str>`s, so a slot costs a pointer.
+    pub const CONNECTION_QUEUE: usize = 1024;
     /// Sends waiting for the writer; when full, senders wait (backpressure), never grow memory.
     pub const WRITER_QUEUE: usize = 4096;
     /// Most sends the writer commits in one transaction.
-    pub const WRITER_BATCH: usize = 512;
+    pub const WRITER_BATCH: usize = 256;
     /// How long the server stays quiet about a user going offline, so reloads don't flicker.
     pub const PRESENCE_GRACE: Duration = Duration::from_secs(3);
     pub const PING_INTERVAL: Duration = Duration::from_secs(20);

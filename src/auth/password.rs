@@ -122,12 +122,12 @@ mod tests {
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(
             argon2()
-                .verify_password(b"correct horse battery", &hash)
+                .verify_password(b"correct horse battery", hash.as_str())
                 .is_ok()
         );
         assert!(
             argon2()
-                .verify_password(b"wrong horse battery", &hash)
+                .verify_password(b"wrong horse battery", hash.as_str())
                 .is_err()
         );
     }

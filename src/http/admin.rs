@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::json;
 use warp::Reply;
 use warp::reply::Response;
@@ -26,13 +26,22 @@ fn member() -> Role {
     Role::Member
 }
 
+/// Absent fields stay as they are; `null` is refused like any other wrong type.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {
+    #[serde(default, deserialize_with = "present")]
     username: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     display_name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     role: Option<Role>,
+    #[serde(default, deserialize_with = "present")]
     disabled: Option<bool>,
+}
+
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 pub async fn list(app: Arc<App>, _admin: Admin) -> Result<Response, ApiError> {

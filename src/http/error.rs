@@ -140,11 +140,9 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     if let Some(api) = rejection.find::<ApiError>() {
         return Ok(api.to_response());
     }
-    let error = if rejection.is_not_found() {
-        ApiError::NotFound
-    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::MethodNotAllowed
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+    // Routes that matched the path but not the method also reject; only when nothing more
+    // specific is found is the answer "method not allowed" or "not found".
+    let error = if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         ApiError::PayloadTooLarge
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
         ApiError::LengthRequired
@@ -159,6 +157,10 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
         ApiError::InvalidBody(header.to_string())
     } else if let Some(header) = rejection.find::<warp::reject::MissingHeader>() {
         ApiError::InvalidBody(header.to_string())
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::MethodNotAllowed
+    } else if rejection.is_not_found() {
+        ApiError::NotFound
     } else {
         tracing::debug!(?rejection, "unhandled rejection");
         ApiError::InvalidBody("the request is not valid".into())

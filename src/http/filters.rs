@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::Buf;
 use http::Method;
 use serde::de::DeserializeOwned;
 use warp::{Filter, Rejection};
@@ -142,22 +142,53 @@ pub fn admin(app: Arc<App>) -> impl Filter<Extract = (Admin,), Error = Rejection
     })
 }
 
-/// A JSON body of at most 64 KiB, sent as `application/json`.
+/// A JSON body of at most 64 KiB, sent as `application/json`. The cap holds for chunked
+/// bodies too: the body is read as a stream and refused as soon as it passes the limit.
 pub fn json_body<T: DeserializeOwned + Send>()
 -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
-    warp::body::content_length_limit(limits::MAX_BODY_BYTES)
+    warp::header::optional::<u64>("content-length")
         .and(warp::header::optional::<String>("content-type"))
-        .and(warp::body::bytes())
-        .and_then(|content_type: Option<String>, body: Bytes| async move {
-            let is_json = content_type
-                .as_deref()
-                .and_then(|ct| ct.split(';').next())
-                .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
-            if !is_json {
-                return Err(warp::reject::custom(ApiError::UnsupportedMediaType));
-            }
-            serde_json::from_slice(&body).map_err(|e| {
-                warp::reject::custom(ApiError::InvalidBody(format!("invalid request body: {e}")))
-            })
-        })
+        .and(warp::body::stream())
+        .and_then(
+            |length: Option<u64>, content_type: Option<String>, body| async move {
+                if length.is_some_and(|n| n > limits::MAX_BODY_BYTES) {
+                    return Err(warp::reject::custom(ApiError::PayloadTooLarge));
+                }
+                let is_json = content_type
+                    .as_deref()
+                    .and_then(|ct| ct.split(';').next())
+                    .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
+                if !is_json {
+                    return Err(warp::reject::custom(ApiError::UnsupportedMediaType));
+                }
+                let bytes = read_capped(body).await.map_err(warp::reject::custom)?;
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    warp::reject::custom(ApiError::InvalidBody(format!(
+                        "invalid request body: {e}"
+                    )))
+                })
+            },
+        )
+}
+
+async fn read_capped(
+    body: impl futures_util::Stream<Item = Result<impl Buf, warp::Error>>,
+) -> Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
+    let mut bytes = Vec::new();
+    futures_util::pin_mut!(body);
+    while let Some(chunk) = body.next().await {
+        let mut chunk =
+            chunk.map_err(|_| ApiError::InvalidBody("the request body broke off".into()))?;
+        if bytes.len() + chunk.remaining() > limits::MAX_BODY_BYTES as usize {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            bytes.extend_from_slice(part);
+            let taken = part.len();
+            chunk.advance(taken);
+        }
+    }
+    Ok(bytes)
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use warp::filters::BoxedFilter;
-use warp::http::HeaderValue;
+use warp::http::{HeaderValue, Method};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
@@ -52,14 +52,21 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(with_app(app))
         .map(|app: Arc<App>| assets::setup_page(app.auth.needs_setup()));
 
-    let static_files = warp::get()
+    // Any path may be a file, so a non-GET here says "not found", never "method not
+    // allowed", which is kept for routes that exist with another method.
+    let static_files = warp::method()
         .and(warp::path::tail())
         .and(warp::header::optional::<String>("if-none-match"))
-        .and_then(|tail: warp::path::Tail, etag: Option<String>| async move {
-            // Rejecting (not answering 404) lets a more specific rejection from an earlier
-            // route, such as 401 or bad_origin, be the one reported.
-            assets::serve(tail.as_str(), etag.as_deref()).ok_or_else(warp::reject::not_found)
-        });
+        .and_then(
+            |method: Method, tail: warp::path::Tail, etag: Option<String>| async move {
+                // Rejecting (not answering 404) lets a more specific rejection from an
+                // earlier route, such as 401 or bad_origin, be the one reported.
+                (method == Method::GET)
+                    .then(|| assets::serve(tail.as_str(), etag.as_deref()))
+                    .flatten()
+                    .ok_or_else(warp::reject::not_found)
+            },
+        );
 
     health
         .or(api)

@@ -55,21 +55,30 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let mut service = service.clone();
-        let with_addr =
-            tower_service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ClientAddr(addr));
-                service.call(request)
-            });
-        let connection = builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(with_addr),
-            )
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let service = service.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let header_timeout = config.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            // hyper's header timer starts with the first byte; a client that connects and
+            // says nothing must not hold its slot forever either.
+            if !first_byte_within(&stream, header_timeout).await {
+                tracing::debug!(%addr, "closed a connection that sent nothing");
+                return;
+            }
+            let mut service = service;
+            let with_addr =
+                tower_service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ClientAddr(addr));
+                    service.call(request)
+                });
+            let connection = builder
+                .serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(with_addr),
+                )
+                .into_owned();
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(error = %e, %addr, "connection ended with an error");
             }
             drop(permit);
@@ -82,6 +91,15 @@ pub async fn serve(
     {
         tracing::warn!("some requests were still running at shutdown");
     }
+}
+
+/// True once the client has sent something (or closed), false if it stayed silent.
+async fn first_byte_within(stream: &tokio::net::TcpStream, limit: std::time::Duration) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(
+        tokio::time::timeout(limit, stream.peek(&mut probe)).await,
+        Ok(Ok(n)) if n > 0
+    )
 }
 
 /// A tower service from a closure (tower's `service_fn`, without the tower dependency).

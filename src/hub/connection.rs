@@ -50,7 +50,7 @@ pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
     };
     // From here on the hub knows this connection; the guard forgets it however we leave,
     // panics included.
-    let _registered = Registered {
+    let registered = Registered {
         hub: hub.clone(),
         user,
         id,
@@ -93,16 +93,18 @@ pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
             () = control.closed() => break,
         }
     }
-    // Dropping our queue sender and the registration lets the pump drain, send the close
-    // frame and stop; a peer that does not read gets a moment, then is cut off.
+    // Tell the pump to say goodbye (a no-op if a close code is already set); a peer that
+    // does not read gets a moment, then is cut off. Only then is the connection forgotten,
+    // so shutdown can wait for every goodbye to be sent.
+    control.close(close::NORMAL);
     drop(reader);
-    drop(_registered);
     if tokio::time::timeout(std::time::Duration::from_secs(1), pump)
         .await
         .is_err()
     {
         pump_abort.abort();
     }
+    drop(registered);
     tracing::debug!(user, connection = id, "disconnected");
 }
 
@@ -141,7 +143,7 @@ async fn pump(
             return;
         }
     }
-    let code = control.code().unwrap_or(1000);
+    let code = control.code().unwrap_or(close::NORMAL);
     let _ = sink.send(Message::close_with(code, reason(code))).await;
     let _ = sink.close().await;
 }
@@ -181,20 +183,23 @@ impl Reader<'_> {
             // Pings are answered by the library; pongs and binary frames only prove liveness.
             return true;
         };
+        let frame = ClientFrame::parse(text);
         if !self.budget.take() {
-            self.reply_error(FrameError::new(
-                "rate_limited",
-                "too many frames; slow down",
-            ));
+            let client_id = match &frame {
+                Ok(ClientFrame::Send { client_id, .. }) => Some(client_id.clone()),
+                Ok(_) => None,
+                Err(error) => error.client_id.clone(),
+            };
+            let error = FrameError::new("rate_limited", "too many frames; slow down");
+            self.reply_error(error.with_client_id(client_id));
             return true;
         }
-        match ClientFrame::parse(text) {
-            Ok(frame) => {
-                if let Err(error) = self.apply(frame).await {
-                    self.reply_error(error);
-                }
-            }
-            Err(error) => self.reply_error(error),
+        let result = match frame {
+            Ok(frame) => self.apply(frame).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = result {
+            self.reply_error(error);
         }
         true
     }

@@ -25,6 +25,7 @@ use writer::WriterOp;
 
 /// Close codes the hub uses (see docs/PROTOCOL.md).
 pub mod close {
+    pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
     pub const POLICY: u16 = 1008;
     pub const MESSAGE_TOO_BIG: u16 = 1009;
@@ -161,6 +162,11 @@ impl Hub {
             for connection in presence.connections.values() {
                 connection.control.close(close::GOING_AWAY);
             }
+        }
+        // Wait (briefly) until every connection has sent its goodbye and unregistered.
+        let deadline = tokio::time::Instant::now() + limits::SHUTDOWN_GRACE;
+        while self.registry().connections > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         let _ = self.inner.writer.send(WriterOp::Stop).await;
         let thread = lock(&self.inner.writer_thread).take();

@@ -86,7 +86,8 @@ struct SendFields {
 #[derive(Deserialize)]
 struct ReadFields {
     conversation: String,
-    seq: u64,
+    /// Signed, so a negative seq is reported as `invalid_seq` rather than a type error.
+    seq: i64,
 }
 
 #[derive(Deserialize)]
@@ -153,7 +154,13 @@ impl ClientFrame {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let invalid = |e: serde_json::Error| {
-            FrameError::new("invalid_frame", format!("invalid {kind} frame: {e}"))
+            // A missing field is a malformed frame; a field of the wrong type is bad JSON.
+            let code = if e.to_string().starts_with("missing field") {
+                "invalid_frame"
+            } else {
+                "invalid_json"
+            };
+            FrameError::new(code, format!("invalid {kind} frame: {e}"))
                 .with_client_id(client_id.clone())
         };
         match kind {
@@ -168,9 +175,11 @@ impl ClientFrame {
             }
             "read" => {
                 let f: ReadFields = serde_json::from_value(value.clone()).map_err(invalid)?;
+                let seq = u64::try_from(f.seq)
+                    .map_err(|_| FrameError::from(ChatRejection::InvalidSeq))?;
                 Ok(ClientFrame::Read {
                     conversation: f.conversation,
-                    seq: f.seq,
+                    seq,
                 })
             }
             "typing" => {

@@ -278,7 +278,7 @@ impl Store {
                 last_activity: record.last_activity,
             });
         }
-        out.sort_by(|a, b| b.last_activity.cmp(&a.last_activity));
+        out.sort_by_key(|c| std::cmp::Reverse(c.last_activity));
         Ok(out)
     }
 

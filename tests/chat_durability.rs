@@ -1,0 +1,217 @@
+//! Durability: an ack means the message is on disk, through crashes, restarts and retries.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::ws::{Closed, Socket, dm_id, full_history, same_session_on, send_frame, seq};
+use common::{Client, TestServer, create_user, setup_admin};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+/// 300 sends pipelined over 10 tabs of 30: the server's rate limit (bursts of 60 per
+/// connection) would drop most of them from a single tab.
+const TABS: usize = 10;
+const PER_TAB: usize = 30;
+const SENDS: usize = TABS * PER_TAB;
+
+fn client_id(tab: usize, i: usize) -> String {
+    format!("crash-{tab}-{i}")
+}
+
+fn body_of(client_id: &str) -> String {
+    format!("message {client_id}")
+}
+
+/// Sends every one of `SENDS` messages again over fresh tabs and returns the acks by client id.
+async fn send_all(server: &TestServer, alice: &Client, to: i64) -> BTreeMap<String, Value> {
+    let mut tasks = Vec::new();
+    for tab in 0..TABS {
+        let mut socket = Socket::online(server, alice).await;
+        tasks.push(tokio::spawn(async move {
+            let ids: Vec<String> = (0..PER_TAB).map(|i| client_id(tab, i)).collect();
+            for id in &ids {
+                socket.send_json(&send_frame(to, &body_of(id), id)).await;
+            }
+            let mut acks = Vec::new();
+            for id in ids {
+                acks.push((id.clone(), socket.ack_for(&id).await["message"].clone()));
+            }
+            acks
+        }));
+    }
+    let mut acks = BTreeMap::new();
+    for task in tasks {
+        acks.extend(task.await.expect("sending tab"));
+    }
+    acks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acked_message_survives_a_crash_mid_burst_exactly_once() {
+    const KILL_AFTER: usize = 100;
+    // Each tab sends a few at once, then one every 60 ms (under the 20/s limit): the burst lasts
+    // about 1.5 s, so the crash at 100 acks lands while sends are still arriving.
+    const HEAD_START: usize = 5;
+    const PACE: Duration = Duration::from_millis(60);
+    let mut server = TestServer::start();
+    let admin = setup_admin(&server).await;
+    let alice = create_user(&admin, "alice").await;
+    let bob = create_user(&admin, "bob").await;
+    let conv = dm_id(&alice, &bob);
+
+    let mut tabs = Vec::new();
+    for _ in 0..TABS {
+        tabs.push(Socket::online(&server, &alice).await);
+    }
+    let acked: Arc<Mutex<BTreeMap<String, Value>>> = Arc::default();
+    let hundred_acked = Arc::new(Notify::new());
+    let mut tasks = Vec::new();
+    for (tab, mut socket) in tabs.into_iter().enumerate() {
+        let acked = acked.clone();
+        let hundred_acked = hundred_acked.clone();
+        let to = bob.id();
+        tasks.push(tokio::spawn(async move {
+            let mut sent = 0;
+            let mut next_send = Instant::now();
+            // Send on schedule and read acks in between, until the crash ends the connection.
+            loop {
+                if sent < PER_TAB && Instant::now() >= next_send {
+                    let id = client_id(tab, sent);
+                    if socket
+                        .try_send_json(&send_frame(to, &body_of(&id), &id))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    sent += 1;
+                    if sent >= HEAD_START {
+                        next_send = Instant::now() + PACE;
+                    }
+                    continue;
+                }
+                let wait = if sent < PER_TAB {
+                    next_send.saturating_duration_since(Instant::now())
+                } else {
+                    Duration::from_secs(10)
+                };
+                match socket.try_next_frame(wait).await {
+                    Err(_crashed) => return,
+                    Ok(Some(frame)) if frame["type"] == "ack" => {
+                        let id = frame["client_id"].as_str().unwrap_or_default().to_owned();
+                        let mut acked = acked.lock().expect("acks lock");
+                        acked.insert(id, frame["message"].clone());
+                        if acked.len() >= KILL_AFTER {
+                            hundred_acked.notify_one();
+                        }
+                    }
+                    Ok(Some(frame)) => assert_ne!(frame["type"], "error", "{frame}"),
+                    Ok(None) if sent < PER_TAB => {}
+                    Ok(None) => panic!("tab {tab}: neither acks nor a crash within 10 s"),
+                }
+            }
+        }));
+    }
+    tokio::time::timeout(Duration::from_secs(30), hundred_acked.notified())
+        .await
+        .expect("100 acks within 30 s");
+    server.kill();
+    for task in tasks {
+        task.await.expect("tab task");
+    }
+    let acked = std::mem::take(&mut *acked.lock().expect("acks lock"));
+    assert!(
+        (KILL_AFTER..SENDS).contains(&acked.len()),
+        "the crash came mid-burst: {} of {SENDS} acked",
+        acked.len()
+    );
+
+    let server = TestServer::start_in(&server.data_dir());
+    let alice = same_session_on(&server, &alice);
+    let history = full_history(&alice, &conv).await;
+    let seqs: Vec<u64> = history.iter().map(seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=history.len() as u64).collect::<Vec<u64>>(),
+        "seqs stay gapless through a crash"
+    );
+    let bodies: HashSet<&str> = history.iter().filter_map(|m| m["body"].as_str()).collect();
+    assert_eq!(bodies.len(), history.len(), "no message stored twice");
+    for (id, message) in &acked {
+        let stored: Vec<&Value> = history
+            .iter()
+            .filter(|m| m["body"] == body_of(id))
+            .collect();
+        assert_eq!(
+            stored,
+            [message],
+            "acked {id} is in history exactly once, as acked"
+        );
+    }
+
+    // The client retries everything it had sent: acked ones come back with their original ack,
+    // and the rest are stored once, still gapless.
+    let retried = send_all(&server, &alice, bob.id()).await;
+    for (id, message) in &acked {
+        assert_eq!(
+            &retried[id], message,
+            "the retry of {id} returns its original ack"
+        );
+    }
+    let history = full_history(&alice, &conv).await;
+    let seqs: Vec<u64> = history.iter().map(seq).collect();
+    assert_eq!(seqs, (1..=SENDS as u64).collect::<Vec<u64>>());
+    let mut retried: Vec<Value> = retried.into_values().collect();
+    retried.sort_by_key(seq);
+    assert_eq!(history, retried, "history holds each of the {SENDS} once");
+}
+
+#[tokio::test]
+async fn a_graceful_stop_says_1001_and_loses_nothing() {
+    let mut server = TestServer::start();
+    let admin = setup_admin(&server).await;
+    let alice = create_user(&admin, "alice").await;
+    let bob = create_user(&admin, "bob").await;
+    let conv = dm_id(&alice, &bob);
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    let mut sent = Vec::new();
+    for n in 1..=5 {
+        sent.push(
+            alice_tab
+                .send_acked(
+                    bob.id(),
+                    &format!("before the update {n}"),
+                    &format!("g-{n}"),
+                )
+                .await,
+        );
+    }
+
+    server.signal_term();
+    for tab in [&mut alice_tab, &mut bob_tab] {
+        assert_eq!(
+            tab.expect_close().await,
+            Closed::Code(Some(1001)),
+            "shutting down is announced with 1001 so clients reconnect"
+        );
+    }
+    let exit = server.wait_exit(Duration::from_secs(5));
+    assert!(
+        exit.is_some_and(|status| status.success()),
+        "SIGTERM ends the server cleanly: {exit:?}"
+    );
+
+    let server = TestServer::start_in(&server.data_dir());
+    let bob = same_session_on(&server, &bob);
+    assert_eq!(full_history(&bob, &conv).await, sent);
+    let mut bob_back = Socket::online(&server, &bob).await;
+    let summary = &bob_back.hello["conversations"][0];
+    assert_eq!(summary["last_seq"], 5, "{summary}");
+    bob_back
+        .send_acked(conv.as_str(), "back online", "g-6")
+        .await;
+}

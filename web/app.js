@@ -1,0 +1,150 @@
+// Entry point: decides which screen shows (setup, sign in, password change, chat), routes the URL
+// hash (#/dm/<username>, #/admin) and keeps the connection banner, title and favicon in step.
+//
+// Module map: api.js (HTTP), socket.js (the WebSocket and its backoff), store.js (all client state,
+// applied from frames and HTTP results), chat.js (the live session: frames in, intents out),
+// attention.js (title, favicon, notifications), views/* (DOM built from the store), dom.js, format.js.
+import * as api from './api.js';
+import * as store from './store.js';
+import * as chat from './chat.js';
+import { showUnread } from './attention.js';
+import { h } from './dom.js';
+import { setupScreen, signInScreen, changePasswordScreen } from './views/auth.js';
+import { createShell } from './views/shell.js';
+import { confirmDialog } from './views/dialog.js';
+
+const root = document.getElementById('app');
+const banner = document.getElementById('banner');
+let shell = null; // present while signed in to the chat
+
+function render(node) {
+  root.replaceChildren(node);
+  root.querySelector('[autofocus]')?.focus();
+}
+
+// ---- screens ----
+
+async function boot() {
+  if (location.pathname === '/setup') {
+    render(setupScreen({ onSignedIn: enter }));
+    return;
+  }
+  try {
+    enter(await api.get('/api/me'));
+  } catch (e) {
+    if (e.status === 401) showSignIn();
+    else render(h('main', { class: 'auth' }, h('div', { class: 'card' }, h('h1', {}, 'confab is not reachable'),
+      h('p', { class: 'form-error', role: 'alert' }, e.message),
+      h('button', { type: 'button', class: 'primary', onclick: boot }, 'Try again'))));
+  }
+}
+
+function showSignIn(notice) {
+  render(signInScreen({ notice, onSignedIn: enter }));
+}
+
+function enter(me) {
+  if (me.must_change_password) {
+    render(changePasswordScreen({ me, onDone: () => enter({ ...me, must_change_password: false }), onSignOut: signOut }));
+    return;
+  }
+  shell = createShell({ onSignOut: signOut, onUsersChanged: chat.refreshDirectory });
+  render(shell.el);
+  chat.start(me, { onSessionEnded: () => endSession('Your session has ended. Please sign in again.') }).then(route);
+  route();
+}
+
+function endSession(notice) {
+  if (!shell) return;
+  shell.destroy();
+  shell = null;
+  chat.stop();
+  showSignIn(notice);
+}
+
+async function signOut() {
+  const unsent = store.state.outbox.length;
+  if (unsent && !(await confirmDialog('Sign out?',
+    `${unsent} message${unsent === 1 ? ' has' : 's have'} not been sent yet and will be lost.`, 'Sign out', { danger: true }))) return;
+  store.clearLocalData();
+  try {
+    await api.post('/api/logout');
+  } catch {
+    // Signed out locally either way; the session also expires on its own.
+  }
+  if (shell) endSession();
+  else showSignIn();
+}
+
+// A 401 from any call while signed in means the session is gone (revoked, expired).
+api.onSessionEnded((error) => {
+  if (!shell) return;
+  if (error.code === 'password_change_required') {
+    shell.destroy();
+    shell = null;
+    chat.stop();
+    boot();
+  } else {
+    endSession('Your session has ended. Please sign in again.');
+  }
+});
+
+// ---- routing ----
+
+function route() {
+  if (!shell) return;
+  const { state } = store;
+  let hash;
+  try {
+    hash = decodeURIComponent(location.hash);
+  } catch {
+    hash = '#/'; // a mangled bookmark: fall back to the empty pane
+  }
+  let match;
+  if (hash === '#/admin' && state.me?.role === 'admin') {
+    chat.openConversation(null);
+    shell.showAdmin();
+  } else if ((match = /^#\/dm\/(.+)$/.exec(hash))) {
+    if (state.users.size === 0) return; // directory still loading: route() runs again when it is
+    const user = store.userByName(match[1]);
+    if (!user || user.id === state.me.id) {
+      chat.openConversation(null);
+      shell.showNotFound(match[1]);
+      return;
+    }
+    const id = store.dmWith(user.id);
+    const view = shell.showConversation(id);
+    chat.openConversation(id);
+    if (!matchMedia('(pointer: coarse)').matches) view.focus();
+  } else if ((match = /^#\/c\/(.+)$/.exec(hash))) {
+    shell.showConversation(match[1]);
+    chat.openConversation(match[1]);
+  } else {
+    chat.openConversation(null);
+    shell.showEmpty();
+  }
+}
+
+addEventListener('hashchange', route);
+
+// ---- things that follow the store everywhere ----
+
+store.subscribe(() => {
+  const signedIn = Boolean(shell);
+  showUnread(signedIn ? store.totalUnread() : 0);
+  const offline = signedIn && store.state.connection === 'offline';
+  if (offline && banner.hidden) {
+    banner.replaceChildren(h('span', {}, 'Connection lost — reconnecting…'),
+      h('button', { type: 'button', class: 'link', onclick: chat.reconnectNow }, 'Retry now'));
+  }
+  banner.hidden = !offline;
+});
+
+addEventListener('keydown', (event) => {
+  if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === 'k' && shell) {
+    event.preventDefault();
+    shell.focusFilter();
+  }
+});
+
+boot();

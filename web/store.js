@@ -1,0 +1,396 @@
+// The one client-side store. Server frames and HTTP results are applied here; views read `state`
+// and re-render when notified. Nothing in this module talks to the network.
+import { dmId } from './format.js';
+
+export const TYPING_TTL_MS = 5000;
+
+export const state = {
+  me: null,
+  /** id → directory entry from GET /api/users (kept up to date by presence frames). */
+  users: new Map(),
+  online: new Set(),
+  /** id → conversation summary, plus `reads` as a Map user → seq and `activity` in ms. */
+  conversations: new Map(),
+  /** id → {messages: Map seq → message, hasMore, loaded, loading}; only for conversations opened. */
+  timelines: new Map(),
+  /** conversation id → Map user id → expiry (ms). */
+  typing: new Map(),
+  /** Unacknowledged sends, oldest first: {client_id, conversation, to, body, status, error, at}. */
+  outbox: [],
+  /** 'connecting' (first attempt), 'online' (hello received), 'offline' (lost, reconnecting). */
+  connection: 'connecting',
+  /** Conversation on screen (id), and the other person's id when it is a DM. */
+  openId: null,
+  /** Bumped on any change to what a conversation pane shows, so it re-renders only when needed. */
+  revs: new Map(),
+};
+
+const listeners = new Set();
+let scheduled = false;
+
+export function subscribe(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+/** Batches notifications: a burst of frames renders once. */
+export function changed(conversationId) {
+  if (conversationId) state.revs.set(conversationId, (state.revs.get(conversationId) ?? 0) + 1);
+  if (scheduled) return;
+  scheduled = true;
+  queueMicrotask(() => {
+    scheduled = false;
+    for (const fn of listeners) fn();
+  });
+}
+
+export function rev(conversationId) {
+  return state.revs.get(conversationId) ?? 0;
+}
+
+export function reset() {
+  state.me = null;
+  state.users.clear();
+  state.online.clear();
+  state.conversations.clear();
+  state.timelines.clear();
+  state.typing.clear();
+  state.outbox = [];
+  state.connection = 'connecting';
+  state.openId = null;
+  state.revs.clear();
+  changed();
+}
+
+// ---- identity and directory ----
+
+/** Signing in: who we are, and the outbox this browser kept for that account. */
+export function setMe(user) {
+  state.me = user;
+  state.outbox = loadOutbox(user.id);
+  changed();
+}
+
+/** Fresh account details (hello, directory): the outbox in memory is left alone. */
+export function updateMe(user) {
+  state.me = { ...state.me, ...user };
+  changed();
+}
+
+export function setUsers(list) {
+  state.users = new Map(list.map((u) => [u.id, u]));
+  if (state.me && state.users.has(state.me.id)) {
+    const { must_change_password } = state.me;
+    state.me = { ...state.me, ...state.users.get(state.me.id), must_change_password };
+  }
+  for (const id of state.revs.keys()) changed(id); // names in panes may have changed
+  changed();
+}
+
+export function userById(id) {
+  return state.users.get(id) ?? (state.me?.id === id ? state.me : undefined);
+}
+
+export function userByName(username) {
+  const name = username.toLowerCase();
+  for (const u of state.users.values()) if (u.username === name) return u;
+  return undefined;
+}
+
+/** The other member of a DM (or undefined for other kinds of conversation). */
+export function otherMember(conversationId) {
+  const m = /^dm:(\d+):(\d+)$/.exec(conversationId ?? '');
+  if (!m || !state.me) return undefined;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a === state.me.id ? b : a;
+}
+
+export function dmWith(userId) {
+  return dmId(state.me.id, userId);
+}
+
+// ---- conversations ----
+
+function summaryFrom(s) {
+  return {
+    ...s,
+    reads: new Map((s.reads ?? []).map((r) => [r.user, r.seq])),
+    activity: s.last_message?.sent_at ?? 0,
+  };
+}
+
+function ensureSummary(id) {
+  let s = state.conversations.get(id);
+  if (!s) {
+    const other = otherMember(id);
+    s = summaryFrom({
+      id, kind: id.startsWith('dm:') ? 'dm' : 'room',
+      members: other ? [state.me.id, other] : [state.me.id],
+      last_seq: 0, read_seq: 0, unread: 0, last_message: null, reads: [],
+    });
+    state.conversations.set(id, s);
+  }
+  return s;
+}
+
+export function setConversations(list) {
+  const next = new Map();
+  for (const s of list) {
+    const summary = summaryFrom(s);
+    // A read frame may have told us more than this list knows (it can be older than the frame).
+    const old = state.conversations.get(s.id);
+    if (old) for (const [user, seq] of old.reads) if (seq > (summary.reads.get(user) ?? 0)) summary.reads.set(user, seq);
+    next.set(s.id, summary);
+    changed(s.id);
+  }
+  // Keep local-only entries (an opened DM that has no messages yet) so the pane stays put.
+  for (const [id, s] of state.conversations) if (!next.has(id) && s.last_seq === 0) next.set(id, s);
+  state.conversations = next;
+  changed();
+}
+
+/** Conversations with at least one message, latest activity first. */
+export function conversationList() {
+  return [...state.conversations.values()]
+    .filter((s) => s.last_seq > 0)
+    .sort((a, b) => b.activity - a.activity || b.last_seq - a.last_seq);
+}
+
+export function totalUnread() {
+  let n = 0;
+  for (const s of state.conversations.values()) n += s.unread;
+  return n;
+}
+
+export function timeline(id) {
+  let t = state.timelines.get(id);
+  if (!t) {
+    t = { messages: new Map(), hasMore: false, loaded: false, loading: false };
+    state.timelines.set(id, t);
+  }
+  return t;
+}
+
+/** Highest seq held for a loaded conversation (0 if none). Timelines are kept contiguous. */
+export function newestSeq(t) {
+  let max = 0;
+  for (const seq of t.messages.keys()) if (seq > max) max = seq;
+  return max;
+}
+
+export function oldestSeq(t) {
+  let min = Infinity;
+  for (const seq of t.messages.keys()) if (seq < min) min = seq;
+  return min === Infinity ? 0 : min;
+}
+
+export function sortedMessages(t) {
+  return [...t.messages.values()].sort((a, b) => a.seq - b.seq);
+}
+
+/**
+ * Applies one message (live frame, ack, or a history page entry). Returns 'gap' when it is newer than
+ * newest+1 of a loaded timeline: the caller fetches the gap (?after=) instead of leaving a hole.
+ */
+export function applyMessage(msg, { live = true } = {}) {
+  const s = ensureSummary(msg.conversation);
+  const fresh = msg.seq > s.last_seq; // frames arrive in order: anything at or below is a repeat
+  if (fresh) {
+    s.last_seq = msg.seq;
+    s.last_message = msg;
+    s.activity = msg.sent_at;
+  }
+  if (msg.from === state.me?.id) {
+    // Sending marks the conversation read for the sender (PROTOCOL.md, `message`).
+    if (msg.seq > s.read_seq) {
+      s.read_seq = msg.seq;
+      s.unread = 0;
+    }
+  } else {
+    if (fresh && live && msg.seq > s.read_seq) s.unread += 1;
+    // A message from X means X has read up to it.
+    if (msg.seq > (s.reads.get(msg.from) ?? 0)) s.reads.set(msg.from, msg.seq);
+    state.typing.get(msg.conversation)?.delete(msg.from);
+  }
+  let result = 'ok';
+  // History pages fill the timeline themselves; live messages join it only without a hole.
+  const t = state.timelines.get(msg.conversation);
+  if (live && t?.loaded && !t.messages.has(msg.seq)) {
+    const newest = newestSeq(t);
+    if (msg.seq === newest + 1) t.messages.set(msg.seq, msg);
+    else if (msg.seq > newest + 1) result = 'gap';
+  }
+  changed(msg.conversation);
+  return result;
+}
+
+/** A history page. `direction`: 'latest' (first load), 'older' (before=) or 'newer' (after=). */
+export function applyHistory(id, page, direction) {
+  const t = timeline(id);
+  for (const msg of page.messages) {
+    if (!t.messages.has(msg.seq)) t.messages.set(msg.seq, msg);
+    applyMessage(msg, { live: false });
+  }
+  if (direction !== 'newer') t.hasMore = page.has_more;
+  t.loaded = true;
+  changed(id);
+}
+
+export function applyRead({ conversation, user, seq }) {
+  const s = ensureSummary(conversation);
+  if (seq > (s.reads.get(user) ?? 0)) s.reads.set(user, seq);
+  changed(conversation);
+}
+
+export function applyUnread({ conversation, unread, read_seq }) {
+  const s = ensureSummary(conversation);
+  s.unread = unread;
+  s.read_seq = Math.max(s.read_seq, read_seq);
+  changed(conversation);
+}
+
+/** Optimistic local read: the server confirms with an `unread` frame. */
+export function markedRead(conversation, seq) {
+  const s = ensureSummary(conversation);
+  if (seq > s.read_seq) s.read_seq = seq;
+  s.unread = 0;
+  changed(conversation);
+}
+
+// ---- presence and typing ----
+
+export function setOnline(ids) {
+  state.online = new Set(ids);
+  changed();
+}
+
+export function applyPresence({ user, online, last_seen }) {
+  if (online) state.online.add(user);
+  else state.online.delete(user);
+  const u = state.users.get(user);
+  if (u && last_seen !== undefined) state.users.set(user, { ...u, last_seen });
+  changed();
+}
+
+export function applyTyping({ conversation, user }) {
+  if (user === state.me?.id) return;
+  let m = state.typing.get(conversation);
+  if (!m) state.typing.set(conversation, (m = new Map()));
+  m.set(user, Date.now() + TYPING_TTL_MS);
+  changed();
+}
+
+/** User ids typing in a conversation right now (expired entries are dropped). */
+export function typingIn(conversation, now = Date.now()) {
+  const m = state.typing.get(conversation);
+  if (!m) return [];
+  for (const [user, until] of m) if (until <= now) m.delete(user);
+  return [...m.keys()];
+}
+
+export function setConnection(value) {
+  if (state.connection === value) return;
+  state.connection = value;
+  changed();
+}
+
+// ---- outbox: persisted so a reload (or a crash) keeps what the user wrote ----
+
+function outboxKey(userId) {
+  return `confab.outbox.${userId}`;
+}
+
+function loadOutbox(userId) {
+  try {
+    const items = JSON.parse(localStorage.getItem(outboxKey(userId)) ?? '[]');
+    // A send that was on the wire when the page went away may or may not have arrived: that is
+    // "failed" (Retry is safe, the client_id makes it idempotent). Queued ones never left.
+    return items.map((i) => (i.status === 'sending' ? { ...i, status: 'failed' } : i));
+  } catch {
+    return [];
+  }
+}
+
+function saveOutbox() {
+  if (!state.me) return;
+  try {
+    if (state.outbox.length) localStorage.setItem(outboxKey(state.me.id), JSON.stringify(state.outbox));
+    else localStorage.removeItem(outboxKey(state.me.id));
+  } catch {
+    // Storage full or disabled: the outbox still works for this page's lifetime.
+  }
+}
+
+export function enqueue(item) {
+  state.outbox.push(item);
+  saveOutbox();
+  changed(item.conversation);
+}
+
+export function outboxItem(clientId) {
+  return state.outbox.find((i) => i.client_id === clientId);
+}
+
+export function setOutboxStatus(clientId, status, error) {
+  const item = outboxItem(clientId);
+  if (!item) return;
+  item.status = status;
+  item.error = error;
+  saveOutbox();
+  changed(item.conversation);
+}
+
+export function removeOutbox(clientId) {
+  const item = outboxItem(clientId);
+  if (!item) return;
+  state.outbox = state.outbox.filter((i) => i !== item);
+  saveOutbox();
+  changed(item.conversation);
+}
+
+/** Sends on the wire when the connection dropped have an unknown fate: show them as failed. */
+export function failInFlight() {
+  for (const item of state.outbox) {
+    if (item.status === 'sending') {
+      item.status = 'failed';
+      item.error = 'Connection lost before the server confirmed.';
+      changed(item.conversation);
+    }
+  }
+  saveOutbox();
+}
+
+export function applyAck({ client_id, message }) {
+  removeOutbox(client_id);
+  return applyMessage(message);
+}
+
+export function clearLocalData() {
+  if (!state.me) return;
+  try {
+    localStorage.removeItem(outboxKey(state.me.id));
+    const prefix = `confab.draft.${state.me.id}.`;
+    for (const key of Object.keys(localStorage)) if (key.startsWith(prefix)) localStorage.removeItem(key);
+  } catch {
+    // Nothing to clear if storage is unavailable.
+  }
+}
+
+// ---- drafts ----
+
+function draftKey(conversation) {
+  return `confab.draft.${state.me?.id}.${conversation}`;
+}
+
+export function loadDraft(conversation) {
+  try { return localStorage.getItem(draftKey(conversation)) ?? ''; } catch { return ''; }
+}
+
+export function saveDraft(conversation, text) {
+  try {
+    if (text) localStorage.setItem(draftKey(conversation), text);
+    else localStorage.removeItem(draftKey(conversation));
+  } catch {
+    // A lost draft is an inconvenience, not an error worth interrupting the user for.
+  }
+}

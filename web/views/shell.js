@@ -1,0 +1,59 @@
+// The signed-in layout: sidebar plus one pane (a conversation, the admin page, or an empty state).
+// Below 720 px only one of the two shows; `data-view` on the shell says which.
+import { h } from '../dom.js';
+import * as store from '../store.js';
+import { createSidebar } from './sidebar.js';
+import { createConversationView } from './conversation.js';
+import { createAdminView } from './admin.js';
+
+export function createShell({ onSignOut, onUsersChanged }) {
+  const sidebar = createSidebar({ onSignOut });
+  const pane = h('main', { class: 'pane', id: 'pane' });
+  const el = h('div', { class: 'shell', dataset: { view: 'list' } }, sidebar.el, pane);
+  let current = null; // {key, view}
+  const back = () => { location.hash = '#/'; };
+
+  function show(key, make, view) {
+    el.dataset.view = view;
+    if (current?.key === key) return current.view;
+    current?.view.destroy();
+    const next = make();
+    pane.replaceChildren(next.el);
+    next.mounted();
+    current = { key, view: next };
+    return next;
+  }
+
+  function placeholder(title, text) {
+    return {
+      el: h('div', { class: 'placeholder' }, h('img', { src: '/favicon.svg', alt: '', width: 64, height: 64 }),
+        h('h1', {}, title), h('p', { class: 'muted' }, text)),
+      mounted() {}, focus() {}, destroy() {},
+    };
+  }
+
+  return {
+    el,
+    showEmpty() {
+      show('empty', () => placeholder(`Hello, ${store.state.me?.display_name ?? ''}`,
+        'Pick a person on the left to start a conversation. Ctrl+K finds someone quickly.'), 'list');
+    },
+    showNotFound(name) {
+      show(`missing:${name}`, () => placeholder('Nobody here by that name', `There is no one called “${name}” on this server.`), 'pane');
+    },
+    showConversation(id) {
+      return show(`conv:${id}`, () => createConversationView(id, { onBack: back }), 'pane');
+    },
+    showAdmin() {
+      show('admin', () => createAdminView({ me: store.state.me, onBack: back, onUsersChanged }), 'pane');
+    },
+    focusFilter() {
+      if (el.dataset.view === 'pane' && matchMedia('(max-width: 720px)').matches) back();
+      sidebar.focusFilter();
+    },
+    destroy() {
+      current?.view.destroy();
+      sidebar.destroy();
+    },
+  };
+}
