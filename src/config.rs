@@ -146,8 +146,11 @@ pub mod limits {
     pub const LOGIN_ATTEMPTS_PER_USER: u32 = 10;
     pub const LOGIN_ATTEMPTS_PER_ADDR: u32 = 30;
     pub const LOGIN_WINDOW: Duration = Duration::from_secs(5 * 60);
-    /// Graceful shutdown deadline.
-    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+    /// Graceful shutdown: open HTTP requests get this long, then WebSockets get
+    /// [`SOCKET_GOODBYE`] to receive their close frame; together well inside systemd's
+    /// and the 5 s.
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+    pub const SOCKET_GOODBYE: Duration = Duration::from_millis(1500);
     /// Default and largest history page.
     pub const HISTORY_PAGE: u32 = 50;
     pub const HISTORY_PAGE_MAX: u32 = 100;

@@ -98,7 +98,7 @@ pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
     // so shutdown can wait for every goodbye to be sent.
     control.close(close::NORMAL);
     drop(reader);
-    if tokio::time::timeout(std::time::Duration::from_secs(1), pump)
+    if tokio::time::timeout(limits::SOCKET_GOODBYE, pump)
         .await
         .is_err()
     {

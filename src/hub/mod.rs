@@ -164,7 +164,7 @@ impl Hub {
             }
         }
         // Wait (briefly) until every connection has sent its goodbye and unregistered.
-        let deadline = tokio::time::Instant::now() + limits::SHUTDOWN_GRACE;
+        let deadline = tokio::time::Instant::now() + limits::SOCKET_GOODBYE;
         while self.registry().connections > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
