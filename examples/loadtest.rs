@@ -530,10 +530,13 @@ async fn run(args: Args) -> Fallible<()> {
     let (rss_after, hwm_after) = server.memory()?;
 
     println!(
-        "send:     {acked} acked in {:.2} s = {:.0} msg/s (client pacing caps the offered load \
-         at {ceiling:.0} msg/s: 19/s per connection, under the server's 20/s limit)",
+        "send:     {acked} acked in {:.2} s = {:.0} msg/s",
         elapsed.as_secs_f64(),
         acked as f64 / elapsed.as_secs_f64().max(f64::EPSILON)
+    );
+    println!(
+        "          (offered load is paced under the server's per-connection rate limit: a burst \
+         of {CLIENT_BURST}, then {CLIENT_RATE}/s per connection = {ceiling:.0} msg/s sustained)"
     );
     println!("          {received} delivered to partners, {rate_limited} rate_limited (retried)");
     println!(

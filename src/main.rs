@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
 use confab::config::{Cli, Config};
@@ -32,6 +33,10 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(cli: Cli, config: Config) -> Result<(), String> {
+    // Installed before anything else, so a SIGTERM right after start is still graceful.
+    let terminate = signal(SignalKind::terminate())
+        .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)))
+        .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
     let store = confab::open_store(&config).map_err(|e| e.to_string())?;
     let listener = TcpListener::bind(cli.listen).await.map_err(|e| {
         format!(
@@ -39,7 +44,7 @@ async fn serve(cli: Cli, config: Config) -> Result<(), String> {
             cli.listen
         )
     })?;
-    confab::run(listener, config, store, shutdown_signal())
+    confab::run(listener, config, store, shutdown_signal(terminate))
         .await
         .map_err(|e| e.to_string())
 }
@@ -55,18 +60,10 @@ fn init_logging() {
         .init();
 }
 
-/// Ctrl-C or SIGTERM (systemd stop).
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+/// SIGTERM (systemd stop) or Ctrl-C.
+async fn shutdown_signal((mut terminate, mut interrupt): (Signal, Signal)) {
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = terminate => {},
+        _ = terminate.recv() => {},
+        _ = interrupt.recv() => {},
     }
 }

@@ -87,6 +87,19 @@ async fn sigterm_stops_the_server_cleanly_even_with_idle_connections() {
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
+#[test]
+fn sigterm_right_after_the_listening_line_is_still_graceful() {
+    // "listening on" tells systemd and scripts the server is up; a stop sent at that moment
+    // must already find the signal handler in place instead of killing the process outright.
+    for round in 0..25 {
+        let server = TestServer::start();
+
+        let status = server.stop();
+
+        assert_eq!(status.code(), Some(0), "round {round}: {status:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_cookie_request_from_another_site_is_refused() {
     let server = TestServer::start();
