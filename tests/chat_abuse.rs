@@ -1,4 +1,4 @@
-//! Bad input, outsiders, floods, slow readers and refused upgrades: the hub stays correct and usable.
+//! Bad input, outsiders, floods, slow readers, refused upgrades: the hub stays correct and usable.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Live delivery over the WebSocket: who gets which frame, DM ids, gapless seqs and idempotent sends.
+//! Live delivery: who gets which frame, DM ids, gapless seqs and idempotent sends.
 
 mod common;
 
@@ -32,8 +32,7 @@ fn frames_of_type<'a>(frames: &'a [Value], kind: &str) -> Vec<&'a Value> {
 }
 
 #[tokio::test]
-async fn every_connection_starts_with_a_hello_naming_the_user_who_is_online_and_their_conversations()
- {
+async fn every_connection_starts_with_a_hello_naming_the_user_who_is_online_and_their_dms() {
     let (server, alice, bob) = office().await;
     let mut alice_tab = Socket::online(&server, &alice).await;
 

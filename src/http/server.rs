@@ -55,6 +55,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Frames are small and latency matters more than packet count: without this, an ack
+        // can wait 40 ms for Nagle's algorithm and a delayed ACK.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
         let service = service.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();

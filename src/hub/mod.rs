@@ -186,7 +186,13 @@ impl Hub {
 
     /// Adds a connection and announces the user if they were offline. Runs on the writer
     /// thread, between batches. Refuses past the connection limit.
-    fn register(&self, user: u64, id: u64, connection: Connection) -> Result<Vec<u64>, ()> {
+    /// Returns the online set, and whether this user just came online.
+    fn register(
+        &self,
+        user: u64,
+        id: u64,
+        connection: Connection,
+    ) -> Result<(Vec<u64>, bool), ()> {
         let mut registry = self.registry();
         if registry.connections >= self.inner.max_connections {
             return Err(());
@@ -213,7 +219,7 @@ impl Hub {
             .map(|(&u, _)| u)
             .collect();
         online.sort_unstable();
-        Ok(online)
+        Ok((online, announce))
     }
 
     /// Removes a connection. If it was the user's last, they are announced offline after the
@@ -238,38 +244,42 @@ impl Hub {
             }
             generation
         };
+        let last_seen = store::now_secs();
         let hub = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(limits::PRESENCE_GRACE).await;
-            hub.announce_offline(user, generation).await;
+            hub.announce_offline(user, generation, last_seen).await;
         });
     }
 
-    async fn announce_offline(&self, user: u64, generation: u64) {
-        let last_seen = store::now_secs();
-        {
-            let mut registry = self.registry();
-            let still_gone = registry
+    /// After the grace period: if the user is still gone, save when they left, then tell
+    /// everyone (in that order, so whoever reacts to the frame reads the new `last_seen`).
+    async fn announce_offline(&self, user: u64, generation: u64, last_seen: u64) {
+        let still_gone = |registry: &Registry| {
+            registry
                 .users
                 .get(&user)
-                .is_some_and(|p| p.connections.is_empty() && p.generation == generation);
-            if !still_gone {
-                return;
-            }
-            registry.users.remove(&user);
-            let frame = ServerFrame::Presence {
-                user,
-                online: false,
-                last_seen,
-            }
-            .encode();
-            broadcast(&registry, &frame);
-        }
-        let op = ChatOp::LastSeen {
-            user,
-            at: last_seen,
+                .is_some_and(|p| p.connections.is_empty() && p.generation == generation)
         };
-        let _ = self.submit(WriterOp::Chat { op, origin: None }).await;
+        if !still_gone(&self.registry()) {
+            return;
+        }
+        let store = self.inner.store.clone();
+        if let Err(e) = store::blocking(move || store.set_last_seen(user, last_seen)).await {
+            tracing::warn!(error = %e, user, "could not save last_seen");
+        }
+        let mut registry = self.registry();
+        if !still_gone(&registry) {
+            return;
+        }
+        registry.users.remove(&user);
+        let frame = ServerFrame::Presence {
+            user,
+            online: false,
+            last_seen,
+        }
+        .encode();
+        broadcast(&registry, &frame);
     }
 
     /// Sends a frame to every connection of these users, except `skip`.

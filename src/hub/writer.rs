@@ -180,7 +180,13 @@ fn hello(
             return None;
         }
     };
-    let online = hub.register(user, id, connection).ok()?;
+    let (online, came_online) = hub.register(user, id, connection).ok()?;
+    if came_online {
+        // So last_seen is roughly right even if the server dies while they are online.
+        if let Err(e) = store.set_last_seen(user, crate::store::now_secs()) {
+            tracing::warn!(error = %e, user, "could not save last_seen");
+        }
+    }
     Some(
         ServerFrame::Hello {
             user: &account,

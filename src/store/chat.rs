@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::codec::{Encoded, Record, Stored};
 use super::users::UserRecord;
-use super::{CLIENT_IDS, CONVERSATIONS, LAST_SEEN, MEMBERSHIPS, MESSAGES, Result, Store, USERS};
+use super::{CLIENT_IDS, CONVERSATIONS, MEMBERSHIPS, MESSAGES, Result, Store, USERS};
 
 /// A conversation id in canonical form. DMs are `dm:<lower user id>:<higher user id>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -177,10 +177,6 @@ pub enum ChatOp {
         user: u64,
         conversation: ConversationId,
         seq: u64,
-    },
-    LastSeen {
-        user: u64,
-        at: u64,
     },
     /// Forget client ids recorded before this time (unix ms).
     PurgeClientIds {
@@ -361,10 +357,6 @@ fn apply(txn: &WriteTransaction, op: &ChatOp) -> Result<ChatOutcome> {
             conversation,
             seq,
         } => mark_read(txn, *user, conversation, *seq),
-        ChatOp::LastSeen { user, at } => {
-            txn.open_table(LAST_SEEN)?.insert(*user, *at)?;
-            Ok(ChatOutcome::Unchanged)
-        }
         ChatOp::PurgeClientIds { before } => {
             txn.open_table(CLIENT_IDS)?
                 .retain(|_, record| record.decode().map_or(true, |r| r.at >= *before))?;

@@ -240,6 +240,14 @@ impl Store {
         Ok(revoked)
     }
 
+    /// Records when the user was last connected (unix seconds).
+    pub fn set_last_seen(&self, user_id: u64, at: u64) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(LAST_SEEN)?.insert(user_id, at)?;
+        txn.commit()?;
+        Ok(())
+    }
+
     pub fn create_session(&self, user_id: u64, ttl_secs: u64) -> Result<Session> {
         let now = now_secs();
         let session = Session {

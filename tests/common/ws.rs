@@ -1,4 +1,4 @@
-//! WebSocket test helpers: a `Socket` is one browser tab, read frame by frame with nothing skipped unseen.
+//! WebSocket test helpers: a `Socket` is one browser tab, read frame by frame, none skipped unseen.
 
 // Each test binary uses only some of these helpers.
 #![allow(dead_code)]
@@ -60,7 +60,7 @@ impl Refused {
 /// One open WebSocket connection.
 pub struct Socket {
     ws: WsStream,
-    /// Frames that `next_of_type` and friends read past, oldest first, so a test can still assert on them.
+    /// Frames that `next_of_type` and friends read past, oldest first, for later assertions.
     pub skipped: Vec<Value>,
     /// The `hello` frame once `hello()` has read it, `Null` before.
     pub hello: Value,
