@@ -1,12 +1,12 @@
 //! argon2id password hashing with a cap on how many hashes run at once, plus the rules for
 //! passwords and the generator for temporary ones.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::Rng;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 use super::AuthError;
 use crate::config::limits;
@@ -14,18 +14,43 @@ use crate::config::limits;
 pub const MIN_PASSWORD_BYTES: usize = 12;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
-/// Hashes and verifies passwords off the async runtime. Each argon2id hash takes 19 MiB, so a
-/// semaphore bounds how many run at once: a login flood queues (then gets 503) instead of
-/// exhausting memory.
+/// Hashes and verifies passwords on a small pool of dedicated threads. Each argon2id hash
+/// takes 19 MiB; the allocator keeps that memory with the thread that used it, so hashing on
+/// tokio's (growing) blocking pool would pin 19 MiB per thread ever used. A fixed pool bounds
+/// it, and a semaphore of the same size makes a login flood queue (then get 503) instead.
 #[derive(Clone)]
 pub struct Hasher {
     slots: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
 }
+
+type Job = Box<dyn FnOnce() + Send>;
 
 impl Default for Hasher {
     fn default() -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..limits::CONCURRENT_HASHES {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("confab-hash-{n}"))
+                .spawn(move || {
+                    loop {
+                        // Take one job, releasing the lock before running it.
+                        let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a password hashing thread");
+            }
+        }
         Hasher {
             slots: Arc::new(Semaphore::new(limits::CONCURRENT_HASHES)),
+            jobs,
         }
     }
 }
@@ -49,17 +74,20 @@ impl Hasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let permit =
-            tokio::time::timeout(limits::HASH_QUEUE_WAIT, self.slots.clone().acquire_owned())
-                .await
-                .map_err(|_| AuthError::Busy)?
-                .map_err(|_| AuthError::Busy)?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work()
-        })
-        .await
-        .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))
+        let _permit = tokio::time::timeout(limits::HASH_QUEUE_WAIT, self.slots.acquire())
+            .await
+            .map_err(|_| AuthError::Busy)?
+            .map_err(|_| AuthError::Busy)?;
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(work());
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| AuthError::Internal("the hashing threads are gone".into()))?;
+        result
+            .await
+            .map_err(|_| AuthError::Internal("a hashing job failed".into()))
     }
 }
 

@@ -187,12 +187,7 @@ impl Hub {
     /// Adds a connection and announces the user if they were offline. Runs on the writer
     /// thread, between batches. Refuses past the connection limit.
     /// Returns the online set, and whether this user just came online.
-    fn register(
-        &self,
-        user: u64,
-        id: u64,
-        connection: Connection,
-    ) -> Result<(Vec<u64>, bool), ()> {
+    fn register(&self, user: u64, id: u64, connection: Connection) -> Result<(Vec<u64>, bool), ()> {
         let mut registry = self.registry();
         if registry.connections >= self.inner.max_connections {
             return Err(());

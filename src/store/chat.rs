@@ -179,9 +179,7 @@ pub enum ChatOp {
         seq: u64,
     },
     /// Forget client ids recorded before this time (unix ms).
-    PurgeClientIds {
-        before: u64,
-    },
+    PurgeClientIds { before: u64 },
 }
 
 #[derive(Debug)]
