@@ -8,7 +8,7 @@ mod chat;
 pub mod error;
 pub mod filters;
 mod server;
-mod ws;
+pub(crate) mod ws;
 
 use std::sync::Arc;
 

@@ -15,6 +15,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use super::filters::ClientAddr;
+use super::ws::PendingUpgrade;
 use crate::config::{Config, limits};
 
 /// Accepts connections until `shutdown` resolves, then gives open requests a few seconds.
@@ -75,6 +76,7 @@ pub async fn serve(
             let with_addr =
                 tower_service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(ClientAddr(addr));
+                    PendingUpgrade::attach(&mut request);
                     service.call(request)
                 });
             let connection = builder

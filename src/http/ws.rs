@@ -1,10 +1,20 @@
-//! `GET /ws`: checks the session and the Origin, then hands the socket to the hub.
+//! `GET /ws`: checks the session and the Origin, completes the WebSocket handshake, and hands
+//! the socket to the hub.
+//!
+//! The handshake is done here rather than with warp's `ws()` filter because warp cannot set
+//! the socket's read buffer, and its default (128 KiB per socket) would make an office of idle
+//! tabs cost hundreds of megabytes.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
-use warp::ws::Ws;
 use warp::{Filter, Reply};
 
 use super::error::ApiError;
@@ -12,6 +22,49 @@ use super::filters::{RequestOrigin, SESSION_COOKIE, request_origin, with_app};
 use crate::app::App;
 use crate::auth::{AuthError, Authenticated};
 use crate::config::limits;
+
+/// hyper's upgrade handle for a request that asks for a WebSocket, put on the request by the
+/// server loop (warp only hands filters clonable extensions).
+#[derive(Clone)]
+pub struct PendingUpgrade(Arc<Mutex<Option<OnUpgrade>>>);
+
+impl PendingUpgrade {
+    pub fn attach<B>(request: &mut http::Request<B>) {
+        if wants_websocket(request.headers()) {
+            let upgrade = hyper::upgrade::on(&mut *request);
+            request
+                .extensions_mut()
+                .insert(PendingUpgrade(Arc::new(Mutex::new(Some(upgrade)))));
+        }
+    }
+
+    fn take(&self) -> Option<OnUpgrade> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+fn wants_websocket(headers: &HeaderMap) -> bool {
+    let has = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value
+                .to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
+}
+
+/// Small buffers: an idle socket should cost kilobytes. Messages are capped at 64 KiB (a
+/// larger frame closes the socket with 1009); a peer that stops reading fills the write
+/// buffer limit and is dropped.
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(4 * limits::MAX_FRAME_BYTES)
+        .max_message_size(Some(limits::MAX_FRAME_BYTES))
+        .max_frame_size(Some(limits::MAX_FRAME_BYTES))
+}
 
 pub fn upgrade(app: Arc<App>) -> BoxedFilter<(Response,)> {
     warp::get()
@@ -21,16 +74,53 @@ pub fn upgrade(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(request_origin())
         .and_then(authorize)
-        .and(warp::ws())
-        .map(|(app, who): (Arc<App>, Authenticated), ws: Ws| {
-            ws.max_message_size(limits::MAX_FRAME_BYTES)
-                .max_frame_size(limits::MAX_FRAME_BYTES)
-                // A peer that stops reading fills this, and the pump's write fails.
-                .max_write_buffer_size(4 * limits::MAX_FRAME_BYTES)
-                .on_upgrade(move |socket| crate::hub::serve(app.hub.clone(), socket, who))
-                .into_response()
-        })
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<PendingUpgrade>())
+        .map(
+            |(app, who): (Arc<App>, Authenticated),
+             headers: HeaderMap,
+             pending: Option<PendingUpgrade>| { accept(app, who, &headers, pending) },
+        )
         .boxed()
+}
+
+/// Answers 101 and serves the socket once hyper hands it over.
+fn accept(
+    app: Arc<App>,
+    who: Authenticated,
+    headers: &HeaderMap,
+    pending: Option<PendingUpgrade>,
+) -> Response {
+    let key = headers.get("sec-websocket-key").map(|k| k.as_bytes());
+    let version_13 = headers
+        .get("sec-websocket-version")
+        .is_some_and(|v| v.as_bytes() == b"13");
+    let (Some(key), true, Some(upgrade)) = (key, version_13, pending.and_then(|p| p.take())) else {
+        return ApiError::InvalidBody(
+            "this is a WebSocket endpoint: connect with a WebSocket".into(),
+        )
+        .into_response();
+    };
+    let accept_key = derive_accept_key(key);
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(upgraded) => {
+                let io = TokioIo::new(upgraded);
+                let socket =
+                    WebSocketStream::from_raw_socket(io, Role::Server, Some(socket_config())).await;
+                crate::hub::serve(app.hub.clone(), socket, who).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(value) = HeaderValue::from_str(&accept_key) {
+        headers.insert("sec-websocket-accept", value);
+    }
+    response
 }
 
 /// Browsers always send `Origin` on WebSocket upgrades, and a cookie rides along whatever the

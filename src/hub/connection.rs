@@ -5,8 +5,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, oneshot};
-use warp::ws::{Message, WebSocket};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+/// A server-side WebSocket over an upgraded HTTP connection.
+pub type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
 
 use super::protocol::{ClientFrame, Frame, FrameError, ServerFrame};
 use super::writer::{Origin, WriterOp};
@@ -40,12 +48,7 @@ pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
         Err(()) => None,
     };
     let Some(hello) = hello else {
-        let _ = sink
-            .send(Message::close_with(
-                close::TRY_AGAIN_LATER,
-                "try again later",
-            ))
-            .await;
+        let _ = sink.send(close_frame(close::TRY_AGAIN_LATER)).await;
         return;
     };
     // From here on the hub knows this connection; the guard forgets it however we leave,
@@ -55,7 +58,7 @@ pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
         user,
         id,
     };
-    if sink.send(Message::text(&*hello)).await.is_err() {
+    if sink.send(Message::Text(hello)).await.is_err() {
         return;
     }
     tracing::debug!(user, connection = id, "connected");
@@ -131,10 +134,10 @@ async fn pump(
     loop {
         let sent = tokio::select! {
             frame = queue.recv() => match frame {
-                Some(frame) => sink.send(Message::text(&*frame)).await,
+                Some(frame) => sink.send(Message::Text(frame)).await,
                 None => break,
             },
-            _ = ping.tick() => sink.send(Message::ping(Vec::new())).await,
+            _ = ping.tick() => sink.send(Message::Ping(Default::default())).await,
             // Closing: stop writing ordinary frames and say goodbye below.
             () = control.closed() => break,
         };
@@ -144,8 +147,15 @@ async fn pump(
         }
     }
     let code = control.code().unwrap_or(close::NORMAL);
-    let _ = sink.send(Message::close_with(code, reason(code))).await;
+    let _ = sink.send(close_frame(code)).await;
     let _ = sink.close().await;
+}
+
+fn close_frame(code: u16) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: code.into(),
+        reason: reason(code).into(),
+    }))
 }
 
 fn reason(code: u16) -> &'static str {
@@ -154,13 +164,16 @@ fn reason(code: u16) -> &'static str {
         close::POLICY => "too slow: reconnect and catch up",
         close::MESSAGE_TOO_BIG => "frame too large",
         close::SESSION_ENDED => "session ended: sign in again",
+        close::TRY_AGAIN_LATER => "try again later",
         _ => "",
     }
 }
 
-fn is_too_big(error: &warp::Error) -> bool {
-    let text = error.to_string();
-    text.contains("too long") || text.contains("too big") || text.contains("Space limit")
+fn is_too_big(error: &tungstenite::Error) -> bool {
+    matches!(
+        error,
+        tungstenite::Error::Capacity(CapacityError::MessageTooLong { .. })
+    )
 }
 
 /// Handles one connection's incoming frames.
@@ -176,14 +189,13 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// Returns false when the connection should close.
     async fn handle(&mut self, message: Message) -> bool {
-        if message.is_close() {
-            return false;
-        }
-        let Ok(text) = message.to_str() else {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(_) => return false,
             // Pings are answered by the library; pongs and binary frames only prove liveness.
-            return true;
+            _ => return true,
         };
-        let frame = ClientFrame::parse(text);
+        let frame = ClientFrame::parse(&text);
         if !self.budget.take() {
             let client_id = match &frame {
                 Ok(ClientFrame::Send { client_id, .. }) => Some(client_id.clone()),

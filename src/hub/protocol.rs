@@ -5,8 +5,9 @@ use serde_json::Value;
 
 use crate::store::{ChatRejection, ConversationId, ConversationSummary, Message, User};
 
-/// A frame as sent to clients, serialized once and shared by every recipient.
-pub type Frame = std::sync::Arc<str>;
+/// A frame as sent to clients, serialized once; clones share the bytes, so fan-out to many
+/// connections copies nothing.
+pub type Frame = tokio_tungstenite::tungstenite::Utf8Bytes;
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -53,7 +54,7 @@ pub enum ServerFrame<'a> {
 impl ServerFrame<'_> {
     pub fn encode(&self) -> Frame {
         // Serializing these plain structs to a string cannot fail.
-        serde_json::to_string(self).unwrap_or_default().into()
+        Frame::from(serde_json::to_string(self).unwrap_or_default())
     }
 }
 
