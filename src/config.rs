@@ -138,8 +138,9 @@ pub mod limits {
     pub const CLIENT_ID_TTL: Duration = Duration::from_secs(48 * 3600);
     /// Sessions (and their JWTs) last this long.
     pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-    /// Password hashes computed at once; argon2id with OWASP parameters takes 19 MiB each.
-    pub const CONCURRENT_HASHES: usize = 4;
+    /// Password hashes computed at once (and hashing threads); argon2id with OWASP
+    /// parameters keeps 19 MiB per thread.
+    pub const CONCURRENT_HASHES: usize = 2;
     /// How long a login waits for a hashing slot before answering 503.
     pub const HASH_QUEUE_WAIT: Duration = Duration::from_secs(5);
     /// Login attempts per username, and per client address, in [`LOGIN_WINDOW`].

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::config::limits;
 use crate::store::{self, NewUser, Role, Store, StoreError, User, UserPatch};
-use password::{Hasher, check_password_rules, random_password};
+use password::{Hasher, check_password_rules, constant_time_eq, random_password};
 use ratelimit::Limiter;
 use token::Keys;
 
@@ -343,10 +343,6 @@ pub fn normalize_display_name(raw: &str) -> Result<String> {
     } else {
         Err(AuthError::InvalidDisplayName)
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
