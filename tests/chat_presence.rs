@@ -150,3 +150,38 @@ async fn a_user_with_two_tabs_comes_online_once_and_leaves_with_the_last_tab() {
     assert_eq!(left["user"], bob.id(), "{left}");
     assert_eq!(left["online"], false, "{left}");
 }
+
+/// A laptop lid closed mid-session: the socket stays open at the TCP level but nothing answers
+/// the server's pings. The server must notice and announce the user offline within 60 s.
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_dropped_within_a_minute() {
+    let (server, alice, bob) = office().await;
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    // Bob's tab gets its hello, then is never polled again: no pongs, no frames.
+    let bob_tab = Socket::online(&server, &bob).await;
+    let came_online = alice_tab.next_frame().await;
+    assert_eq!(came_online["online"], true, "{came_online}");
+
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(60);
+    let gone = loop {
+        assert!(
+            Instant::now() < deadline,
+            "bob was still online 60 s after his tab stopped answering"
+        );
+        // Reading keeps alice's own socket answering pings.
+        if let Some(frame) = alice_tab.next_frame_within(Duration::from_secs(5)).await
+            && frame["type"] == "presence"
+            && frame["user"] == bob.id()
+        {
+            break frame;
+        }
+    };
+    assert_eq!(gone["online"], false, "{gone}");
+    assert!(
+        started.elapsed() > Duration::from_secs(20),
+        "dropped after {:?}: a quiet but live tab must survive a ping interval",
+        started.elapsed()
+    );
+    drop(bob_tab);
+}
