@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::control::{self, Request, Response};
-use crate::store::{self, StoreError};
 use crate::{StartError, auth::Auth, auth::AuthError, open_store};
 
 /// `confab --reset-user NAME`: through the running server if there is one, else directly on
@@ -43,7 +42,7 @@ pub async fn reset_user(config: &Config, username: &str) -> ExitCode {
 async fn reset_offline(config: &Config, username: &str) -> Response {
     let store = match open_store(config) {
         Ok(store) => store,
-        Err(StartError::Store(StoreError::InUse) | StartError::InUse(_)) => {
+        Err(StartError::InUse(_)) => {
             return Response::Failed(
                 "the database is in use, but the server's control socket did not answer".into(),
             );
@@ -51,16 +50,11 @@ async fn reset_offline(config: &Config, username: &str) -> Response {
         Err(e) => return Response::Failed(e.to_string()),
     };
     let result = async {
-        let auth = Auth::new(store.clone())?;
+        let auth = Auth::new(store)?;
         let id = auth.user_id_by_name(username).await?;
         let (password, _revoked) = auth.reset_password(id).await?;
         Ok::<_, AuthError>(password)
     }
-    .await;
-    let _ = store::blocking(move || {
-        drop(store);
-        Ok(())
-    })
     .await;
     match result {
         Ok(password) => Response::TemporaryPassword(password),

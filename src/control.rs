@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio::task::JoinHandle;
 
@@ -58,7 +58,8 @@ pub fn listen(app: Arc<App>) -> std::io::Result<JoinHandle<()>> {
 async fn answer(app: Arc<App>, stream: tokio::net::UnixStream) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    let mut reader = tokio::io::BufReader::new(read.take_limit());
+    // Requests are one short line; never buffer more than this.
+    let mut reader = tokio::io::BufReader::new(read.take(4096));
     reader.read_line(&mut line).await?;
     let response = match serde_json::from_str::<Request>(&line) {
         Ok(Request::ResetUser { username }) => reset_user(&app, &username).await,
@@ -82,17 +83,6 @@ async fn reset_user(app: &App, username: &str) -> Response {
         }
         Err(AuthError::NoSuchUser) => Response::NoSuchUser,
         Err(e) => Response::Failed(e.to_string()),
-    }
-}
-
-trait TakeLimit: Sized {
-    fn take_limit(self) -> tokio::io::Take<Self>;
-}
-
-impl<R: tokio::io::AsyncRead> TakeLimit for R {
-    /// Requests are one short line; never buffer more than this.
-    fn take_limit(self) -> tokio::io::Take<Self> {
-        tokio::io::AsyncReadExt::take(self, 4096)
     }
 }
 

@@ -249,10 +249,7 @@ async fn an_outsider_cannot_send_read_type_or_even_see_a_dm() {
 
 #[tokio::test]
 async fn a_frame_over_64_kib_closes_the_connection_with_1009() {
-    let server = TestServer::start();
-    let admin = setup_admin(&server).await;
-    let alice = create_user(&admin, "alice").await;
-    let bob = create_user(&admin, "bob").await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let mut tab = Socket::online(&server, &alice).await;
 
     let padding = "a".repeat(MAX_FRAME_BYTES + 1024);
@@ -269,10 +266,7 @@ async fn a_frame_over_64_kib_closes_the_connection_with_1009() {
 #[tokio::test]
 async fn a_flood_of_frames_is_answered_with_rate_limited_and_nothing_is_lost_silently() {
     const FLOOD: usize = 150;
-    let server = TestServer::start();
-    let admin = setup_admin(&server).await;
-    let alice = create_user(&admin, "alice").await;
-    let bob = create_user(&admin, "bob").await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let conv = dm_id(&alice, &bob);
     let mut tab = Socket::online(&server, &alice).await;
     tab.drain(QUIET).await;

@@ -6,19 +6,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::ws::{FRAME_BURST, Socket, dm_id, full_history, seq};
-use common::{Client, TestServer, create_user, json, now_millis, setup_admin};
+use common::{TestServer, create_user, json, now_millis, setup_admin};
 use serde_json::Value;
 
 /// Long enough for a frame that is on its way to arrive on loopback.
 const QUIET: Duration = Duration::from_millis(400);
-
-async fn office() -> (TestServer, Client, Client) {
-    let server = TestServer::start();
-    let admin = setup_admin(&server).await;
-    let alice = create_user(&admin, "alice").await;
-    let bob = create_user(&admin, "bob").await;
-    (server, alice, bob)
-}
 
 /// Reads past the presence frames that opening tabs causes, so later reads see only what follows.
 async fn settle(tabs: &mut [&mut Socket]) {
@@ -33,7 +25,7 @@ fn frames_of_type<'a>(frames: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 #[tokio::test]
 async fn every_connection_starts_with_a_hello_naming_the_user_who_is_online_and_their_dms() {
-    let (server, alice, bob) = office().await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let mut alice_tab = Socket::online(&server, &alice).await;
 
     let mut bob_tab = Socket::open(&server, &bob).await;
@@ -94,7 +86,7 @@ async fn every_connection_starts_with_a_hello_naming_the_user_who_is_online_and_
 
 #[tokio::test]
 async fn a_message_reaches_every_other_tab_and_the_sender_gets_only_its_ack() {
-    let (server, alice, bob) = office().await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let conv = dm_id(&alice, &bob);
     let mut alice_desk = Socket::online(&server, &alice).await;
     let mut alice_laptop = Socket::online(&server, &alice).await;
@@ -209,7 +201,7 @@ async fn concurrent_sends_from_both_sides_get_gapless_seqs() {
     const TOTAL: usize = 2 * TABS * PER_TAB;
     const { assert!(PER_TAB < FRAME_BURST) };
 
-    let (server, alice, bob) = office().await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let conv = dm_id(&alice, &bob);
     let mut tabs = Vec::new();
     for (who, client) in [("alice", &alice), ("bob", &bob)] {
@@ -289,7 +281,7 @@ async fn concurrent_sends_from_both_sides_get_gapless_seqs() {
 
 #[tokio::test]
 async fn a_retried_send_returns_the_original_ack_and_is_stored_once() {
-    let (server, alice, bob) = office().await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let conv = dm_id(&alice, &bob);
     let mut alice_tab = Socket::online(&server, &alice).await;
     let mut bob_tab = Socket::online(&server, &bob).await;
@@ -370,7 +362,7 @@ async fn a_client_id_reused_for_another_message_is_refused_but_ids_belong_to_eac
 
 #[tokio::test]
 async fn typing_reaches_the_other_member_only_and_is_never_stored() {
-    let (server, alice, bob) = office().await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let conv = dm_id(&alice, &bob);
     let mut alice_desk = Socket::online(&server, &alice).await;
     let mut alice_laptop = Socket::online(&server, &alice).await;

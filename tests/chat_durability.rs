@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::ws::{Closed, Socket, dm_id, full_history, same_session_on, send_frame, seq};
-use common::{Client, TestServer, create_user, setup_admin};
+use common::{Client, TestServer};
 use serde_json::Value;
 use tokio::sync::Notify;
 
@@ -56,10 +56,7 @@ async fn every_acked_message_survives_a_crash_mid_burst_exactly_once() {
     // about 1.5 s, so the crash at 100 acks lands while sends are still arriving.
     const HEAD_START: usize = 5;
     const PACE: Duration = Duration::from_millis(60);
-    let mut server = TestServer::start();
-    let admin = setup_admin(&server).await;
-    let alice = create_user(&admin, "alice").await;
-    let bob = create_user(&admin, "bob").await;
+    let (mut server, alice, bob) = common::alice_and_bob().await;
     let conv = dm_id(&alice, &bob);
 
     let mut tabs = Vec::new();
@@ -171,10 +168,7 @@ async fn every_acked_message_survives_a_crash_mid_burst_exactly_once() {
 
 #[tokio::test]
 async fn a_graceful_stop_says_1001_and_loses_nothing() {
-    let mut server = TestServer::start();
-    let admin = setup_admin(&server).await;
-    let alice = create_user(&admin, "alice").await;
-    let bob = create_user(&admin, "bob").await;
+    let (mut server, alice, bob) = common::alice_and_bob().await;
     let conv = dm_id(&alice, &bob);
     let mut alice_tab = Socket::online(&server, &alice).await;
     let mut bob_tab = Socket::online(&server, &bob).await;

@@ -7,14 +7,6 @@ use common::{Client, TestServer, assert_error, create_user, json, setup_admin};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-async fn office() -> (TestServer, Client, Client) {
-    let server = TestServer::start();
-    let admin = setup_admin(&server).await;
-    let alice = create_user(&admin, "alice").await;
-    let bob = create_user(&admin, "bob").await;
-    (server, alice, bob)
-}
-
 /// `GET` a history page, asserting 200; returns the seqs and `has_more`.
 async fn page(client: &Client, conversation: &str, query: &str) -> (Vec<u64>, Value) {
     let path = format!("/api/conversations/{conversation}/messages{query}");
@@ -31,7 +23,7 @@ async fn page(client: &Client, conversation: &str, query: &str) -> (Vec<u64>, Va
 
 #[tokio::test]
 async fn history_pages_go_back_newest_first_with_each_page_oldest_to_newest() {
-    let (server, alice, bob) = office().await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let conv = dm_id(&alice, &bob);
     let mut alice_tab = Socket::online(&server, &alice).await;
     let mut sent = Vec::new();
@@ -84,7 +76,7 @@ async fn history_pages_go_back_newest_first_with_each_page_oldest_to_newest() {
 
 #[tokio::test]
 async fn history_refuses_a_bad_query_with_invalid_query() {
-    let (server, alice, bob) = office().await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let conv = dm_id(&alice, &bob);
     let mut alice_tab = Socket::online(&server, &alice).await;
     alice_tab.send_acked(bob.id(), "hi", "q-1").await;
@@ -129,7 +121,7 @@ async fn an_empty_dm_answers_an_empty_page_to_its_members_only() {
 
 #[tokio::test]
 async fn a_returning_user_sees_what_they_missed_in_hello_and_fetches_exactly_the_gap() {
-    let (server, alice, bob) = office().await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let conv = dm_id(&alice, &bob);
     let mut alice_tab = Socket::online(&server, &alice).await;
     let mut bob_tab = Socket::online(&server, &bob).await;

@@ -5,21 +5,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::ws::Socket;
-use common::{Client, TestServer, create_user, json, now_secs, setup_admin};
+use common::{Client, json, now_secs};
 use serde_json::Value;
 
 /// The server waits 3 s after a user's last tab closes before announcing them offline.
 const GRACE: Duration = Duration::from_secs(3);
 /// Comfortably past the grace period, so a silent wait this long proves nothing was announced.
 const PAST_GRACE: Duration = Duration::from_millis(4500);
-
-async fn office() -> (TestServer, Client, Client) {
-    let server = TestServer::start();
-    let admin = setup_admin(&server).await;
-    let alice = create_user(&admin, "alice").await;
-    let bob = create_user(&admin, "bob").await;
-    (server, alice, bob)
-}
 
 /// `last_seen` of `user` in the directory (`GET /api/users`).
 async fn directory_last_seen(viewer: &Client, user: &Client) -> Value {
@@ -43,7 +35,7 @@ fn online_ids(hello: &Value) -> Vec<i64> {
 
 #[tokio::test]
 async fn coming_online_and_going_offline_are_announced_after_a_grace_period() {
-    let (server, alice, bob) = office().await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     assert_eq!(
         directory_last_seen(&alice, &bob).await,
         Value::Null,
@@ -100,7 +92,7 @@ async fn coming_online_and_going_offline_are_announced_after_a_grace_period() {
 
 #[tokio::test]
 async fn a_page_reload_does_not_flicker_offline_and_online() {
-    let (server, alice, bob) = office().await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let mut alice_tab = Socket::online(&server, &alice).await;
     let bob_tab = Socket::online(&server, &bob).await;
     let arrived = alice_tab.next_of_type("presence").await;
@@ -118,7 +110,7 @@ async fn a_page_reload_does_not_flicker_offline_and_online() {
 
 #[tokio::test]
 async fn a_user_with_two_tabs_comes_online_once_and_leaves_with_the_last_tab() {
-    let (server, alice, bob) = office().await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let mut alice_tab = Socket::online(&server, &alice).await;
     alice_tab.drain(Duration::from_millis(300)).await;
 
@@ -155,7 +147,7 @@ async fn a_user_with_two_tabs_comes_online_once_and_leaves_with_the_last_tab() {
 /// the server's pings. The server must notice and announce the user offline within 60 s.
 #[tokio::test]
 async fn a_peer_that_stops_answering_pings_is_dropped_within_a_minute() {
-    let (server, alice, bob) = office().await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let mut alice_tab = Socket::online(&server, &alice).await;
     // Bob's tab gets its hello, then is never polled again: no pongs, no frames.
     let bob_tab = Socket::online(&server, &bob).await;

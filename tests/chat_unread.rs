@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::ws::{Socket, dm_id, same_session_on};
-use common::{Client, TestServer, create_user, json, setup_admin};
+use common::{Client, json};
 use serde_json::Value;
 
 const QUIET: Duration = Duration::from_millis(400);
@@ -37,10 +37,7 @@ fn counts(summary: &Value) -> (Value, Value, Value) {
 
 #[tokio::test]
 async fn unread_rises_with_each_message_from_the_other_member_and_clears_when_read() {
-    let server = TestServer::start();
-    let admin = setup_admin(&server).await;
-    let alice = create_user(&admin, "alice").await;
-    let bob = create_user(&admin, "bob").await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let conv = dm_id(&alice, &bob);
     let mut alice_tab = Socket::online(&server, &alice).await;
     let mut bob_desk = Socket::online(&server, &bob).await;
@@ -126,10 +123,7 @@ async fn unread_rises_with_each_message_from_the_other_member_and_clears_when_re
 
 #[tokio::test]
 async fn reading_past_the_end_or_below_zero_is_invalid_seq() {
-    let server = TestServer::start();
-    let admin = setup_admin(&server).await;
-    let alice = create_user(&admin, "alice").await;
-    let bob = create_user(&admin, "bob").await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let conv = dm_id(&alice, &bob);
     let mut alice_tab = Socket::online(&server, &alice).await;
     let mut bob_tab = Socket::online(&server, &bob).await;
@@ -153,10 +147,7 @@ async fn reading_past_the_end_or_below_zero_is_invalid_seq() {
 
 #[tokio::test]
 async fn unread_counts_and_read_marks_survive_a_restart() {
-    let server = TestServer::start();
-    let admin = setup_admin(&server).await;
-    let alice = create_user(&admin, "alice").await;
-    let bob = create_user(&admin, "bob").await;
+    let (server, alice, bob) = common::alice_and_bob().await;
     let conv = dm_id(&alice, &bob);
     let mut alice_tab = Socket::online(&server, &alice).await;
     let mut bob_tab = Socket::online(&server, &bob).await;

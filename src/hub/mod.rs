@@ -192,9 +192,7 @@ impl Hub {
         if registry.connections >= self.inner.max_connections {
             return Err(());
         }
-        let presence = registry.users.entry(user).or_default();
-        let announce = !presence.announced;
-        presence.announced = true;
+        let announce = !registry.users.get(&user).is_some_and(|p| p.announced);
         if announce {
             let frame = ServerFrame::Presence {
                 user,
@@ -205,6 +203,7 @@ impl Hub {
             broadcast(&registry, &frame);
         }
         let presence = registry.users.entry(user).or_default();
+        presence.announced = true;
         presence.connections.insert(id, connection);
         registry.connections += 1;
         let mut online: Vec<u64> = registry

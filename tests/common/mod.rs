@@ -664,6 +664,15 @@ pub fn cookie_header(token: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("{COOKIE}={token}")).expect("cookie header")
 }
 
+/// The smallest office for a chat story: a fresh server with alice and bob signed in.
+pub async fn alice_and_bob() -> (TestServer, Client, Client) {
+    let server = TestServer::start();
+    let admin = setup_admin(&server).await;
+    let alice = create_user(&admin, "alice").await;
+    let bob = create_user(&admin, "bob").await;
+    (server, alice, bob)
+}
+
 /// Performs first-run setup as `admin` / `correct horse battery` and returns the admin client.
 pub async fn setup_admin(server: &TestServer) -> Client {
     let token = server
