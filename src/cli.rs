@@ -40,6 +40,13 @@ pub async fn reset_user(config: &Config, username: &str) -> ExitCode {
 }
 
 async fn reset_offline(config: &Config, username: &str) -> Response {
+    // Never create a database here: a mistyped --data-dir should be reported, not "fixed".
+    if !config.database_path().exists() {
+        return Response::Failed(format!(
+            "there is no confab database in {}; pass the server's --data-dir (or CONFAB_DATA_DIR)",
+            config.data_dir.display()
+        ));
+    }
     let store = match open_store(config) {
         Ok(store) => store,
         Err(StartError::InUse(_)) => {

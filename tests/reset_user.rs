@@ -180,3 +180,23 @@ async fn a_crashed_server_does_not_block_an_offline_reset() {
     let server = TestServer::start_in(dir.path());
     login_client(&server, "admin", &temporary).await;
 }
+
+#[test]
+fn a_wrong_data_dir_is_reported_and_not_created() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let wrong = parent.path().join("not-the-server-dir");
+    let out = run_cli(&[
+        "--data-dir",
+        wrong.to_str().expect("utf-8 path"),
+        "--reset-user",
+        "alice",
+    ]);
+
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no confab database"),
+        "stderr says what is wrong: {stderr}"
+    );
+    assert!(!wrong.exists(), "nothing was created at the wrong path");
+}
