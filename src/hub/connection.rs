@@ -44,12 +44,15 @@ pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
         reply,
     };
     let hello = match hub.submit(connect).await {
-        Ok(()) => hello.await.ok().flatten(),
-        Err(()) => None,
+        Ok(()) => hello.await.unwrap_or(Err(close::TRY_AGAIN_LATER)),
+        Err(()) => Err(close::GOING_AWAY),
     };
-    let Some(hello) = hello else {
-        let _ = sink.send(close_frame(close::TRY_AGAIN_LATER)).await;
-        return;
+    let hello = match hello {
+        Ok(hello) => hello,
+        Err(code) => {
+            let _ = sink.send(close_frame(code)).await;
+            return;
+        }
     };
     // From here on the hub knows this connection; the guard forgets it however we leave,
     // panics included.

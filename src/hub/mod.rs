@@ -186,11 +186,21 @@ impl Hub {
 
     /// Adds a connection and announces the user if they were offline. Runs on the writer
     /// thread, between batches. Refuses past the connection limit.
-    /// Returns the online set, and whether this user just came online.
-    fn register(&self, user: u64, id: u64, connection: Connection) -> Result<(Vec<u64>, bool), ()> {
+    /// Returns the online set and whether this user just came online, or the close code that
+    /// refuses the connection.
+    fn register(
+        &self,
+        user: u64,
+        id: u64,
+        connection: Connection,
+        session_alive: impl FnOnce() -> bool,
+    ) -> Result<(Vec<u64>, bool), u16> {
         let mut registry = self.registry();
+        if !session_alive() {
+            return Err(close::SESSION_ENDED);
+        }
         if registry.connections >= self.inner.max_connections {
-            return Err(());
+            return Err(close::TRY_AGAIN_LATER);
         }
         let announce = !registry.users.get(&user).is_some_and(|p| p.announced);
         if announce {

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::{FrameError, ServerFrame};
-use super::{Connection, Hub};
+use super::{Connection, Hub, close};
 use crate::config::limits;
 use crate::store::{ChatOp, ChatOutcome, Store};
 
@@ -30,7 +30,8 @@ pub enum WriterOp {
         user: u64,
         id: u64,
         connection: Connection,
-        reply: oneshot::Sender<Option<super::Frame>>,
+        /// The `hello` frame, or the close code to refuse with.
+        reply: oneshot::Sender<Result<super::Frame, u16>>,
     },
     Stop,
 }
@@ -161,38 +162,40 @@ fn deliver(hub: &Hub, outcome: ChatOutcome, origin: Option<Origin>) {
     }
 }
 
-/// Registers the connection and builds its `hello`; `None` if it cannot be served.
+/// Registers the connection and builds its `hello`, or says which close code refuses it.
 fn hello(
     store: &Store,
     hub: &Hub,
     user: u64,
     id: u64,
     connection: Connection,
-) -> Option<super::Frame> {
+) -> Result<super::Frame, u16> {
     let snapshot = store
         .user(user)
-        .and_then(|u| Ok((u, store.conversations(user)?)));
+        .and_then(|u| Ok((u.filter(|u| !u.disabled), store.conversations(user)?)));
     let (account, conversations) = match snapshot {
         Ok((Some(account), conversations)) => (account, conversations),
-        Ok((None, _)) => return None,
+        Ok((None, _)) => return Err(close::SESSION_ENDED),
         Err(e) => {
             tracing::error!(error = %e, "could not load a connecting user's conversations");
-            return None;
+            return Err(close::TRY_AGAIN_LATER);
         }
     };
-    let (online, came_online) = hub.register(user, id, connection).ok()?;
+    // The session is checked again under the registry lock, which revocations also take: a
+    // session ended after the upgrade was authorized never gets a live socket.
+    let session_id = connection.session_id;
+    let session_alive = || matches!(store.session(session_id), Ok(Some(_)));
+    let (online, came_online) = hub.register(user, id, connection, session_alive)?;
     if came_online {
         // So last_seen is roughly right even if the server dies while they are online.
         if let Err(e) = store.set_last_seen(user, crate::store::now_secs()) {
             tracing::warn!(error = %e, user, "could not save last_seen");
         }
     }
-    Some(
-        ServerFrame::Hello {
-            user: &account,
-            online: &online,
-            conversations: &conversations,
-        }
-        .encode(),
-    )
+    Ok(ServerFrame::Hello {
+        user: &account,
+        online: &online,
+        conversations: &conversations,
+    }
+    .encode())
 }
