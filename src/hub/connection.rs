@@ -13,15 +13,15 @@ use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-/// A server-side WebSocket over an upgraded HTTP connection.
-pub type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
-
 use super::protocol::{ClientFrame, Frame, FrameError, ServerFrame};
 use super::writer::{Origin, WriterOp};
 use super::{Connection, Control, Hub, close};
 use crate::auth::Authenticated;
 use crate::config::limits;
 use crate::store::{self, ChatOp, ConversationId, SendTarget};
+
+/// A server-side WebSocket over an upgraded HTTP connection.
+pub type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
 
 /// Serves one authenticated socket until it closes.
 pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {

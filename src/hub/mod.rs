@@ -41,17 +41,24 @@ pub struct Hub {
 }
 
 struct Inner {
+    /// Live connections by user. A std `Mutex`: held for map updates and `try_send`s only,
+    /// never across `.await`.
     registry: Mutex<Registry>,
+    /// The single writer's queue. Bounded: when it is full, senders wait (backpressure).
     writer: mpsc::Sender<WriterOp>,
+    /// Joined at shutdown, so the last batch commits before the database closes.
     writer_thread: Mutex<Option<JoinHandle<()>>>,
+    /// For reads on behalf of connections (typing membership checks, housekeeping).
     store: Store,
     next_connection: AtomicU64,
+    /// Sockets beyond this are refused with 1013.
     max_connections: usize,
 }
 
 #[derive(Default)]
 struct Registry {
     users: HashMap<u64, Presence>,
+    /// Open sockets across all users, for the connection limit and for shutdown.
     connections: usize,
 }
 
@@ -68,8 +75,11 @@ struct Presence {
 /// How the hub reaches one open socket.
 #[derive(Clone)]
 pub(crate) struct Connection {
+    /// Which login this socket belongs to, so logging out closes only that login's sockets.
     session_id: u128,
+    /// The connection's bounded outgoing queue.
     frames: mpsc::Sender<Frame>,
+    /// Lets the hub close the socket (slow reader, session ended, shutdown).
     control: Arc<Control>,
 }
 
