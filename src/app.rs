@@ -3,7 +3,7 @@
 use crate::auth::{Auth, AuthError, Authenticated};
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::store::{Store, User, UserPatch};
+use crate::store::{Role, Store, User, UserPatch};
 
 /// Everything a request handler may need, shared behind one `Arc`.
 pub struct App {
@@ -31,9 +31,22 @@ impl App {
         Ok(())
     }
 
+    /// A new account and its temporary password; everyone's directory learns of it.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        display_name: &str,
+        role: Role,
+    ) -> Result<(User, String), AuthError> {
+        let (user, temporary) = self.auth.create_user(username, display_name, role).await?;
+        self.hub.announce_user(&user);
+        Ok((user, temporary))
+    }
+
     pub async fn update_user(&self, id: u64, patch: UserPatch) -> Result<User, AuthError> {
         let (user, revoked) = self.auth.update_user(id, patch).await?;
         self.hub.end_sessions(id, &revoked);
+        self.hub.announce_user(&user);
         Ok(user)
     }
 

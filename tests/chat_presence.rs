@@ -177,3 +177,39 @@ async fn a_peer_that_stops_answering_pings_is_dropped_within_a_minute() {
     );
     drop(bob_tab);
 }
+
+/// The sidebar must not go stale: a colleague added or renamed by the administrator reaches
+/// every open tab as a `user` frame, with only what the directory shows.
+#[tokio::test]
+async fn accounts_created_or_changed_by_the_admin_reach_every_open_tab() {
+    let server = common::TestServer::start();
+    let admin = common::setup_admin(&server).await;
+    let alice = common::create_user(&admin, "alice").await;
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    alice_tab.drain(Duration::from_millis(300)).await;
+
+    let (status, created) = admin
+        .post(
+            "/api/admin/users",
+            json!({"username": "carol", "display_name": "Carol"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let carol = alice_tab.next_of_type("user").await;
+    assert_eq!(carol["user"]["username"], "carol", "{carol}");
+    assert_eq!(carol["user"]["display_name"], "Carol", "{carol}");
+    assert!(
+        carol["user"].get("must_change_password").is_none(),
+        "private fields stay private: {carol}"
+    );
+
+    let carol_id = created["user"]["id"].as_i64().expect("carol's id");
+    let path = format!("/api/admin/users/{carol_id}");
+    let (status, _) = admin
+        .patch(&path, json!({"display_name": "Carol C.", "disabled": true}))
+        .await;
+    assert_eq!(status, 200);
+    let changed = alice_tab.next_of_type("user").await;
+    assert_eq!(changed["user"]["display_name"], "Carol C.", "{changed}");
+    assert_eq!(changed["user"]["disabled"], true, "{changed}");
+}

@@ -101,6 +101,7 @@ function onFrame(frame) {
       if (!store.state.users.has(frame.user)) refreshDirectory();
       return;
     }
+    case 'user': return store.applyUser(frame.user);
     case 'error': return onError(frame);
     default: return undefined; // frames from a newer server are ignored, not fatal
   }

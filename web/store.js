@@ -272,6 +272,14 @@ export function applyPresence({ user, online, last_seen }) {
   changed();
 }
 
+/** An account created or changed by an administrator (a `user` frame). */
+export function applyUser(user) {
+  state.users.set(user.id, { ...state.users.get(user.id), ...user });
+  if (state.me?.id === user.id) state.me = { ...state.me, ...user };
+  for (const id of state.revs.keys()) changed(id); // names in panes may have changed
+  changed();
+}
+
 export function applyTyping({ conversation, user }) {
   if (user === state.me?.id) return;
   let m = state.typing.get(conversation);

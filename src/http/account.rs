@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use warp::Reply;
 use warp::reply::Response;
 
@@ -13,7 +13,7 @@ use super::filters::{RequestOrigin, SESSION_COOKIE};
 use crate::app::App;
 use crate::auth::{Authenticated, Grant};
 use crate::config::limits;
-use crate::store::{self, Role, User};
+use crate::store::{self, DirectoryEntry, User};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,17 +36,6 @@ pub struct LoginBody {
 pub struct PasswordBody {
     current_password: String,
     new_password: String,
-}
-
-/// A directory entry: what every member may know about everyone.
-#[derive(Serialize)]
-struct DirectoryEntry<'a> {
-    id: u64,
-    username: &'a str,
-    display_name: &'a str,
-    role: Role,
-    disabled: bool,
-    last_seen: Option<u64>,
 }
 
 /// Login and setup are not authenticated, but a page on another site must not drive them.
@@ -124,16 +113,6 @@ pub async fn change_password(
 pub async fn directory(app: Arc<App>, _who: Authenticated) -> Result<Response, ApiError> {
     let store = app.store.clone();
     let users: Vec<User> = store::blocking(move || store.list_users()).await?;
-    let entries: Vec<DirectoryEntry> = users
-        .iter()
-        .map(|u| DirectoryEntry {
-            id: u.id,
-            username: &u.username,
-            display_name: &u.display_name,
-            role: u.role,
-            disabled: u.disabled,
-            last_seen: u.last_seen,
-        })
-        .collect();
+    let entries: Vec<DirectoryEntry> = users.iter().map(User::directory_entry).collect();
     Ok(warp::reply::json(&entries).into_response())
 }

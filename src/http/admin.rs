@@ -52,7 +52,6 @@ pub async fn list(app: Arc<App>, _admin: Admin) -> Result<Response, ApiError> {
 
 pub async fn create(app: Arc<App>, admin: Admin, body: CreateBody) -> Result<Response, ApiError> {
     let (user, temporary_password) = app
-        .auth
         .create_user(&body.username, &body.display_name, body.role)
         .await?;
     tracing::info!(by = %admin.0.user.username, username = %user.username, "user created");

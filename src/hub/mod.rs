@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::limits;
-use crate::store::{self, ChatOp, Store};
+use crate::store::{self, ChatOp, Store, User};
 pub use connection::serve;
 use protocol::{Frame, ServerFrame};
 use writer::WriterOp;
@@ -164,6 +164,15 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Tells everyone about a new or changed account, so directories stay current.
+    pub fn announce_user(&self, user: &User) {
+        let frame = ServerFrame::User {
+            user: user.directory_entry(),
+        }
+        .encode();
+        broadcast(&self.registry(), &frame);
     }
 
     /// Closes every connection (1001) and waits for the writer to commit what it has.

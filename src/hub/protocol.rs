@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::store::{ChatRejection, ConversationId, ConversationSummary, Message, User};
+use crate::store::{
+    ChatRejection, ConversationId, ConversationSummary, DirectoryEntry, Message, User,
+};
 
 /// A frame as sent to clients, serialized once; clones share the bytes, so fan-out to many
 /// connections copies nothing.
@@ -42,6 +44,10 @@ pub enum ServerFrame<'a> {
         user: u64,
         online: bool,
         last_seen: u64,
+    },
+    /// An account was created or changed by an administrator.
+    User {
+        user: DirectoryEntry<'a>,
     },
     Error {
         code: &'static str,

@@ -14,7 +14,7 @@ pub use chat::{
     ChatOp, ChatOutcome, ChatRejection, ConversationId, ConversationSummary, HistoryPage,
     HistoryQuery, MemberRead, Message, SendTarget,
 };
-pub use users::{NewUser, Role, Session, User, UserPatch};
+pub use users::{DirectoryEntry, NewUser, Role, Session, User, UserPatch};
 
 use codec::Stored;
 

@@ -32,6 +32,29 @@ impl User {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
+
+    /// What every member may know about this account.
+    pub fn directory_entry(&self) -> DirectoryEntry<'_> {
+        DirectoryEntry {
+            id: self.id,
+            username: &self.username,
+            display_name: &self.display_name,
+            role: self.role,
+            disabled: self.disabled,
+            last_seen: self.last_seen,
+        }
+    }
+}
+
+/// An entry of the office directory (`GET /api/users`, `user` frames).
+#[derive(Debug, Serialize)]
+pub struct DirectoryEntry<'a> {
+    pub id: u64,
+    pub username: &'a str,
+    pub display_name: &'a str,
+    pub role: Role,
+    pub disabled: bool,
+    pub last_seen: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
