@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
@@ -226,8 +226,11 @@ impl Store {
     pub fn apply_chat_batch(&self, ops: &[ChatOp]) -> Result<Vec<ChatOutcome>> {
         let txn = self.db.begin_write()?;
         let mut outcomes = Vec::with_capacity(ops.len());
-        for op in ops {
-            outcomes.push(apply(&txn, op)?);
+        {
+            let mut tables = BatchTables::open(&txn)?;
+            for op in ops {
+                outcomes.push(tables.apply(op)?);
+            }
         }
         txn.commit()?;
         Ok(outcomes)
@@ -341,176 +344,190 @@ impl Store {
     }
 }
 
-fn apply(txn: &WriteTransaction, op: &ChatOp) -> Result<ChatOutcome> {
-    match op {
-        ChatOp::Send {
-            sender,
-            target,
-            body,
-            client_id,
+/// The tables a batch writes, opened once per transaction rather than once per op.
+struct BatchTables<'txn> {
+    users: Table<'txn, u64, Stored<UserRecord>>,
+    conversations: Table<'txn, &'static str, Stored<ConversationRecord>>,
+    messages: Table<'txn, (&'static str, u64), Stored<MessageRecord>>,
+    memberships: Table<'txn, (u64, &'static str), Stored<MembershipRecord>>,
+    client_ids: Table<'txn, (u64, &'static str), Stored<ClientIdRecord>>,
+}
+
+impl<'txn> BatchTables<'txn> {
+    fn open(txn: &'txn WriteTransaction) -> Result<BatchTables<'txn>> {
+        Ok(BatchTables {
+            users: txn.open_table(USERS)?,
+            conversations: txn.open_table(CONVERSATIONS)?,
+            messages: txn.open_table(MESSAGES)?,
+            memberships: txn.open_table(MEMBERSHIPS)?,
+            client_ids: txn.open_table(CLIENT_IDS)?,
+        })
+    }
+
+    fn apply(&mut self, op: &ChatOp) -> Result<ChatOutcome> {
+        match op {
+            ChatOp::Send {
+                sender,
+                target,
+                body,
+                client_id,
+                sent_at,
+            } => self.send(*sender, target, body, client_id, *sent_at),
+            ChatOp::Read {
+                user,
+                conversation,
+                seq,
+            } => self.mark_read(*user, conversation, *seq),
+            ChatOp::PurgeClientIds { before } => {
+                self.client_ids
+                    .retain(|_, record| record.decode().map_or(true, |r| r.at >= *before))?;
+                Ok(ChatOutcome::Unchanged)
+            }
+        }
+    }
+
+    fn send(
+        &mut self,
+        sender: u64,
+        target: &SendTarget,
+        body: &str,
+        client_id: &str,
+        sent_at: u64,
+    ) -> Result<ChatOutcome> {
+        let conversation = match target {
+            SendTarget::User(to) if *to == sender => {
+                return Ok(ChatOutcome::Rejected(ChatRejection::CannotMessageSelf));
+            }
+            SendTarget::User(to) => ConversationId::dm(sender, *to),
+            SendTarget::Conversation(id) => id.clone(),
+        };
+        let Some(members) = members_of(&self.conversations, &self.users, &conversation, sender)?
+        else {
+            let rejection = match target {
+                SendTarget::User(_) => ChatRejection::NoSuchUser,
+                SendTarget::Conversation(_) => ChatRejection::NotAMember,
+            };
+            return Ok(ChatOutcome::Rejected(rejection));
+        };
+        for &member in members.iter().filter(|&&m| m != sender) {
+            if !is_active(&self.users, member)? {
+                return Ok(ChatOutcome::Rejected(ChatRejection::NoSuchUser));
+            }
+        }
+
+        let id = conversation.as_str();
+        let body_sha256: [u8; 32] = Sha256::digest(body.as_bytes()).into();
+        let earlier = self
+            .client_ids
+            .get((sender, client_id))?
+            .map(|r| r.value().decode())
+            .transpose()?;
+        if let Some(earlier) = earlier {
+            if earlier.conversation != id || earlier.body_sha256 != body_sha256 {
+                return Ok(ChatOutcome::Rejected(ChatRejection::ClientIdReused));
+            }
+            if let Some(stored) = self.messages.get((id, earlier.seq))? {
+                let message = to_message(id, earlier.seq, stored.value().decode()?);
+                return Ok(ChatOutcome::Duplicate { message });
+            }
+        }
+
+        let mut record = match self.conversations.get(id)? {
+            Some(r) => r.value().decode()?,
+            None => ConversationRecord {
+                kind: Kind::Dm,
+                members: members.clone(),
+                last_seq: 0,
+                last_activity: 0,
+            },
+        };
+        record.last_seq += 1;
+        record.last_activity = sent_at;
+        let seq = record.last_seq;
+        self.conversations.insert(id, Encoded::new(&record))?;
+
+        let stored = MessageRecord {
+            from: sender,
+            body: body.to_owned(),
             sent_at,
-        } => send(txn, *sender, target, body, client_id, *sent_at),
-        ChatOp::Read {
-            user,
-            conversation,
+        };
+        self.messages.insert((id, seq), Encoded::new(&stored))?;
+
+        for &member in &members {
+            let mut position = match self.memberships.get((member, id))? {
+                Some(m) => m.value().decode()?,
+                None => MembershipRecord::default(),
+            };
+            if member == sender {
+                // Writing a message means you have read everything before it.
+                position.read_seq = seq;
+                position.unread = 0;
+            } else {
+                position.unread += 1;
+            }
+            self.memberships
+                .insert((member, id), Encoded::new(&position))?;
+        }
+
+        let remembered = ClientIdRecord {
+            conversation: id.to_owned(),
             seq,
-        } => mark_read(txn, *user, conversation, *seq),
-        ChatOp::PurgeClientIds { before } => {
-            txn.open_table(CLIENT_IDS)?
-                .retain(|_, record| record.decode().map_or(true, |r| r.at >= *before))?;
-            Ok(ChatOutcome::Unchanged)
-        }
-    }
-}
-
-fn send(
-    txn: &WriteTransaction,
-    sender: u64,
-    target: &SendTarget,
-    body: &str,
-    client_id: &str,
-    sent_at: u64,
-) -> Result<ChatOutcome> {
-    let users = txn.open_table(USERS)?;
-    let conversation = match target {
-        SendTarget::User(to) if *to == sender => {
-            return Ok(ChatOutcome::Rejected(ChatRejection::CannotMessageSelf));
-        }
-        SendTarget::User(to) => ConversationId::dm(sender, *to),
-        SendTarget::Conversation(id) => id.clone(),
-    };
-    let mut conversations = txn.open_table(CONVERSATIONS)?;
-    let Some(members) = members_of(&conversations, &users, &conversation, sender)? else {
-        let rejection = match target {
-            SendTarget::User(_) => ChatRejection::NoSuchUser,
-            SendTarget::Conversation(_) => ChatRejection::NotAMember,
+            body_sha256,
+            at: sent_at,
         };
-        return Ok(ChatOutcome::Rejected(rejection));
-    };
-    for &member in members.iter().filter(|&&m| m != sender) {
-        if !is_active(&users, member)? {
-            return Ok(ChatOutcome::Rejected(ChatRejection::NoSuchUser));
-        }
-    }
-    drop(users);
+        self.client_ids
+            .insert((sender, client_id), Encoded::new(&remembered))?;
 
-    let id = conversation.as_str();
-    let body_sha256: [u8; 32] = Sha256::digest(body.as_bytes()).into();
-    let mut client_ids = txn.open_table(CLIENT_IDS)?;
-    let earlier = client_ids
-        .get((sender, client_id))?
-        .map(|r| r.value().decode())
-        .transpose()?;
-    if let Some(earlier) = earlier {
-        if earlier.conversation != id || earlier.body_sha256 != body_sha256 {
-            return Ok(ChatOutcome::Rejected(ChatRejection::ClientIdReused));
-        }
-        let messages = txn.open_table(MESSAGES)?;
-        if let Some(stored) = messages.get((id, earlier.seq))? {
-            let message = to_message(id, earlier.seq, stored.value().decode()?);
-            return Ok(ChatOutcome::Duplicate { message });
-        }
+        Ok(ChatOutcome::Sent {
+            message: to_message(id, seq, stored),
+            members,
+        })
     }
 
-    let mut record = match conversations.get(id)? {
-        Some(r) => r.value().decode()?,
-        None => ConversationRecord {
-            kind: Kind::Dm,
-            members: members.clone(),
-            last_seq: 0,
-            last_activity: 0,
-        },
-    };
-    record.last_seq += 1;
-    record.last_activity = sent_at;
-    let seq = record.last_seq;
-    conversations.insert(id, Encoded::new(&record))?;
-
-    let stored = MessageRecord {
-        from: sender,
-        body: body.to_owned(),
-        sent_at,
-    };
-    txn.open_table(MESSAGES)?
-        .insert((id, seq), Encoded::new(&stored))?;
-
-    let mut memberships = txn.open_table(MEMBERSHIPS)?;
-    for &member in &members {
-        let mut position = match memberships.get((member, id))? {
+    fn mark_read(
+        &mut self,
+        user: u64,
+        conversation: &ConversationId,
+        seq: u64,
+    ) -> Result<ChatOutcome> {
+        let Some(members) = members_of(&self.conversations, &self.users, conversation, user)?
+        else {
+            return Ok(ChatOutcome::Rejected(ChatRejection::NotAMember));
+        };
+        let id = conversation.as_str();
+        let last_seq = match self.conversations.get(id)? {
+            Some(r) => r.value().decode()?.last_seq,
+            None => 0,
+        };
+        if seq > last_seq {
+            return Ok(ChatOutcome::Rejected(ChatRejection::InvalidSeq));
+        }
+        let mut position = match self.memberships.get((user, id))? {
             Some(m) => m.value().decode()?,
-            None => MembershipRecord::default(),
+            None => return Ok(ChatOutcome::Unchanged),
         };
-        if member == sender {
-            // Writing a message means you have read everything before it.
-            position.read_seq = seq;
-            position.unread = 0;
-        } else {
-            position.unread += 1;
+        if seq <= position.read_seq {
+            return Ok(ChatOutcome::Unchanged);
         }
-        memberships.insert((member, id), Encoded::new(&position))?;
-    }
-
-    let remembered = ClientIdRecord {
-        conversation: id.to_owned(),
-        seq,
-        body_sha256,
-        at: sent_at,
-    };
-    client_ids.insert((sender, client_id), Encoded::new(&remembered))?;
-
-    Ok(ChatOutcome::Sent {
-        message: to_message(id, seq, stored),
-        members,
-    })
-}
-
-fn mark_read(
-    txn: &WriteTransaction,
-    user: u64,
-    conversation: &ConversationId,
-    seq: u64,
-) -> Result<ChatOutcome> {
-    let conversations = txn.open_table(CONVERSATIONS)?;
-    let Some(members) = members_of(&conversations, &txn.open_table(USERS)?, conversation, user)?
-    else {
-        return Ok(ChatOutcome::Rejected(ChatRejection::NotAMember));
-    };
-    let last_seq = match conversations.get(conversation.as_str())? {
-        Some(r) => r.value().decode()?.last_seq,
-        None => 0,
-    };
-    if seq > last_seq {
-        return Ok(ChatOutcome::Rejected(ChatRejection::InvalidSeq));
-    }
-    let id = conversation.as_str();
-    let mut memberships = txn.open_table(MEMBERSHIPS)?;
-    let mut position = match memberships.get((user, id))? {
-        Some(m) => m.value().decode()?,
-        None => return Ok(ChatOutcome::Unchanged),
-    };
-    if seq <= position.read_seq {
-        return Ok(ChatOutcome::Unchanged);
-    }
-    // Unread = messages from others after the new read position; bounded by the old count.
-    let mut unread = 0;
-    for entry in txn
-        .open_table(MESSAGES)?
-        .range((id, seq + 1)..=(id, last_seq))?
-    {
-        if entry?.1.value().decode()?.from != user {
-            unread += 1;
+        // Unread = messages from others after the new read position; bounded by the old count.
+        let mut unread = 0;
+        for entry in self.messages.range((id, seq + 1)..=(id, last_seq))? {
+            if entry?.1.value().decode()?.from != user {
+                unread += 1;
+            }
         }
+        position.read_seq = seq;
+        position.unread = unread;
+        self.memberships
+            .insert((user, id), Encoded::new(&position))?;
+        Ok(ChatOutcome::Read {
+            conversation: conversation.clone(),
+            user,
+            read_seq: seq,
+            unread,
+            members,
+        })
     }
-    position.read_seq = seq;
-    position.unread = unread;
-    memberships.insert((user, id), Encoded::new(&position))?;
-    Ok(ChatOutcome::Read {
-        conversation: conversation.clone(),
-        user,
-        read_seq: seq,
-        unread,
-        members,
-    })
 }
 
 /// The members of `conversation` if `user` is one of them. A DM's members are named by its id,
