@@ -46,6 +46,31 @@ async fn post_raw(
     .await
 }
 
+/// Sends each body as JSON with a request from `request` and expects 400 `invalid_body`, and
+/// no session cookie, for every one.
+async fn expect_invalid_bodies(
+    bodies: Vec<(&'static str, String)>,
+    request: impl Fn() -> reqwest::RequestBuilder,
+) {
+    for (what, body) in bodies {
+        let (status, headers, answer) = send_full(
+            request()
+                .header("Content-Type", "application/json")
+                .body(body),
+        )
+        .await;
+        assert_eq!(
+            (status, error_code(&answer)),
+            (StatusCode::BAD_REQUEST, "invalid_body"),
+            "{what}: {status} {answer}"
+        );
+        assert!(
+            session_set_cookie(&headers).is_none(),
+            "{what} got a cookie"
+        );
+    }
+}
+
 /// The bodies every JSON endpoint must refuse with 400 `invalid_body`, built from a valid one.
 fn broken_bodies(valid: &Value) -> Vec<(&'static str, String)> {
     let object = valid.as_object().expect("object");
@@ -395,16 +420,10 @@ async fn setup_refuses_malformed_bodies_and_stays_open() {
     let valid = json!({"username": "admin", "token": token, "display_name": "Admin",
                        "password": ADMIN_PASSWORD});
 
-    for (what, body) in broken_bodies(&valid) {
-        let answer = post_raw(&server, "/api/setup", "application/json", body).await;
-        assert_eq!(
-            (answer.0, error_code(&answer.1)),
-            (StatusCode::BAD_REQUEST, "invalid_body"),
-            "{what}: {} {}",
-            answer.0,
-            answer.1
-        );
-    }
+    expect_invalid_bodies(broken_bodies(&valid), || {
+        http().post(server.url("/api/setup"))
+    })
+    .await;
 
     let (status, _) = send(http().get(server.url("/setup"))).await;
     assert_eq!(status, StatusCode::OK, "setup no longer open");
@@ -417,24 +436,10 @@ async fn login_refuses_malformed_bodies() {
     setup_admin(&server).await;
     let valid = json!({"username": "admin", "password": ADMIN_PASSWORD});
 
-    for (what, body) in broken_bodies(&valid) {
-        let (status, headers, answer) = send_full(
-            http()
-                .post(server.url("/api/login"))
-                .header("Content-Type", "application/json")
-                .body(body),
-        )
-        .await;
-        assert_eq!(
-            (status, error_code(&answer)),
-            (StatusCode::BAD_REQUEST, "invalid_body"),
-            "{what}: {status} {answer}"
-        );
-        assert!(
-            session_set_cookie(&headers).is_none(),
-            "{what} got a cookie"
-        );
-    }
+    expect_invalid_bodies(broken_bodies(&valid), || {
+        http().post(server.url("/api/login"))
+    })
+    .await;
     login_client(&server, "admin", ADMIN_PASSWORD).await;
 }
 
@@ -455,22 +460,7 @@ async fn creating_a_user_refuses_malformed_bodies_and_creates_nobody() {
         "role of the wrong type",
         json!({"username": "bob", "display_name": "Bob", "role": true}).to_string(),
     ));
-    for (what, body) in bodies {
-        let answer = send(
-            admin
-                .request(Method::POST, "/api/admin/users")
-                .header("Content-Type", "application/json")
-                .body(body),
-        )
-        .await;
-        assert_eq!(
-            (answer.0, error_code(&answer.1)),
-            (StatusCode::BAD_REQUEST, "invalid_body"),
-            "{what}: {} {}",
-            answer.0,
-            answer.1
-        );
-    }
+    expect_invalid_bodies(bodies, || admin.request(Method::POST, "/api/admin/users")).await;
 
     assert_eq!(admin.admin_users().await, before);
 }
@@ -488,7 +478,7 @@ async fn editing_a_user_refuses_malformed_bodies_and_changes_nothing() {
         .expect("bob");
     let path = format!("/api/admin/users/{bob_id}");
 
-    for (what, body) in [
+    let bodies = vec![
         ("truncated JSON", r#"{"display_name": "Bobby""#.to_owned()),
         ("not JSON", "display_name=Bobby".to_owned()),
         ("an array", r#"[{"display_name": "Bobby"}]"#.to_owned()),
@@ -506,22 +496,8 @@ async fn editing_a_user_refuses_malformed_bodies_and_changes_nothing() {
             json!({"display_name": "Bobby", "must_change_password": false}).to_string(),
         ),
         ("an id", json!({"id": 1}).to_string()),
-    ] {
-        let answer = send(
-            admin
-                .request(Method::PATCH, &path)
-                .header("Content-Type", "application/json")
-                .body(body),
-        )
-        .await;
-        assert_eq!(
-            (answer.0, error_code(&answer.1)),
-            (StatusCode::BAD_REQUEST, "invalid_body"),
-            "{what}: {} {}",
-            answer.0,
-            answer.1
-        );
-    }
+    ];
+    expect_invalid_bodies(bodies, || admin.request(Method::PATCH, &path)).await;
 
     assert_eq!(admin.admin_users().await, before);
 }
