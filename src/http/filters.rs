@@ -37,7 +37,7 @@ pub enum Credential {
     None,
 }
 
-fn credential() -> impl Filter<Extract = (Credential,), Error = Rejection> + Clone {
+pub fn credential() -> impl Filter<Extract = (Credential,), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization")
         .and(warp::cookie::optional::<String>(SESSION_COOKIE))
         .map(|authorization: Option<String>, cookie: Option<String>| {

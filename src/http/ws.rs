@@ -18,7 +18,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use super::error::ApiError;
-use super::filters::{RequestOrigin, SESSION_COOKIE, request_origin, with_app};
+use super::filters::{Credential, RequestOrigin, credential, request_origin, with_app};
 use crate::app::App;
 use crate::auth::{AuthError, Authenticated};
 use crate::config::limits;
@@ -69,8 +69,7 @@ fn socket_config() -> WebSocketConfig {
 pub fn upgrade(app: Arc<App>) -> BoxedFilter<(Response,)> {
     warp::get()
         .and(with_app(app))
-        .and(warp::header::optional::<String>("authorization"))
-        .and(warp::cookie::optional::<String>(SESSION_COOKIE))
+        .and(credential())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(request_origin())
         .and_then(authorize)
@@ -127,17 +126,17 @@ fn accept(
 /// page: so with the cookie the Origin must be ours; with a token it must be ours if present.
 async fn authorize(
     app: Arc<App>,
-    authorization: Option<String>,
-    cookie: Option<String>,
+    credential: Credential,
     query: String,
     origin: RequestOrigin,
 ) -> Result<(Arc<App>, Authenticated), warp::Rejection> {
     let reject = |e: ApiError| warp::reject::custom(e);
-    let bearer = authorization
-        .as_deref()
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned())
-        .or_else(|| query_token(&query));
+    // `?token=` stands in for the header, which browsers cannot set on a WebSocket.
+    let (bearer, cookie) = match credential {
+        Credential::Bearer(token) => (Some(token), None),
+        Credential::Cookie(token) => (query_token(&query), Some(token)),
+        Credential::None => (query_token(&query), None),
+    };
     let own_origin = origin.is_own(&app.config.allowed_origins);
     let token = match (bearer, cookie) {
         (Some(token), _) if own_origin || !origin.is_present() => token,

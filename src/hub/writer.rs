@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::protocol::{FrameError, ServerFrame};
 use super::{Connection, Hub, close};
 use crate::config::limits;
-use crate::store::{ChatOp, ChatOutcome, Store};
+use crate::store::{ChatOp, ChatOutcome, Message, Store};
 
 /// The connection a write came from, so its result goes back there.
 #[derive(Debug)]
@@ -111,22 +111,14 @@ fn deliver(hub: &Hub, outcome: ChatOutcome, origin: Option<Origin>) {
         ChatOutcome::Sent { message, members } => {
             let skip = origin.as_ref().map(|o| o.connection);
             if let Some(origin) = &origin {
-                let ack = ServerFrame::Ack {
-                    client_id: origin.client_id.as_deref().unwrap_or_default(),
-                    message: &message,
-                };
-                hub.deliver_to_connection(origin.user, origin.connection, &ack.encode());
+                ack(hub, origin, &message);
             }
             let frame = ServerFrame::Message { message: &message }.encode();
             hub.deliver_to(&members, &frame, skip);
         }
         ChatOutcome::Duplicate { message } => {
             if let Some(origin) = &origin {
-                let ack = ServerFrame::Ack {
-                    client_id: origin.client_id.as_deref().unwrap_or_default(),
-                    message: &message,
-                };
-                hub.deliver_to_connection(origin.user, origin.connection, &ack.encode());
+                ack(hub, origin, &message);
             }
         }
         ChatOutcome::Read {
@@ -160,6 +152,15 @@ fn deliver(hub: &Hub, outcome: ChatOutcome, origin: Option<Origin>) {
             }
         }
     }
+}
+
+/// Acknowledges a stored send to the connection it came from (again, for a retry).
+fn ack(hub: &Hub, origin: &Origin, message: &Message) {
+    let frame = ServerFrame::Ack {
+        client_id: origin.client_id.as_deref().unwrap_or_default(),
+        message,
+    };
+    hub.deliver_to_connection(origin.user, origin.connection, &frame.encode());
 }
 
 /// Registers the connection and builds its `hello`, or says which close code refuses it.
