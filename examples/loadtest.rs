@@ -34,7 +34,8 @@ type Fallible<T> = Result<T, String>;
 /// senders stay just under it, so the offered load is at most users × 19 messages/s.
 const CLIENT_RATE: f64 = 19.0;
 const CLIENT_BURST: f64 = 55.0;
-/// Password hashes are the slow part of signing users up; the server runs 4 at once.
+/// Password hashes are the slow part of signing users up; the server hashes 2 at once
+/// (`limits::CONCURRENT_HASHES`), and 4 in flight keep both of its hashing threads busy.
 const SIGNUP_CONCURRENCY: usize = 4;
 /// A phase that makes no progress for this long aborts the run.
 const STALL: Duration = Duration::from_secs(30);

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::control::{self, Request, Response};
+use crate::store::{self, StoreError};
 use crate::{StartError, auth::Auth, auth::AuthError, open_store};
 
 /// `confab --reset-user NAME`: through the running server if there is one, else directly on
@@ -39,13 +40,81 @@ pub async fn reset_user(config: &Config, username: &str) -> ExitCode {
     }
 }
 
-async fn reset_offline(config: &Config, username: &str) -> Response {
-    // Never create a database here: a mistyped --data-dir should be reported, not "fixed".
-    if !config.database_path().exists() {
-        return Response::Failed(format!(
+/// `confab check [--repair]`: offline, on the database file itself.
+pub async fn check(config: &Config, repair: bool) -> ExitCode {
+    if let Err(message) = existing_database(config) {
+        eprintln!("confab: {message}");
+        return ExitCode::FAILURE;
+    }
+    let path = config.database_path();
+    let started = std::time::Instant::now();
+    let checked = {
+        let path = path.clone();
+        store::blocking(move || store::check(&path, repair)).await
+    };
+    let report = match checked {
+        Ok(report) => report,
+        Err(StoreError::InUse) => {
+            eprintln!(
+                "confab: the server is running on {}; stop it first (e.g. systemctl stop confab), then run the check",
+                config.data_dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("confab: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "checked {} in {:.2} s (page checksums {:.2} s): {} users, {} conversations, {} messages",
+        path.display(),
+        started.elapsed().as_secs_f64(),
+        report.integrity_time.as_secs_f64(),
+        report.users,
+        report.conversations,
+        report.messages,
+    );
+    for problem in &report.problems {
+        println!("  problem: {problem}");
+    }
+    let unresolved = report.unresolved();
+    if report.problems.is_empty() {
+        println!("no problems found");
+    } else if repair {
+        println!(
+            "repaired {} of {} problems",
+            report.repaired,
+            report.problems.len()
+        );
+    } else {
+        println!(
+            "{} problems found; run `confab check --repair` to fix what history can rebuild",
+            report.problems.len()
+        );
+    }
+    if unresolved == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Console commands never create a database: a mistyped --data-dir is reported, not "fixed".
+fn existing_database(config: &Config) -> Result<(), String> {
+    if config.database_path().exists() {
+        Ok(())
+    } else {
+        Err(format!(
             "there is no confab database in {}; pass the server's --data-dir (or CONFAB_DATA_DIR)",
             config.data_dir.display()
-        ));
+        ))
+    }
+}
+
+async fn reset_offline(config: &Config, username: &str) -> Response {
+    if let Err(message) = existing_database(config) {
+        return Response::Failed(message);
     }
     let store = match open_store(config) {
         Ok(store) => store,

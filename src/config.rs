@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// The version shown by `--version` and `/healthz`: the crate version plus the git revision.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CONFAB_GIT_REV"), ")");
@@ -13,12 +13,15 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CONFAB_
 #[derive(Debug, Parser)]
 #[command(name = "confab", version = VERSION, about, long_about = None)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address and port to listen on.
     #[arg(long, env = "CONFAB_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
     /// Where the database lives [default: $STATE_DIRECTORY under systemd, else the user data dir]
-    #[arg(long, env = "CONFAB_DATA_DIR")]
+    #[arg(long, env = "CONFAB_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 
     /// Extra origin allowed to use the API with the session cookie and open WebSockets,
@@ -37,6 +40,20 @@ pub struct Cli {
     /// Give USER a new one-time temporary password, sign them out everywhere, and exit.
     #[arg(long, env = "CONFAB_RESET_USER", value_name = "USER")]
     pub reset_user: Option<String>,
+}
+
+/// Console commands; with none, confab serves.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Verify the database (the server must be stopped): every page's checksum, every record,
+    /// and every unread count and membership against the message history. Exits 1 if
+    /// problems remain.
+    Check {
+        /// Fix what the message history can rebuild (unread counts, memberships,
+        /// conversation records, broken sessions).
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 /// Server settings, resolved from [`Cli`] once at start and passed in, never global.
@@ -120,7 +137,8 @@ pub mod limits {
     pub const MAX_CLIENT_ID_CHARS: usize = 64;
     /// Frames queued for one connection before it counts as too slow and is closed. Several
     /// times [`WRITER_BATCH`], because one committed batch can fan out that many frames to a
-    /// healthy connection at once. Frames are shared `Arc<str>`s, so a slot costs a pointer.
+    /// healthy connection at once. Frames are reference-counted buffers shared by all
+    /// recipients, so a slot costs a pointer.
     pub const CONNECTION_QUEUE: usize = 1024;
     /// Sends waiting for the writer; when full, senders wait (backpressure), never grow memory.
     pub const WRITER_QUEUE: usize = 4096;

@@ -33,8 +33,14 @@ pub enum StartError {
         "another confab is already using {0}; stop it first, or use --reset-user while it runs"
     )]
     InUse(String),
-    #[error("cannot open the database: {0}")]
-    Store(#[from] store::StoreError),
+    /// Says which file and what to do.
+    #[error("{0}")]
+    Open(store::StoreError),
+    #[error("cannot use the database {path}: {source}")]
+    Store {
+        path: String,
+        source: store::StoreError,
+    },
     #[error("cannot start: {0}")]
     Auth(#[from] auth::AuthError),
     #[error("cannot open the control socket: {0}")]
@@ -47,9 +53,14 @@ pub fn open_store(config: &Config) -> Result<Store, StartError> {
         path: config.data_dir.display().to_string(),
         source,
     })?;
-    Store::open(&config.database_path()).map_err(|e| match e {
+    let path = config.database_path();
+    Store::open(&path).map_err(|e| match e {
         store::StoreError::InUse => StartError::InUse(config.data_dir.display().to_string()),
-        other => StartError::Store(other),
+        open @ store::StoreError::Open { .. } => StartError::Open(open),
+        source => StartError::Store {
+            path: path.display().to_string(),
+            source,
+        },
     })
 }
 

@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
-use confab::config::{Cli, Config};
+use confab::config::{Cli, Command, Config};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -20,6 +20,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::Check { repair }) = cli.command {
+        return confab::cli::check(&config, repair).await;
+    }
     if let Some(username) = &cli.reset_user {
         return confab::cli::reset_user(&config, username).await;
     }

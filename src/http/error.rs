@@ -62,10 +62,10 @@ impl ApiError {
                 A::UsernameTaken => (StatusCode::CONFLICT, "username_taken", message),
                 A::LastAdmin => (StatusCode::CONFLICT, "last_admin", message),
                 A::NoSuchUser => (StatusCode::NOT_FOUND, "not_found", message),
-                A::Store(cause) => internal(cause),
+                A::Store(cause) => store_error(cause),
                 A::Internal(cause) => internal(cause),
             },
-            E::Store(cause) => internal(cause),
+            E::Store(cause) => store_error(cause),
             E::InvalidBody(_) => (StatusCode::BAD_REQUEST, "invalid_body", message),
             E::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query", message),
             E::BadOrigin => (StatusCode::FORBIDDEN, "bad_origin", message),
@@ -91,6 +91,17 @@ impl ApiError {
             ApiError::Auth(AuthError::Busy) => Some(Duration::from_secs(1)),
             _ => None,
         }
+    }
+}
+
+fn store_error(cause: &StoreError) -> (StatusCode, &'static str, String) {
+    match cause {
+        StoreError::StorageFull => (
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage_full",
+            "the server's disk is full, so nothing can be saved; tell your administrator".into(),
+        ),
+        other => internal(other),
     }
 }
 

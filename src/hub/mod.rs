@@ -53,6 +53,9 @@ struct Inner {
     next_connection: AtomicU64,
     /// Sockets beyond this are refused with 1013.
     max_connections: usize,
+    /// Set once at shutdown; timers and housekeeping end on it, so nothing outlives the hub
+    /// and the database closes cleanly.
+    stopping: watch::Sender<bool>,
 }
 
 #[derive(Default)]
@@ -60,6 +63,18 @@ struct Registry {
     users: HashMap<u64, Presence>,
     /// Open sockets across all users, for the connection limit and for shutdown.
     connections: usize,
+    /// Bumped (under this lock) by every session revocation, so a registration that checked
+    /// its session before taking the lock can tell whether it must check again.
+    revocations: u64,
+}
+
+impl Registry {
+    /// Whether `user`'s last connection closed at `generation` and none opened since.
+    fn is_gone(&self, user: u64, generation: u64) -> bool {
+        self.users
+            .get(&user)
+            .is_some_and(|p| p.connections.is_empty() && p.generation == generation)
+    }
 }
 
 /// One user's live connections and what the others have been told.
@@ -139,6 +154,7 @@ impl Hub {
                 store: store.clone(),
                 next_connection: AtomicU64::new(1),
                 max_connections,
+                stopping: watch::channel(false).0,
             }),
         };
         let thread = writer::spawn(store, hub.clone(), queue);
@@ -156,7 +172,8 @@ impl Hub {
         if sessions.is_empty() {
             return;
         }
-        let registry = self.registry();
+        let mut registry = self.registry();
+        registry.revocations += 1;
         if let Some(presence) = registry.users.get(&user) {
             for connection in presence.connections.values() {
                 if sessions.contains(&connection.session_id) {
@@ -175,17 +192,28 @@ impl Hub {
         broadcast(&self.registry(), &frame);
     }
 
-    /// Closes every connection (1001) and waits for the writer to commit what it has.
+    /// Closes every connection (1001), saves when everyone online was last seen, and waits for
+    /// the writer to commit what it has.
     pub async fn shutdown(&self) {
-        for presence in self.registry().users.values() {
-            for connection in presence.connections.values() {
-                connection.control.close(close::GOING_AWAY);
+        self.inner.stopping.send_replace(true);
+        let online: Vec<u64> = {
+            let registry = self.registry();
+            for presence in registry.users.values() {
+                for connection in presence.connections.values() {
+                    connection.control.close(close::GOING_AWAY);
+                }
             }
-        }
+            registry.users.keys().copied().collect()
+        };
         // Wait (briefly) until every connection has sent its goodbye and unregistered.
         let deadline = tokio::time::Instant::now() + limits::SOCKET_GOODBYE;
         while self.registry().connections > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if !online.is_empty() {
+            let at = store::now_secs();
+            let op = ChatOp::Seen { users: online, at };
+            let _ = self.submit(WriterOp::Chat { op, origin: None }).await;
         }
         let _ = self.inner.writer.send(WriterOp::Stop).await;
         let thread = lock(&self.inner.writer_thread).take();
@@ -203,8 +231,17 @@ impl Hub {
         self.inner.writer.send(op).await.map_err(|_| ())
     }
 
+    /// Resolves once shutdown has begun.
+    async fn stopped(&self) {
+        let mut stopping = self.inner.stopping.subscribe();
+        let _ = stopping.wait_for(|&stopping| stopping).await;
+    }
+
     /// Adds a connection and announces the user if they were offline. Runs on the writer
-    /// thread, between batches. Refuses past the connection limit.
+    /// thread, between batches. Refuses past the connection limit, and refuses a session
+    /// revoked since it was checked: `session_alive` reads the database, so it runs outside the
+    /// lock, and again only if a revocation happened meanwhile (revocations bump a counter
+    /// under this lock before closing sockets, so none slips between the check and the insert).
     /// Returns the online set and whether this user just came online, or the close code that
     /// refuses the connection.
     fn register(
@@ -212,12 +249,18 @@ impl Hub {
         user: u64,
         id: u64,
         connection: Connection,
-        session_alive: impl FnOnce() -> bool,
+        session_alive: impl Fn() -> bool,
     ) -> Result<(Vec<u64>, bool), u16> {
-        let mut registry = self.registry();
-        if !session_alive() {
-            return Err(close::SESSION_ENDED);
-        }
+        let mut registry = loop {
+            let seen = self.registry().revocations;
+            if !session_alive() {
+                return Err(close::SESSION_ENDED);
+            }
+            let registry = self.registry();
+            if registry.revocations == seen {
+                break registry;
+            }
+        };
         if registry.connections >= self.inner.max_connections {
             return Err(close::TRY_AGAIN_LATER);
         }
@@ -270,29 +313,27 @@ impl Hub {
         let last_seen = store::now_secs();
         let hub = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(limits::PRESENCE_GRACE).await;
-            hub.announce_offline(user, generation, last_seen).await;
+            tokio::select! {
+                _ = tokio::time::sleep(limits::PRESENCE_GRACE) => {
+                    let op = WriterOp::Offline { user, generation, last_seen };
+                    let _ = hub.submit(op).await;
+                }
+                // Shutdown stamps everyone's last_seen itself.
+                _ = hub.stopped() => {}
+            }
         });
     }
 
-    /// After the grace period: if the user is still gone, save when they left, then tell
-    /// everyone (in that order, so whoever reacts to the frame reads the new `last_seen`).
-    async fn announce_offline(&self, user: u64, generation: u64, last_seen: u64) {
-        let still_gone = |registry: &Registry| {
-            registry
-                .users
-                .get(&user)
-                .is_some_and(|p| p.connections.is_empty() && p.generation == generation)
-        };
-        if !still_gone(&self.registry()) {
-            return;
-        }
-        let store = self.inner.store.clone();
-        if let Err(e) = store::blocking(move || store.set_last_seen(user, last_seen)).await {
-            tracing::warn!(error = %e, user, "could not save last_seen");
-        }
+    /// Whether `user` left (the connection set emptied at `generation`) and has not returned.
+    fn still_gone(&self, user: u64, generation: u64) -> bool {
+        self.registry().is_gone(user, generation)
+    }
+
+    /// After the grace period, and after the writer saved `last_seen` (so whoever reacts to
+    /// the frame reads it): tells everyone the user is offline, unless they came back.
+    fn announce_offline(&self, user: u64, generation: u64, last_seen: u64) {
         let mut registry = self.registry();
-        if !still_gone(&registry) {
+        if !registry.is_gone(user, generation) {
             return;
         }
         registry.users.remove(&user);
@@ -331,26 +372,31 @@ impl Hub {
         }
     }
 
-    /// Hourly: forget old client ids and expired sessions, so tables stay small.
+    /// Hourly: forget old client ids and expired sessions, so tables stay small. Through the
+    /// writer like every other chat write.
     fn spawn_housekeeping(&self) {
         let hub = self.clone();
         tokio::spawn(async move {
             let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
             loop {
-                every_hour.tick().await;
+                tokio::select! {
+                    _ = every_hour.tick() => {}
+                    _ = hub.stopped() => return,
+                }
                 let before =
                     store::now_millis().saturating_sub(limits::CLIENT_ID_TTL.as_millis() as u64);
-                let op = ChatOp::PurgeClientIds { before };
-                if hub
-                    .submit(WriterOp::Chat { op, origin: None })
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                let store = hub.inner.store.clone();
-                if let Err(e) = store::blocking(move || store.purge_expired_sessions()).await {
-                    tracing::warn!(error = %e, "could not purge expired sessions");
+                let now = store::now_secs();
+                for op in [
+                    ChatOp::PurgeClientIds { before },
+                    ChatOp::PurgeExpiredSessions { now },
+                ] {
+                    if hub
+                        .submit(WriterOp::Chat { op, origin: None })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
             }
         });

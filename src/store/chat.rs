@@ -5,13 +5,16 @@
 
 use std::fmt;
 
-use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use super::codec::{Encoded, Record, Stored};
-use super::users::UserRecord;
-use super::{CLIENT_IDS, CONVERSATIONS, MEMBERSHIPS, MESSAGES, Result, Store, USERS};
+use super::users::{self, SessionRecord, UserRecord};
+use super::{
+    CLIENT_IDS, CONVERSATIONS, LAST_SEEN, MEMBERSHIPS, MESSAGES, Result, SESSIONS, Store,
+    USER_SESSIONS, USERS,
+};
 
 /// A conversation id in canonical form. DMs are `dm:<lower user id>:<higher user id>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -36,7 +39,7 @@ impl ConversationId {
     }
 
     /// The two members a DM id names.
-    fn dm_members(&self) -> Option<[u64; 2]> {
+    pub(super) fn dm_members(&self) -> Option<[u64; 2]> {
         let mut parts = self.0.strip_prefix("dm:")?.split(':');
         Some([parts.next()?.parse().ok()?, parts.next()?.parse().ok()?])
     }
@@ -109,10 +112,27 @@ enum Kind {
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct ConversationRecord {
     kind: Kind,
-    members: Vec<u64>,
-    last_seq: u64,
+    pub(super) members: Vec<u64>,
+    pub(super) last_seq: u64,
     /// Unix milliseconds of the newest message, for ordering conversation lists.
     last_activity: u64,
+}
+
+impl ConversationRecord {
+    /// The record history implies, keeping what history cannot tell from `previous`.
+    pub(super) fn rebuilt(
+        previous: Option<&ConversationRecord>,
+        members: Vec<u64>,
+        last_seq: u64,
+        last_activity: u64,
+    ) -> ConversationRecord {
+        ConversationRecord {
+            kind: previous.map_or(Kind::Dm, |p| p.kind),
+            members,
+            last_seq,
+            last_activity,
+        }
+    }
 }
 
 impl Record for ConversationRecord {
@@ -122,9 +142,9 @@ impl Record for ConversationRecord {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct MessageRecord {
-    from: u64,
-    body: String,
-    sent_at: u64,
+    pub(super) from: u64,
+    pub(super) body: String,
+    pub(super) sent_at: u64,
 }
 
 impl Record for MessageRecord {
@@ -134,8 +154,8 @@ impl Record for MessageRecord {
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct MembershipRecord {
-    read_seq: u64,
-    unread: u64,
+    pub(super) read_seq: u64,
+    pub(super) unread: u64,
 }
 
 impl Record for MembershipRecord {
@@ -180,6 +200,10 @@ pub enum ChatOp {
     },
     /// Forget client ids recorded before this time (unix ms).
     PurgeClientIds { before: u64 },
+    /// These users were connected at `at` (unix seconds).
+    Seen { users: Vec<u64>, at: u64 },
+    /// Forget sessions expired at `now` (unix seconds).
+    PurgeExpiredSessions { now: u64 },
 }
 
 #[derive(Debug)]
@@ -224,21 +248,15 @@ impl Store {
     /// Applies a batch of writes in one transaction and returns one outcome per op, in order.
     /// A rejected op changes nothing; the others still commit.
     pub fn apply_chat_batch(&self, ops: &[ChatOp]) -> Result<Vec<ChatOutcome>> {
-        let txn = self.db.begin_write()?;
-        let mut outcomes = Vec::with_capacity(ops.len());
-        {
-            let mut tables = BatchTables::open(&txn)?;
-            for op in ops {
-                outcomes.push(tables.apply(op)?);
-            }
-        }
-        txn.commit()?;
-        Ok(outcomes)
+        self.write(|txn| {
+            let mut tables = BatchTables::open(txn)?;
+            ops.iter().map(|op| tables.apply(op)).collect()
+        })
     }
 
     /// The user's conversations, most recent activity first.
     pub fn conversations(&self, user: u64) -> Result<Vec<ConversationSummary>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let memberships = txn.open_table(MEMBERSHIPS)?;
         let conversations = txn.open_table(CONVERSATIONS)?;
         let messages = txn.open_table(MESSAGES)?;
@@ -246,21 +264,29 @@ impl Store {
         for entry in memberships.range((user, "")..(user + 1, ""))? {
             let (key, mine) = entry?;
             let id = key.value().1.to_owned();
-            let mine = mine.value().decode()?;
+            let Some(mine) = decode_or_skip(mine.value(), || format!("membership {user} {id}"))
+            else {
+                continue;
+            };
             let Some(record) = conversations.get(id.as_str())? else {
                 continue;
             };
-            let record = record.value().decode()?;
-            let last_message = match messages.get((id.as_str(), record.last_seq))? {
-                Some(m) => Some(to_message(&id, record.last_seq, m.value().decode()?)),
-                None => None,
+            let Some(record) = decode_or_skip(record.value(), || format!("conversation {id}"))
+            else {
+                continue;
             };
+            let last_message = messages
+                .get((id.as_str(), record.last_seq))?
+                .and_then(|m| {
+                    decode_or_skip(m.value(), || format!("message {id} {}", record.last_seq))
+                })
+                .map(|m| to_message(&id, record.last_seq, m));
             let mut reads = Vec::new();
             for &other in record.members.iter().filter(|&&m| m != user) {
-                let seq = match memberships.get((other, id.as_str()))? {
-                    Some(m) => m.value().decode()?.read_seq,
-                    None => 0,
-                };
+                let seq = memberships
+                    .get((other, id.as_str()))?
+                    .and_then(|m| decode_or_skip(m.value(), || format!("membership {other} {id}")))
+                    .map_or(0, |m| m.read_seq);
                 reads.push(MemberRead { user: other, seq });
             }
             out.push(ConversationSummary {
@@ -286,7 +312,7 @@ impl Store {
         conversation: &ConversationId,
         query: HistoryQuery,
     ) -> Result<Option<HistoryPage>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let conversations = txn.open_table(CONVERSATIONS)?;
         let Some(_) = members_of(&conversations, &txn.open_table(USERS)?, conversation, user)?
         else {
@@ -308,7 +334,7 @@ impl Store {
                     .take(limit as usize)
                 {
                     let (key, value) = entry?;
-                    page.push(to_message(id, key.value().1, value.value().decode()?));
+                    page.extend(readable_message(id, key.value().1, value.value()));
                 }
                 page.reverse();
                 // Seqs start at 1 without gaps, so anything above 1 has older messages.
@@ -321,7 +347,7 @@ impl Store {
                     .take(limit as usize)
                 {
                     let (key, value) = entry?;
-                    page.push(to_message(id, key.value().1, value.value().decode()?));
+                    page.extend(readable_message(id, key.value().1, value.value()));
                 }
                 page.last().is_some_and(|m| m.seq < last_seq)
             }
@@ -334,7 +360,7 @@ impl Store {
 
     /// The members of a conversation, if `user` is one of them.
     pub fn members(&self, user: u64, conversation: &ConversationId) -> Result<Option<Vec<u64>>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         members_of(
             &txn.open_table(CONVERSATIONS)?,
             &txn.open_table(USERS)?,
@@ -351,6 +377,9 @@ struct BatchTables<'txn> {
     messages: Table<'txn, (&'static str, u64), Stored<MessageRecord>>,
     memberships: Table<'txn, (u64, &'static str), Stored<MembershipRecord>>,
     client_ids: Table<'txn, (u64, &'static str), Stored<ClientIdRecord>>,
+    last_seen: Table<'txn, u64, u64>,
+    sessions: Table<'txn, u128, Stored<SessionRecord>>,
+    user_sessions: Table<'txn, (u64, u128), ()>,
 }
 
 impl<'txn> BatchTables<'txn> {
@@ -361,6 +390,9 @@ impl<'txn> BatchTables<'txn> {
             messages: txn.open_table(MESSAGES)?,
             memberships: txn.open_table(MEMBERSHIPS)?,
             client_ids: txn.open_table(CLIENT_IDS)?,
+            last_seen: txn.open_table(LAST_SEEN)?,
+            sessions: txn.open_table(SESSIONS)?,
+            user_sessions: txn.open_table(USER_SESSIONS)?,
         })
     }
 
@@ -381,6 +413,16 @@ impl<'txn> BatchTables<'txn> {
             ChatOp::PurgeClientIds { before } => {
                 self.client_ids
                     .retain(|_, record| record.decode().map_or(true, |r| r.at >= *before))?;
+                Ok(ChatOutcome::Unchanged)
+            }
+            ChatOp::Seen { users, at } => {
+                for &user in users {
+                    self.last_seen.insert(user, at)?;
+                }
+                Ok(ChatOutcome::Unchanged)
+            }
+            ChatOp::PurgeExpiredSessions { now } => {
+                users::purge_expired_sessions(&mut self.sessions, &mut self.user_sessions, *now)?;
                 Ok(ChatOutcome::Unchanged)
             }
         }
@@ -560,6 +602,32 @@ fn is_active(users: &impl ReadableTable<u64, Stored<UserRecord>>, id: u64) -> Re
         Some(r) => !r.value().decode()?.is_disabled(),
         None => false,
     })
+}
+
+/// Decodes a record, or logs which one is damaged and returns `None`: one bad record must never
+/// take a whole conversation's history or someone's conversation list down.
+fn decode_or_skip<T: Record>(value: Encoded<'_, T>, record: impl FnOnce() -> String) -> Option<T> {
+    match value.decode() {
+        Ok(decoded) => Some(decoded),
+        Err(error) => {
+            tracing::error!(
+                record = %record(),
+                %error,
+                "skipping a damaged record; stop confab and run `confab check`"
+            );
+            None
+        }
+    }
+}
+
+/// A stored message for a history page; a damaged one is left out (and logged).
+fn readable_message(
+    conversation: &str,
+    seq: u64,
+    value: Encoded<'_, MessageRecord>,
+) -> Option<Message> {
+    decode_or_skip(value, || format!("message {conversation} {seq}"))
+        .map(|record| to_message(conversation, seq, record))
 }
 
 fn to_message(conversation: &str, seq: u64, record: MessageRecord) -> Message {

@@ -2,25 +2,29 @@
 //! one transaction (`create_user`, `apply_chat_batch`, `mark_read`, …).
 
 mod chat;
+mod check;
 pub mod codec;
+mod file;
 mod users;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 pub use chat::{
     ChatOp, ChatOutcome, ChatRejection, ConversationId, ConversationSummary, HistoryPage,
     HistoryQuery, MemberRead, Message, SendTarget,
 };
+pub use check::{CheckReport, check};
+pub use file::{OpenProblem, free_bytes};
 pub use users::{DirectoryEntry, NewUser, Role, Session, User, UserPatch};
 
 use codec::Stored;
 
 // The catalog. Every table in one place, with its key layout.
 
-/// name → raw bytes. `jwt_secret` (32 bytes), `next_user_id` (u64 LE).
+/// name → raw bytes. `jwt_secret` (32 bytes).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// user id → user record.
 const USERS: TableDefinition<u64, Stored<users::UserRecord>> = TableDefinition::new("users");
@@ -54,6 +58,12 @@ pub enum StoreError {
     Codec(#[from] codec::CodecError),
     #[error("the database is in use by another confab process")]
     InUse,
+    #[error("the database file {path} {problem}; {}", problem.advice())]
+    Open { path: String, problem: OpenProblem },
+    #[error("the disk is full; nothing more can be saved until space is freed")]
+    StorageFull,
+    #[error("the database is closed after a failed reopen; restart confab")]
+    Closed,
     #[error("username already taken")]
     UsernameTaken,
     #[error("no such user")]
@@ -85,58 +95,101 @@ from_redb_errors!(
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl StoreError {
+    /// An I/O failure, after which redb refuses writes until the database is reopened.
+    fn is_io(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(redb::Error::Io(_) | redb::Error::PreviousIo)
+        )
+    }
+
+    fn is_out_of_space(&self) -> bool {
+        match self {
+            StoreError::Database(redb::Error::Io(e)) => {
+                e.kind() == std::io::ErrorKind::StorageFull
+                    || e.kind() == std::io::ErrorKind::QuotaExceeded
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Handle to the database. Cheap to clone; every clone is the same database.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    file: Arc<file::DatabaseFile>,
 }
 
 impl Store {
-    /// Opens (or creates) the database file and its tables.
+    /// Opens the database file, or creates it if there is none, and its tables.
     pub fn open(path: &Path) -> Result<Store> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse,
-            other => StoreError::Database(other.into()),
-        })?;
-        let store = Store { db: Arc::new(db) };
+        let store = Store {
+            file: Arc::new(file::DatabaseFile::open(path)?),
+        };
         store.create_tables()?;
         Ok(store)
     }
 
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    fn read(&self) -> Result<ReadTransaction> {
+        Ok(self.file.handle()?.begin_read()?)
+    }
+
+    /// Runs `work` in one write transaction and commits it. A write that fails for lack of
+    /// disk space reports [`StoreError::StorageFull`] and leaves the store able to write again
+    /// once space is freed; while the disk is known to be full, writes are refused at once.
+    fn write<T>(&self, work: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
+        self.file.check_writable()?;
+        let attempt = || {
+            let txn = self.file.handle()?.begin_write()?;
+            let value = work(&txn)?;
+            txn.commit()?;
+            Ok(value)
+        };
+        match attempt() {
+            Ok(value) => {
+                self.file.write_succeeded();
+                Ok(value)
+            }
+            Err(e) => Err(self.file.write_failed(e)),
+        }
+    }
+
     /// Creating every table up front lets read transactions open them without special cases.
     fn create_tables(&self) -> Result<()> {
-        let txn = self.db.begin_write()?;
-        txn.open_table(META)?;
-        txn.open_table(USERS)?;
-        txn.open_table(USERNAMES)?;
-        txn.open_table(SESSIONS)?;
-        txn.open_table(USER_SESSIONS)?;
-        txn.open_table(LAST_SEEN)?;
-        txn.open_table(CONVERSATIONS)?;
-        txn.open_table(MESSAGES)?;
-        txn.open_table(MEMBERSHIPS)?;
-        txn.open_table(CLIENT_IDS)?;
-        txn.commit()?;
-        Ok(())
+        self.write(|txn| {
+            txn.open_table(META)?;
+            txn.open_table(USERS)?;
+            txn.open_table(USERNAMES)?;
+            txn.open_table(SESSIONS)?;
+            txn.open_table(USER_SESSIONS)?;
+            txn.open_table(LAST_SEEN)?;
+            txn.open_table(CONVERSATIONS)?;
+            txn.open_table(MESSAGES)?;
+            txn.open_table(MEMBERSHIPS)?;
+            txn.open_table(CLIENT_IDS)?;
+            Ok(())
+        })
     }
 
     /// The HS256 key for session tokens, created at first start.
     pub fn jwt_secret(&self) -> Result<Vec<u8>> {
-        let txn = self.db.begin_write()?;
-        let secret = {
+        self.write(|txn| {
             let mut meta = txn.open_table(META)?;
             let existing = meta.get("jwt_secret")?.map(|v| v.value().to_vec());
-            match existing {
+            Ok(match existing {
                 Some(secret) if secret.len() == 32 => secret,
                 _ => {
                     let secret: [u8; 32] = rand::random();
                     meta.insert("jwt_secret", secret.as_slice())?;
                     secret.to_vec()
                 }
-            }
-        };
-        txn.commit()?;
-        Ok(secret)
+            })
+        })
     }
 }
 

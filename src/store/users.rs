@@ -1,9 +1,9 @@
 //! Accounts and sessions.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::codec::{Encoded, Record};
+use super::codec::{Encoded, Record, Stored};
 use super::{
     LAST_SEEN, Result, SESSIONS, Store, StoreError, USER_SESSIONS, USERNAMES, USERS, now_secs,
 };
@@ -75,7 +75,7 @@ impl Record for UserRecord {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct SessionRecord {
-    user_id: u64,
+    pub(super) user_id: u64,
     created_at: u64,
     expires_at: u64,
 }
@@ -113,31 +113,27 @@ pub struct UserPatch {
 
 impl Store {
     pub fn user_count(&self) -> Result<u64> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         Ok(txn.open_table(USERS)?.len()?)
     }
 
     /// Creates the first administrator, refusing if any account exists (checked in the same
     /// transaction, so two setup requests cannot both win).
     pub fn create_first_admin(&self, new: NewUser) -> Result<User> {
-        let txn = self.db.begin_write()?;
-        if !txn.open_table(USERS)?.is_empty()? {
-            return Err(StoreError::AlreadySetUp);
-        }
-        let user = insert_user(&txn, new)?;
-        txn.commit()?;
-        Ok(user)
+        self.write(|txn| {
+            if !txn.open_table(USERS)?.is_empty()? {
+                return Err(StoreError::AlreadySetUp);
+            }
+            insert_user(txn, new)
+        })
     }
 
     pub fn create_user(&self, new: NewUser) -> Result<User> {
-        let txn = self.db.begin_write()?;
-        let user = insert_user(&txn, new)?;
-        txn.commit()?;
-        Ok(user)
+        self.write(|txn| insert_user(txn, new))
     }
 
     pub fn user(&self, id: u64) -> Result<Option<User>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let users = txn.open_table(USERS)?;
         let last_seen = txn.open_table(LAST_SEEN)?;
         let Some(record) = users.get(id)? else {
@@ -149,7 +145,7 @@ impl Store {
 
     /// The account and its password hash, for checking a login.
     pub fn credentials(&self, username: &str) -> Result<Option<(User, String)>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let Some(id) = txn
             .open_table(USERNAMES)?
             .get(username.to_ascii_lowercase().as_str())?
@@ -166,7 +162,7 @@ impl Store {
     }
 
     pub fn password_hash(&self, id: u64) -> Result<Option<String>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let users = txn.open_table(USERS)?;
         let record = users.get(id)?;
         Ok(match record {
@@ -177,7 +173,7 @@ impl Store {
 
     /// Every account, ordered by username.
     pub fn list_users(&self) -> Result<Vec<User>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let users = txn.open_table(USERS)?;
         let last_seen = txn.open_table(LAST_SEEN)?;
         let mut out = Vec::new();
@@ -194,8 +190,7 @@ impl Store {
     /// Applies an administrator's change. Disabling also revokes every session; the revoked
     /// session ids are returned so live connections can be closed.
     pub fn update_user(&self, id: u64, patch: UserPatch) -> Result<(User, Vec<u128>)> {
-        let txn = self.db.begin_write()?;
-        let (user, revoked) = {
+        self.write(|txn| {
             let mut users = txn.open_table(USERS)?;
             let mut record = match users.get(id)? {
                 Some(r) => r.value().decode()?,
@@ -223,19 +218,17 @@ impl Store {
             }
             users.insert(id, Encoded::new(&record))?;
             drop(users);
-            if !has_enabled_admin(&txn)? {
+            if !has_enabled_admin(txn)? {
                 return Err(StoreError::LastAdmin);
             }
             let revoked = if record.disabled {
-                revoke_sessions(&txn, id, None)?
+                revoke_sessions(txn, id, None)?
             } else {
                 Vec::new()
             };
             let seen = txn.open_table(LAST_SEEN)?.get(id)?.map(|v| v.value());
-            (to_user(id, &record, seen), revoked)
-        };
-        txn.commit()?;
-        Ok((user, revoked))
+            Ok((to_user(id, &record, seen), revoked))
+        })
     }
 
     /// Replaces a password and revokes every session but `keep`. Returns the revoked ids.
@@ -246,8 +239,7 @@ impl Store {
         must_change_password: bool,
         keep: Option<u128>,
     ) -> Result<Vec<u128>> {
-        let txn = self.db.begin_write()?;
-        let revoked = {
+        self.write(|txn| {
             let mut users = txn.open_table(USERS)?;
             let mut record = match users.get(id)? {
                 Some(r) => r.value().decode()?,
@@ -257,18 +249,8 @@ impl Store {
             record.must_change_password = must_change_password;
             users.insert(id, Encoded::new(&record))?;
             drop(users);
-            revoke_sessions(&txn, id, keep)?
-        };
-        txn.commit()?;
-        Ok(revoked)
-    }
-
-    /// Records when the user was last connected (unix seconds).
-    pub fn set_last_seen(&self, user_id: u64, at: u64) -> Result<()> {
-        let txn = self.db.begin_write()?;
-        txn.open_table(LAST_SEEN)?.insert(user_id, at)?;
-        txn.commit()?;
-        Ok(())
+            revoke_sessions(txn, id, keep)
+        })
     }
 
     pub fn create_session(&self, user_id: u64, ttl_secs: u64) -> Result<Session> {
@@ -278,25 +260,23 @@ impl Store {
             user_id,
             expires_at: now + ttl_secs,
         };
-        let txn = self.db.begin_write()?;
-        {
-            let record = SessionRecord {
-                user_id,
-                created_at: now,
-                expires_at: session.expires_at,
-            };
+        let record = SessionRecord {
+            user_id,
+            created_at: now,
+            expires_at: session.expires_at,
+        };
+        self.write(|txn| {
             txn.open_table(SESSIONS)?
                 .insert(session.id, Encoded::new(&record))?;
             txn.open_table(USER_SESSIONS)?
                 .insert((user_id, session.id), ())?;
-        }
-        txn.commit()?;
-        Ok(session)
+            Ok(session)
+        })
     }
 
     /// The session if it exists and has not expired.
     pub fn session(&self, id: u128) -> Result<Option<Session>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let sessions = txn.open_table(SESSIONS)?;
         let Some(record) = sessions.get(id)? else {
             return Ok(None);
@@ -310,42 +290,41 @@ impl Store {
     }
 
     pub fn delete_session(&self, id: u128) -> Result<()> {
-        let txn = self.db.begin_write()?;
-        {
+        self.write(|txn| {
             let mut sessions = txn.open_table(SESSIONS)?;
             let removed = sessions.remove(id)?.map(|r| r.value().decode());
             if let Some(record) = removed {
                 txn.open_table(USER_SESSIONS)?
                     .remove((record?.user_id, id))?;
             }
-        }
-        txn.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
+}
 
-    /// Drops expired sessions; run now and then so the table does not grow forever.
-    pub fn purge_expired_sessions(&self) -> Result<usize> {
-        let now = now_secs();
-        let txn = self.db.begin_write()?;
-        let mut expired = Vec::new();
-        {
-            let mut sessions = txn.open_table(SESSIONS)?;
-            for entry in sessions.iter()? {
-                let (id, record) = entry?;
-                let record = record.value().decode()?;
-                if record.expires_at <= now {
-                    expired.push((record.user_id, id.value()));
-                }
-            }
-            let mut by_user = txn.open_table(USER_SESSIONS)?;
-            for (user_id, id) in &expired {
-                sessions.remove(*id)?;
-                by_user.remove((*user_id, *id))?;
-            }
+/// Drops sessions expired at `now`, so the table does not grow forever. Part of a writer batch.
+pub(super) fn purge_expired_sessions(
+    sessions: &mut Table<u128, Stored<SessionRecord>>,
+    by_user: &mut Table<(u64, u128), ()>,
+    now: u64,
+) -> Result<usize> {
+    let mut expired = Vec::new();
+    for entry in sessions.iter()? {
+        let (id, record) = entry?;
+        // A session that cannot be decoded cannot be used either; drop it too.
+        match record.value().decode() {
+            Ok(record) if record.expires_at > now => {}
+            Ok(record) => expired.push((Some(record.user_id), id.value())),
+            Err(_) => expired.push((None, id.value())),
         }
-        txn.commit()?;
-        Ok(expired.len())
     }
+    for (user_id, id) in &expired {
+        sessions.remove(*id)?;
+        if let Some(user_id) = user_id {
+            by_user.remove((*user_id, *id))?;
+        }
+    }
+    Ok(expired.len())
 }
 
 fn insert_user(txn: &WriteTransaction, new: NewUser) -> Result<User> {
