@@ -9,7 +9,9 @@ pub mod config;
 pub mod control;
 pub mod http;
 pub mod hub;
+pub mod json;
 pub mod store;
+pub mod text;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::config::limits;
 use crate::store::{self, NewUser, Role, Store, StoreError, User, UserPatch};
+use crate::text;
 use password::{Hasher, check_password_rules, constant_time_eq, random_password};
 use ratelimit::Limiter;
 use token::Keys;
@@ -37,7 +38,9 @@ pub enum AuthError {
     Busy,
     #[error("usernames are 2 to 32 characters: letters a-z, digits, '.', '_' or '-'")]
     InvalidUsername,
-    #[error("display names are 1 to 64 characters")]
+    #[error(
+        "display names are 1 to 64 characters, not all invisible, without text-direction controls"
+    )]
     InvalidDisplayName,
     #[error("passwords are 12 to 1024 bytes long")]
     InvalidPassword,
@@ -334,11 +337,16 @@ pub fn normalize_username(raw: &str) -> Result<String> {
     }
 }
 
-/// Trims and checks a display name: 1–64 characters, no control characters.
+/// Trims and checks a display name: 1–64 characters, no control characters, not only
+/// invisible ones, and no bidi override or isolate that could reorder the text around it.
 pub fn normalize_display_name(raw: &str) -> Result<String> {
     let name = raw.trim();
     let length = name.chars().count();
-    if (1..=64).contains(&length) && !name.chars().any(char::is_control) {
+    if (1..=64).contains(&length)
+        && !name.chars().any(char::is_control)
+        && !text::is_blank(name)
+        && !text::has_bidi_controls(name)
+    {
         Ok(name.to_owned())
     } else {
         Err(AuthError::InvalidDisplayName)
@@ -360,6 +368,16 @@ mod tests {
         }
     }
 
+    /// Usernames are ASCII only, so no bidi control (nor any invisible character) can be part
+    /// of one.
+    #[test]
+    fn usernames_cannot_carry_bidi_controls() {
+        for c in ('\u{202A}'..='\u{202E}').chain('\u{2066}'..='\u{2069}') {
+            assert!(normalize_username(&format!("bob{c}")).is_err(), "{c:?}");
+        }
+        assert!(normalize_username("bob\u{200B}").is_err());
+    }
+
     #[test]
     fn display_names() {
         assert_eq!(
@@ -370,5 +388,14 @@ mod tests {
         assert!(normalize_display_name(&"é".repeat(64)).is_ok());
         assert!(normalize_display_name(&"é".repeat(65)).is_err());
         assert!(normalize_display_name("a\nb").is_err());
+        assert!(normalize_display_name("\u{200B}\u{FEFF}").is_err());
+        assert!(normalize_display_name("Bob\u{202E}nimdA").is_err());
+        assert!(normalize_display_name("\u{2066}Bob\u{2069}").is_err());
+        assert_eq!(
+            normalize_display_name("Bob \u{1F469}\u{200D}\u{1F4BB}")
+                .ok()
+                .as_deref(),
+            Some("Bob \u{1F469}\u{200D}\u{1F4BB}")
+        );
     }
 }

@@ -142,8 +142,9 @@ pub fn admin(app: Arc<App>) -> impl Filter<Extract = (Admin,), Error = Rejection
     })
 }
 
-/// A JSON body of at most 64 KiB, sent as `application/json`. The cap holds for chunked
-/// bodies too: the body is read as a stream and refused as soon as it passes the limit.
+/// A JSON body of at most 64 KiB, sent as `application/json`, with no key given twice in any
+/// object. The cap holds for chunked bodies too: the body is read as a stream and refused as
+/// soon as it passes the limit.
 pub fn json_body<T: DeserializeOwned + Send>()
 -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
@@ -162,7 +163,7 @@ pub fn json_body<T: DeserializeOwned + Send>()
                     return Err(warp::reject::custom(ApiError::UnsupportedMediaType));
                 }
                 let bytes = read_capped(body).await.map_err(warp::reject::custom)?;
-                serde_json::from_slice(&bytes).map_err(|e| {
+                crate::json::from_slice(&bytes).map_err(|e| {
                     warp::reject::custom(ApiError::InvalidBody(format!(
                         "invalid request body: {e}"
                     )))

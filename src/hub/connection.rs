@@ -1,6 +1,7 @@
 //! One WebSocket: a reader loop (this task) that validates client frames, and a pump task
 //! that writes queued frames and pings to the socket.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,16 +10,17 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::protocol::{ClientFrame, Frame, FrameError, ServerFrame};
+use super::protocol::{self, ClientFrame, Frame, FrameError, ServerFrame};
 use super::writer::{Origin, WriterOp};
 use super::{Connection, Control, Hub, close};
 use crate::auth::Authenticated;
 use crate::config::limits;
 use crate::store::{self, ChatOp, ConversationId, SendTarget};
+use crate::text;
 
 /// A server-side WebSocket over an upgraded HTTP connection.
 pub type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
@@ -74,6 +76,7 @@ pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
         id,
         frames,
         budget: RateBudget::new(),
+        typing_members: MemberCache::default(),
     };
     loop {
         tokio::select! {
@@ -85,8 +88,8 @@ pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
                 }
                 Ok(Some(Err(e))) => {
                     tracing::debug!(user, connection = id, error = %e, "socket error");
-                    if is_too_big(&e) {
-                        control.close(close::MESSAGE_TOO_BIG);
+                    if let Some(code) = close_code_for(&e) {
+                        control.close(code);
                     }
                     break;
                 }
@@ -165,6 +168,8 @@ fn reason(code: u16) -> &'static str {
     match code {
         close::GOING_AWAY => "server shutting down",
         close::POLICY => "too slow: reconnect and catch up",
+        close::PROTOCOL_ERROR => "protocol violation",
+        close::INVALID_PAYLOAD => "text frames must be valid UTF-8",
         close::MESSAGE_TOO_BIG => "frame too large",
         close::SESSION_ENDED => "session ended: sign in again",
         close::TRY_AGAIN_LATER => "try again later",
@@ -172,11 +177,20 @@ fn reason(code: u16) -> &'static str {
     }
 }
 
-fn is_too_big(error: &tungstenite::Error) -> bool {
-    matches!(
-        error,
-        tungstenite::Error::Capacity(CapacityError::MessageTooLong { .. })
-    )
+/// How to close after a read error: the peer broke the framing rules (unmasked frame, reserved
+/// opcode or bits, oversized or fragmented control frame, bad close frame: 1002), sent text
+/// that is not UTF-8 (1007) or a frame over the limit (1009). `None` when the socket is simply
+/// gone. tungstenite reports these and leaves the socket writable, so the close frame the peer
+/// gets is ours (it answers by itself only a close frame with a forbidden code, with 1002).
+fn close_code_for(error: &tungstenite::Error) -> Option<u16> {
+    use tungstenite::Error as E;
+    match error {
+        E::Capacity(_) => Some(close::MESSAGE_TOO_BIG),
+        E::Utf8(_) => Some(close::INVALID_PAYLOAD),
+        E::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        E::Protocol(_) => Some(close::PROTOCOL_ERROR),
+        _ => None,
+    }
 }
 
 /// Handles one connection's incoming frames.
@@ -187,29 +201,37 @@ struct Reader<'a> {
     /// For replying to this connection only (errors).
     frames: mpsc::Sender<Frame>,
     budget: RateBudget,
+    /// Who is in the conversations this user typed in, so typing costs no database read.
+    typing_members: MemberCache,
 }
 
 impl Reader<'_> {
     /// Returns false when the connection should close.
     async fn handle(&mut self, message: Message) -> bool {
         let text = match message {
-            Message::Text(text) => text,
+            Message::Text(text) => Some(text),
+            Message::Binary(_) => None,
             Message::Close(_) => return false,
-            // Pings are answered by the library; pongs and binary frames only prove liveness.
-            _ => return true,
+            // Pings are answered by the library; pongs only prove liveness.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return true,
         };
-        let frame = ClientFrame::parse(&text);
+        // Every data frame spends budget before anything is parsed or copied, so a flood
+        // costs a token-bucket update per frame. A dropped frame is only scanned for its
+        // client_id (nothing built, nothing copied) so the answer can name the dropped send.
         if !self.budget.take() {
-            let client_id = match &frame {
-                Ok(ClientFrame::Send { client_id, .. }) => Some(client_id.clone()),
-                Ok(_) => None,
-                Err(error) => error.client_id.clone(),
-            };
+            let client_id = text.as_deref().and_then(protocol::client_id_of);
             let error = FrameError::new("rate_limited", "too many frames; slow down");
             self.reply_error(error.with_client_id(client_id));
             return true;
         }
-        let result = match frame {
+        let Some(text) = text else {
+            self.reply_error(FrameError::new(
+                "binary_not_supported",
+                "frames are JSON text; binary frames are not supported",
+            ));
+            return true;
+        };
+        let result = match ClientFrame::parse(&text) {
             Ok(frame) => self.apply(frame).await,
             Err(error) => Err(error),
         };
@@ -271,21 +293,25 @@ impl Reader<'_> {
     }
 
     /// Typing is relayed, never stored.
-    async fn typing(&self, conversation: ConversationId) -> Result<(), FrameError> {
-        let store = self.hub.inner.store.clone();
-        let user = self.user;
-        let lookup = conversation.clone();
-        let members = store::blocking(move || store.members(user, &lookup))
-            .await
-            .map_err(|_| FrameError::new("internal", "could not look up the conversation"))?
-            .ok_or_else(|| FrameError::from(crate::store::ChatRejection::NotAMember))?;
-        let others: Vec<u64> = members.into_iter().filter(|&m| m != user).collect();
+    async fn typing(&mut self, conversation: ConversationId) -> Result<(), FrameError> {
+        if self.typing_members.get(&conversation).is_none() {
+            let store = self.hub.inner.store.clone();
+            let user = self.user;
+            let lookup = conversation.clone();
+            let members = store::blocking(move || store.members(user, &lookup))
+                .await
+                .map_err(|_| FrameError::new("internal", "could not look up the conversation"))?
+                .ok_or_else(|| FrameError::from(crate::store::ChatRejection::NotAMember))?;
+            let others = members.into_iter().filter(|&m| m != user).collect();
+            self.typing_members.insert(conversation.clone(), others);
+        }
+        let others = self.typing_members.get(&conversation).unwrap_or_default();
         let frame = ServerFrame::Typing {
             conversation: &conversation,
-            user,
+            user: self.user,
         }
         .encode();
-        self.hub.deliver_to(&others, &frame, None);
+        self.hub.deliver_to(others, &frame, None);
         Ok(())
     }
 
@@ -325,7 +351,7 @@ fn check_send(body: &str, client_id: &str) -> Result<(), FrameError> {
             ),
         ));
     }
-    if body.trim().is_empty() {
+    if text::is_blank(body) {
         return Err(FrameError::new("empty_body", "the message is empty"));
     }
     if body.chars().count() > limits::MAX_MESSAGE_CHARS {
@@ -364,6 +390,102 @@ impl RateBudget {
             true
         } else {
             false
+        }
+    }
+}
+
+/// The other members of conversations this connection's user is known to be in, so typing
+/// indicators (one every 2 s per typing user, more from a misbehaving client) look membership
+/// up in the database once per conversation instead of once per frame.
+///
+/// Entries are never invalidated, which is sound only because membership cannot be lost today:
+/// a DM's members are named by its id and accounts are disabled, never deleted (a disabled
+/// member has no connections to relay to). When group rooms let members leave or be removed,
+/// a removal must reach this cache: e.g. a membership generation in the hub, bumped on every
+/// removal and compared here before trusting an entry, or a control message that clears it.
+/// Refusals are not cached (a DM becomes valid when its other user is created); the frame
+/// rate limit bounds their lookups.
+#[derive(Default)]
+struct MemberCache {
+    others: HashMap<ConversationId, Vec<u64>>,
+}
+
+impl MemberCache {
+    fn get(&self, conversation: &ConversationId) -> Option<&[u64]> {
+        self.others.get(conversation).map(Vec::as_slice)
+    }
+
+    /// Bounded: past the limit the cache starts over (people type in a handful of
+    /// conversations; a client cycling through more only pays a read per frame again).
+    fn insert(&mut self, conversation: ConversationId, others: Vec<u64>) {
+        if self.others.len() >= limits::TYPING_MEMBER_CACHE
+            && !self.others.contains_key(&conversation)
+        {
+            self.others.clear();
+        }
+        self.others.insert(conversation, others);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_member_cache_remembers_and_stays_bounded() {
+        let mut cache = MemberCache::default();
+        let first = ConversationId::dm(1, 2);
+        assert_eq!(cache.get(&first), None);
+        cache.insert(first.clone(), vec![2]);
+        assert_eq!(cache.get(&first), Some(&[2][..]));
+        for other in 3..(3 + 10 * limits::TYPING_MEMBER_CACHE as u64) {
+            cache.insert(ConversationId::dm(1, other), vec![other]);
+            assert!(cache.others.len() <= limits::TYPING_MEMBER_CACHE);
+        }
+        let last = ConversationId::dm(1, 2 + 10 * limits::TYPING_MEMBER_CACHE as u64);
+        assert!(cache.get(&last).is_some(), "the newest entry survives");
+    }
+
+    #[test]
+    fn read_errors_map_to_close_codes() {
+        use tungstenite::Error as E;
+        use tungstenite::error::CapacityError;
+        let cases = [
+            (
+                E::Protocol(ProtocolError::UnmaskedFrameFromClient),
+                Some(close::PROTOCOL_ERROR),
+            ),
+            (
+                E::Protocol(ProtocolError::NonZeroReservedBits),
+                Some(close::PROTOCOL_ERROR),
+            ),
+            (
+                E::Protocol(ProtocolError::UnknownDataFrameType(3)),
+                Some(close::PROTOCOL_ERROR),
+            ),
+            (
+                E::Protocol(ProtocolError::ControlFrameTooBig),
+                Some(close::PROTOCOL_ERROR),
+            ),
+            (
+                E::Utf8("invalid utf-8".into()),
+                Some(close::INVALID_PAYLOAD),
+            ),
+            (
+                E::Capacity(CapacityError::MessageTooLong {
+                    size: 2,
+                    max_size: 1,
+                }),
+                Some(close::MESSAGE_TOO_BIG),
+            ),
+            (
+                E::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+                None,
+            ),
+            (E::ConnectionClosed, None),
+        ];
+        for (error, code) in cases {
+            assert_eq!(close_code_for(&error), code, "{error}");
         }
     }
 }

@@ -27,6 +27,11 @@ use writer::WriterOp;
 pub mod close {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
+    /// The peer broke the WebSocket framing rules (unmasked frame, reserved opcode or bits,
+    /// oversized or fragmented control frame).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame (or close reason) that is not UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     pub const POLICY: u16 = 1008;
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     pub const INTERNAL: u16 = 1011;

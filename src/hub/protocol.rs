@@ -1,7 +1,12 @@
 //! The WebSocket frames, as documented in docs/PROTOCOL.md.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+use crate::json;
 
 use crate::store::{
     ChatRejection, ConversationId, ConversationSummary, DirectoryEntry, Message, User,
@@ -148,18 +153,20 @@ impl From<ChatRejection> for FrameError {
 }
 
 impl ClientFrame {
-    /// Parses a text frame, telling apart bad JSON, unknown types and missing fields.
+    /// Parses a text frame, telling apart bad JSON (duplicate keys included), unknown types and
+    /// missing fields. The text is walked a few times but never built into a tree or copied;
+    /// only the fields a frame keeps are allocated.
     pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| FrameError::new("invalid_json", format!("not valid JSON: {e}")))?;
-        let client_id = value
-            .get("client_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let kind = value
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        if let Err(e) = json::check_unique_keys(text.as_bytes()) {
+            return Err(
+                FrameError::new("invalid_json", format!("not valid JSON: {e}"))
+                    .with_client_id(client_id_of(text)),
+            );
+        }
+        // Valid JSON that is not an object has no type.
+        let head = Head::scan(text).unwrap_or_default();
+        let client_id = head.client_id.map(Cow::into_owned);
+        let kind = head.kind.unwrap_or_default();
         let invalid = |e: serde_json::Error| {
             // A missing field is a malformed frame; a field of the wrong type is bad JSON.
             let code = if e.to_string().starts_with("missing field") {
@@ -170,9 +177,9 @@ impl ClientFrame {
             FrameError::new(code, format!("invalid {kind} frame: {e}"))
                 .with_client_id(client_id.clone())
         };
-        match kind {
+        match kind.as_ref() {
             "send" => {
-                let f: SendFields = serde_json::from_value(value.clone()).map_err(invalid)?;
+                let f: SendFields = serde_json::from_str(text).map_err(invalid)?;
                 Ok(ClientFrame::Send {
                     to: f.to,
                     conversation: f.conversation,
@@ -181,7 +188,7 @@ impl ClientFrame {
                 })
             }
             "read" => {
-                let f: ReadFields = serde_json::from_value(value.clone()).map_err(invalid)?;
+                let f: ReadFields = serde_json::from_str(text).map_err(invalid)?;
                 let seq = u64::try_from(f.seq)
                     .map_err(|_| FrameError::from(ChatRejection::InvalidSeq))?;
                 Ok(ClientFrame::Read {
@@ -190,7 +197,7 @@ impl ClientFrame {
                 })
             }
             "typing" => {
-                let f: TypingFields = serde_json::from_value(value.clone()).map_err(invalid)?;
+                let f: TypingFields = serde_json::from_str(text).map_err(invalid)?;
                 Ok(ClientFrame::Typing {
                     conversation: f.conversation,
                 })
@@ -200,6 +207,111 @@ impl ClientFrame {
                     .with_client_id(client_id),
             ),
         }
+    }
+}
+
+/// The frame's `client_id`, if it is a JSON object with a string one: for naming the frame in
+/// an error (a rate-limited send, a frame with a key given twice) without parsing the rest.
+pub fn client_id_of(text: &str) -> Option<String> {
+    Head::scan(text)?.client_id.map(Cow::into_owned)
+}
+
+/// The fields that say what a frame is and how to name it, read in one pass that skips every
+/// other value without copying it. Fields of another type than a string count as absent.
+#[derive(Default)]
+struct Head<'a> {
+    kind: Option<Cow<'a, str>>,
+    client_id: Option<Cow<'a, str>>,
+}
+
+impl<'a> Head<'a> {
+    /// `None` unless `text` is a JSON object.
+    fn scan(text: &'a str) -> Option<Head<'a>> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let head = de.deserialize_map(HeadVisitor).ok()?;
+        de.end().ok()?;
+        Some(head)
+    }
+}
+
+struct HeadVisitor;
+
+impl<'de> Visitor<'de> for HeadVisitor {
+    type Value = Head<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Head<'de>, A::Error> {
+        let mut head = Head::default();
+        while let Some(json::Str(key)) = map.next_key()? {
+            match key.as_ref() {
+                "type" => head.kind = map.next_value::<StrOrOther>()?.0,
+                "client_id" => head.client_id = map.next_value::<StrOrOther>()?.0,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(head)
+    }
+}
+
+/// Any JSON value; keeps it only if it is a string.
+struct StrOrOther<'a>(Option<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for StrOrOther<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrOrOtherVisitor)
+    }
+}
+
+struct StrOrOtherVisitor;
+
+impl<'de> Visitor<'de> for StrOrOtherVisitor {
+    type Value = StrOrOther<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(StrOrOther(Some(Cow::Borrowed(s))))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(StrOrOther(Some(Cow::Owned(s.to_owned()))))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(StrOrOther(None))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(StrOrOther(None))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(StrOrOther(None))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(StrOrOther(None))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(StrOrOther(None))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(StrOrOther(None))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(StrOrOther(None))
     }
 }
 
@@ -224,5 +336,43 @@ mod tests {
         assert_eq!(missing.as_ref().map(|e| e.code), Some("invalid_frame"));
         assert_eq!(missing.and_then(|e| e.client_id).as_deref(), Some("c1"));
         assert!(ClientFrame::parse(r#"{"type":"read","conversation":"dm:1:2","seq":3}"#).is_ok());
+    }
+
+    #[test]
+    fn only_objects_have_a_type() {
+        for not_an_object in [r#""send""#, r#"["send",3,null,"hi","c1"]"#, "42", "null"] {
+            assert_eq!(
+                ClientFrame::parse(not_an_object).err().map(|e| e.code),
+                Some("unknown_type"),
+                "{not_an_object}"
+            );
+        }
+        let wrong_type = ClientFrame::parse(r#"{"type":7,"client_id":"c1"}"#).err();
+        assert_eq!(wrong_type.as_ref().map(|e| e.code), Some("unknown_type"));
+        assert_eq!(wrong_type.and_then(|e| e.client_id).as_deref(), Some("c1"));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_invalid_json_naming_the_client_id() {
+        let twice = ClientFrame::parse(
+            r#"{"type":"send","to":3,"to":4,"body":"hi","client_id":"c\u0031"}"#,
+        )
+        .err();
+        assert_eq!(twice.as_ref().map(|e| e.code), Some("invalid_json"));
+        assert_eq!(twice.and_then(|e| e.client_id).as_deref(), Some("c1"));
+        let nested =
+            ClientFrame::parse(r#"{"type":"typing","conversation":"dm:1:2","x":{"a":1,"a":1}}"#);
+        assert_eq!(nested.err().map(|e| e.code), Some("invalid_json"));
+    }
+
+    #[test]
+    fn client_id_of_reads_only_a_string_client_id() {
+        assert_eq!(
+            client_id_of(r#"{"body":{"client_id":"inner"},"client_id":"c1"}"#).as_deref(),
+            Some("c1")
+        );
+        assert_eq!(client_id_of(r#"{"client_id":5}"#), None);
+        assert_eq!(client_id_of(r#"{"client_id":"c1""#), None);
+        assert_eq!(client_id_of("[]"), None);
     }
 }

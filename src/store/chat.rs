@@ -443,22 +443,13 @@ impl<'txn> BatchTables<'txn> {
             SendTarget::User(to) => ConversationId::dm(sender, *to),
             SendTarget::Conversation(id) => id.clone(),
         };
-        let Some(members) = members_of(&self.conversations, &self.users, &conversation, sender)?
-        else {
-            let rejection = match target {
-                SendTarget::User(_) => ChatRejection::NoSuchUser,
-                SendTarget::Conversation(_) => ChatRejection::NotAMember,
-            };
-            return Ok(ChatOutcome::Rejected(rejection));
-        };
-        for &member in members.iter().filter(|&&m| m != sender) {
-            if !is_active(&self.users, member)? {
-                return Ok(ChatOutcome::Rejected(ChatRejection::NoSuchUser));
-            }
-        }
-
         let id = conversation.as_str();
         let body_sha256: [u8; 32] = Sha256::digest(body.as_bytes()).into();
+
+        // A retry is answered from the sender's own record before anything about the other
+        // members is checked: the message was accepted once, so its ack stands even if the
+        // recipient was disabled since. The record is keyed by the sender, so it reveals
+        // nothing about anyone else.
         let earlier = self
             .client_ids
             .get((sender, client_id))?
@@ -471,6 +462,20 @@ impl<'txn> BatchTables<'txn> {
             if let Some(stored) = self.messages.get((id, earlier.seq))? {
                 let message = to_message(id, earlier.seq, stored.value().decode()?);
                 return Ok(ChatOutcome::Duplicate { message });
+            }
+        }
+
+        let Some(members) = members_of(&self.conversations, &self.users, &conversation, sender)?
+        else {
+            let rejection = match target {
+                SendTarget::User(_) => ChatRejection::NoSuchUser,
+                SendTarget::Conversation(_) => ChatRejection::NotAMember,
+            };
+            return Ok(ChatOutcome::Rejected(rejection));
+        };
+        for &member in members.iter().filter(|&&m| m != sender) {
+            if !is_active(&self.users, member)? {
+                return Ok(ChatOutcome::Rejected(ChatRejection::NoSuchUser));
             }
         }
 

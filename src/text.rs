@@ -1,0 +1,95 @@
+//! Rules for text people show each other (message bodies, display names): text that renders as
+//! nothing is empty, and names may not carry controls that reorder the text around them.
+
+/// True if `s` would show nothing: it holds only whitespace, control characters and characters
+/// that render invisibly.
+///
+/// "Invisible" is Unicode's Default_Ignorable_Code_Point set (zero-width space and joiners,
+/// word joiner, BOM, soft hyphen, combining grapheme joiner, variation selectors, bidi marks,
+/// overrides and isolates, tag characters, the Hangul fillers, …), plus U+2800 BRAILLE
+/// PATTERN BLANK, which every font draws as an empty cell and which is the other classic way to
+/// post "nothing". Combining marks are not blank: alone they render on a dotted circle.
+/// Such characters inside visible text are fine ("👩\u{200D}💻" is one emoji); only text made
+/// of nothing else is blank.
+pub fn is_blank(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_whitespace() || c.is_control() || is_invisible(c))
+}
+
+/// True if `s` holds a bidirectional embedding, override or isolate control (U+202A–U+202E,
+/// U+2066–U+2069): in a name they can make the text after it read backwards ("Bob\u{202E}nimdA"
+/// shows as "BobAdmin"). The implicit marks (U+200E, U+200F, U+061C) only nudge neutral
+/// characters and are allowed.
+pub fn has_bidi_controls(s: &str) -> bool {
+    s.chars()
+        .any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+}
+
+/// Default_Ignorable_Code_Point (Unicode 15, DerivedCoreProperties.txt), and U+2800.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_of_invisible_characters_is_blank() {
+        for blank in [
+            "",
+            " \t\n",
+            "\u{200B}",
+            "\u{200B}\u{200C}\u{200D}\u{FEFF}",
+            "\u{2060}\u{00AD}\u{034F}",
+            "\u{FE0F}\u{E0100}",
+            "\u{3164}\u{115F}",
+            "\u{2800}\u{2800}",
+            "\u{202E}\u{2066}\u{2069}\u{200E}",
+            "\u{0007}\u{00A0}\u{3000}",
+            "\u{E0041}\u{E007F}",
+        ] {
+            assert!(is_blank(blank), "{blank:?}");
+        }
+        for visible in ["a", " a ", "👩\u{200D}💻", "\u{200B}.", "\u{0301}", "ㅤx"] {
+            assert!(!is_blank(visible), "{visible:?}");
+        }
+    }
+
+    #[test]
+    fn overrides_and_isolates_are_bidi_controls() {
+        for c in ('\u{202A}'..='\u{202E}').chain('\u{2066}'..='\u{2069}') {
+            assert!(has_bidi_controls(&format!("Bob{c}x")), "{c:?}");
+        }
+        for fine in [
+            "Bob",
+            "בוב",
+            "Bob\u{200E}",
+            "\u{200F}x",
+            "\u{061C}x",
+            "\u{2065}",
+        ] {
+            assert!(!has_bidi_controls(fine), "{fine:?}");
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! What the HTTP API accepts as text: bodies with a key given twice are refused, and names that
+//! show nothing or can reorder the text around them are refused.
+
+mod common;
+
+use common::{
+    ADMIN_PASSWORD, Method, StatusCode, TestServer, assert_error, create_user_raw, http, login,
+    send, setup_admin,
+};
+use serde_json::Value;
+
+/// `body` sent as is, so a key can appear twice (a `json!` value cannot hold that).
+async fn send_raw(request: reqwest::RequestBuilder, body: String) -> (StatusCode, Value) {
+    send(
+        request
+            .header("Content-Type", "application/json")
+            .body(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_body_with_a_key_given_twice_is_refused_and_changes_nothing() {
+    let server = TestServer::start();
+    let admin = setup_admin(&server).await;
+    create_user_raw(&admin, "bob").await;
+    let before = admin.admin_users().await;
+    let bob_id = before
+        .iter()
+        .find(|u| u["username"] == "bob")
+        .and_then(|u| u["id"].as_i64())
+        .expect("bob");
+
+    let login = send_raw(
+        http().post(server.url("/api/login")),
+        format!(r#"{{"username":"admin","username":"bob","password":"{ADMIN_PASSWORD}"}}"#),
+    )
+    .await;
+    assert_error(&login, StatusCode::BAD_REQUEST, "invalid_body");
+    let create = send_raw(
+        admin.request(Method::POST, "/api/admin/users"),
+        r#"{"username":"eve","display_name":"Eve","display_name":"Admin"}"#.to_owned(),
+    )
+    .await;
+    assert_error(&create, StatusCode::BAD_REQUEST, "invalid_body");
+    let path = format!("/api/admin/users/{bob_id}");
+    for body in [
+        r#"{"disabled":false,"disabled":true}"#,
+        r#"{"role":"member","role":"admin"}"#,
+        r#"{"display_name":"Bobby","display_name":"Bobby"}"#,
+    ] {
+        let patch = send_raw(admin.request(Method::PATCH, &path), body.to_owned()).await;
+        assert_error(&patch, StatusCode::BAD_REQUEST, "invalid_body");
+    }
+
+    assert_eq!(admin.admin_users().await, before);
+}
+
+#[tokio::test]
+async fn a_display_name_that_shows_nothing_is_refused() {
+    let server = TestServer::start();
+    let token = server.setup_token().expect("setup token");
+    let invisible = [
+        "\u{200B}",
+        "\u{200B}\u{200C}\u{200D}\u{FEFF}",
+        " \u{2060}\u{00AD} ",
+        "\u{3164}",
+        "\u{034F}\u{FE0F}",
+    ];
+    for name in invisible {
+        let setup = send(http().post(server.url("/api/setup")).json(&serde_json::json!({
+            "token": token, "username": "admin", "display_name": name, "password": ADMIN_PASSWORD,
+        })))
+        .await;
+        assert_error(&setup, StatusCode::BAD_REQUEST, "invalid_display_name");
+    }
+    let admin = setup_admin(&server).await;
+    create_user_raw(&admin, "bob").await;
+    let before = admin.admin_users().await;
+    let bob_id = before
+        .iter()
+        .find(|u| u["username"] == "bob")
+        .and_then(|u| u["id"].as_i64())
+        .expect("bob");
+
+    for name in invisible {
+        let create = admin
+            .post(
+                "/api/admin/users",
+                serde_json::json!({"username": "ghost", "display_name": name}),
+            )
+            .await;
+        assert_error(&create, StatusCode::BAD_REQUEST, "invalid_display_name");
+        let patch = admin
+            .patch(
+                &format!("/api/admin/users/{bob_id}"),
+                serde_json::json!({"display_name": name}),
+            )
+            .await;
+        assert_error(&patch, StatusCode::BAD_REQUEST, "invalid_display_name");
+    }
+    assert_eq!(admin.admin_users().await, before);
+
+    // Invisible characters inside a visible name are fine (a zero-width joiner in an emoji).
+    let (status, body) = admin
+        .patch(
+            &format!("/api/admin/users/{bob_id}"),
+            serde_json::json!({"display_name": "Bob 👩\u{200D}💻"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn a_display_name_with_bidi_overrides_or_isolates_is_refused() {
+    let server = TestServer::start();
+    let admin = setup_admin(&server).await;
+    create_user_raw(&admin, "bob").await;
+    let before = admin.admin_users().await;
+    let bob_id = before
+        .iter()
+        .find(|u| u["username"] == "bob")
+        .and_then(|u| u["id"].as_i64())
+        .expect("bob");
+
+    let tricks = [
+        "Bob\u{202E}nimdA",
+        "\u{202A}Bob",
+        "\u{202B}Bob",
+        "Bob\u{202C}",
+        "\u{202D}Bob",
+        "\u{2066}Admin\u{2069}",
+        "\u{2067}Bob",
+        "\u{2068}Bob",
+    ];
+    for name in tricks {
+        let create = admin
+            .post(
+                "/api/admin/users",
+                serde_json::json!({"username": "trick", "display_name": name}),
+            )
+            .await;
+        assert_error(&create, StatusCode::BAD_REQUEST, "invalid_display_name");
+        let patch = admin
+            .patch(
+                &format!("/api/admin/users/{bob_id}"),
+                serde_json::json!({"display_name": name}),
+            )
+            .await;
+        assert_error(&patch, StatusCode::BAD_REQUEST, "invalid_display_name");
+    }
+    assert_eq!(admin.admin_users().await, before);
+
+    // Right-to-left letters are names like any other.
+    let (status, body) = admin
+        .patch(
+            &format!("/api/admin/users/{bob_id}"),
+            serde_json::json!({"display_name": "בוב"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// Usernames are ASCII `a-z 0-9 . _ -` only, so a bidi control can never be part of one; this
+/// pins that down for every way a username comes in.
+#[tokio::test]
+async fn a_username_cannot_carry_bidi_controls() {
+    let server = TestServer::start();
+    let admin = setup_admin(&server).await;
+    create_user_raw(&admin, "bob").await;
+    let before = admin.admin_users().await;
+    let bob_id = before
+        .iter()
+        .find(|u| u["username"] == "bob")
+        .and_then(|u| u["id"].as_i64())
+        .expect("bob");
+
+    for name in ["bob\u{202E}", "\u{2066}eve\u{2069}", "ev\u{202D}e"] {
+        let create = admin
+            .post(
+                "/api/admin/users",
+                serde_json::json!({"username": name, "display_name": "Eve"}),
+            )
+            .await;
+        assert_error(&create, StatusCode::BAD_REQUEST, "invalid_username");
+        let patch = admin
+            .patch(
+                &format!("/api/admin/users/{bob_id}"),
+                serde_json::json!({"username": name}),
+            )
+            .await;
+        assert_error(&patch, StatusCode::BAD_REQUEST, "invalid_username");
+    }
+    assert_eq!(admin.admin_users().await, before);
+    let (status, _, _) = login(&server, "bob\u{202E}", "whatever password").await;
+    assert_ne!(status, StatusCode::OK);
+}
