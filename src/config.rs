@@ -141,7 +141,12 @@ pub mod limits {
     /// Password hashes computed at once (and hashing threads); argon2id with OWASP
     /// parameters keeps 19 MiB per thread.
     pub const CONCURRENT_HASHES: usize = 2;
-    /// How long a login waits for a hashing slot before answering 503.
+    /// Hash jobs handed to the hashing threads at once, running plus queued. A job keeps its
+    /// slot until its hash is done, even if the client hung up, so this bounds the work a
+    /// flood can leave behind: at most this many hashes (about 0.2 s) ahead of a new login.
+    pub const HASH_QUEUE: usize = 8;
+    /// How long a request waits for a slot in [`HASH_QUEUE`] before answering 503 `busy`.
+    /// Waiting costs nothing but the open request, and a request that hangs up stops waiting.
     pub const HASH_QUEUE_WAIT: Duration = Duration::from_secs(5);
     /// Login attempts per username, and per client address, in [`LOGIN_WINDOW`].
     pub const LOGIN_ATTEMPTS_PER_USER: u32 = 10;
