@@ -161,12 +161,31 @@ pub mod limits {
     /// Password hashes computed at once (and hashing threads); argon2id with OWASP
     /// parameters keeps 19 MiB per thread.
     pub const CONCURRENT_HASHES: usize = 2;
-    /// How long a login waits for a hashing slot before answering 503.
+    /// Hash jobs handed to the hashing threads at once, running plus queued. A job keeps its
+    /// slot until its hash is done, even if the client hung up, so this bounds the work a
+    /// flood can leave behind: at most this many hashes (a fraction of a second) ahead of a new
+    /// login.
+    pub const HASH_QUEUE: usize = 8;
+    /// How long a request waits for a slot in [`HASH_QUEUE`] before answering 503 `busy`.
+    /// Waiting costs nothing but the open request, and a request that hangs up stops waiting.
     pub const HASH_QUEUE_WAIT: Duration = Duration::from_secs(5);
-    /// Login attempts per username, and per client address, in [`LOGIN_WINDOW`].
-    pub const LOGIN_ATTEMPTS_PER_USER: u32 = 10;
-    pub const LOGIN_ATTEMPTS_PER_ADDR: u32 = 30;
+    /// Failed logins in [`LOGIN_WINDOW`] for one username from one address (an IPv4 address
+    /// or an IPv6 /64); past it that pair gets 429.
+    pub const LOGIN_FAILURES_PER_PAIR: u32 = 10;
+    /// Failed logins in [`LOGIN_WINDOW`] from one address across usernames; past it the
+    /// address only gets one try per username that has not failed from it (docs/PROTOCOL.md).
+    pub const LOGIN_FAILURES_PER_ADDR: u32 = 30;
+    /// Failed logins of one username from all addresses before its failures are answered
+    /// slowly: [`LOGIN_SLOWDOWN_STEP`] more per failure, at most [`LOGIN_SLOWDOWN_MAX`].
+    pub const LOGIN_SLOWDOWN_AFTER: u32 = 10;
+    pub const LOGIN_SLOWDOWN_STEP: Duration = Duration::from_millis(100);
+    pub const LOGIN_SLOWDOWN_MAX: Duration = Duration::from_secs(2);
     pub const LOGIN_WINDOW: Duration = Duration::from_secs(5 * 60);
+    /// Most counters the login limiter keeps (pairs, addresses and usernames together). Each
+    /// is a fixed 57 bytes (a 32-byte map slot with its control byte, 24 bytes in the expiry
+    /// ring), whatever the client sent; with the tables' spare capacity (at most 32,768 map
+    /// slots and 16,384 ring slots) the limiter stays under 1.5 MiB.
+    pub const LOGIN_TRACKED_KEYS: usize = 10_000;
     /// Graceful shutdown: open HTTP requests get this long, then WebSockets get
     /// [`SOCKET_GOODBYE`] to receive their close frame; together well inside systemd's
     /// and the 5 s.

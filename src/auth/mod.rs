@@ -5,7 +5,7 @@ pub mod password;
 mod ratelimit;
 mod token;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use crate::config::limits;
 use crate::store::{self, NewUser, Role, Store, StoreError, User, UserPatch};
 use crate::text;
 use password::{Hasher, check_password_rules, constant_time_eq, random_password};
-use ratelimit::Limiter;
+use ratelimit::{Attempt, Limiter, Policy};
 use token::Keys;
 
 #[derive(Debug, thiserror::Error)]
@@ -94,8 +94,7 @@ pub struct Auth {
     store: Store,
     keys: Keys,
     hasher: Hasher,
-    failures_by_user: Limiter,
-    failures_by_addr: Limiter,
+    limiter: Limiter,
     /// The one-time first-run token; `None` once an account exists.
     setup_token: Mutex<Option<String>>,
 }
@@ -111,8 +110,7 @@ impl Auth {
             store,
             keys,
             hasher: Hasher::default(),
-            failures_by_user: Limiter::new(limits::LOGIN_ATTEMPTS_PER_USER, limits::LOGIN_WINDOW),
-            failures_by_addr: Limiter::new(limits::LOGIN_ATTEMPTS_PER_ADDR, limits::LOGIN_WINDOW),
+            limiter: Limiter::new(Policy::LOGIN),
             setup_token: Mutex::new(setup_token),
         })
     }
@@ -159,47 +157,73 @@ impl Auth {
         self.grant(user).await
     }
 
+    /// Signs in. Each attempt is counted against the login limits (docs/PROTOCOL.md) when it
+    /// starts, so one whose client hangs up still counts; a right password takes it back.
     pub async fn login(
         &self,
         username: &str,
         password: String,
         addr: Option<IpAddr>,
     ) -> Result<Grant> {
-        let user_key = username.to_ascii_lowercase();
-        let addr_key = addr.map(|a| a.to_string()).unwrap_or_default();
-        for (limiter, key) in [
-            (&self.failures_by_user, &user_key),
-            (&self.failures_by_addr, &addr_key),
-        ] {
-            limiter
-                .check(key)
-                .map_err(|retry_after| AuthError::RateLimited { retry_after })?;
+        // A name no account can have is answered at once: it is never stored in the limiter
+        // and costs no hashing.
+        let username = normalize_username(username).map_err(|_| AuthError::InvalidCredentials)?;
+        let addr = addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let attempt = self
+            .limiter
+            .begin(&username, addr)
+            .map_err(|retry_after| AuthError::RateLimited { retry_after })?;
+        let checked = self.check_password(username, password, &attempt).await;
+        match checked {
+            Ok(user) => {
+                self.limiter.succeeded(&attempt);
+                if user.disabled {
+                    return Err(AuthError::AccountDisabled);
+                }
+                self.grant(user).await
+            }
+            Err(refused @ (AuthError::InvalidCredentials | AuthError::RateLimited { .. })) => {
+                tokio::time::sleep(attempt.slowdown).await;
+                Err(refused)
+            }
+            Err(other) => {
+                self.limiter.release(&attempt);
+                Err(other)
+            }
         }
+    }
+
+    /// The user if `password` is theirs; `InvalidCredentials` if not, or `RateLimited` when
+    /// the address is over its limit and this was the username's one try from it.
+    async fn check_password(
+        &self,
+        username: String,
+        password: String,
+        attempt: &Attempt,
+    ) -> Result<User> {
         let found = if password.len() > password::MAX_PASSWORD_BYTES {
             None
         } else {
             let store = self.store.clone();
-            store::blocking(move || store.credentials(&user_key)).await?
+            store::blocking(move || store.credentials(&username)).await?
         };
+        let refused = match attempt.address_limited {
+            Some(retry_after) => AuthError::RateLimited { retry_after },
+            None => AuthError::InvalidCredentials,
+        };
+        // An address over its limit gets no hashing for names nobody has: its tries are
+        // bounded by the number of accounts, not by the names it can invent.
+        if attempt.address_limited.is_some() && found.is_none() {
+            return Err(refused);
+        }
         let (user, hash) = match found {
             Some((user, hash)) => (Some(user), Some(hash)),
             None => (None, None),
         };
-        let valid = self.hasher.verify(password, hash).await?;
-        let user = match user {
-            Some(user) if valid => user,
-            _ => {
-                self.failures_by_user
-                    .record_failure(&username.to_ascii_lowercase());
-                self.failures_by_addr.record_failure(&addr_key);
-                return Err(AuthError::InvalidCredentials);
-            }
-        };
-        if user.disabled {
-            return Err(AuthError::AccountDisabled);
+        match (user, self.hasher.verify(password, hash).await?) {
+            (Some(user), true) => Ok(user),
+            _ => Err(refused),
         }
-        self.failures_by_user.reset(&user.username);
-        self.grant(user).await
     }
 
     async fn grant(&self, user: User) -> Result<Grant> {
@@ -376,6 +400,28 @@ mod tests {
             assert!(normalize_username(&format!("bob{c}")).is_err(), "{c:?}");
         }
         assert!(normalize_username("bob\u{200B}").is_err());
+    }
+
+    #[tokio::test]
+    async fn malformed_usernames_are_answered_at_once_and_never_counted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("confab.redb")).expect("open store");
+        let auth = Auth::new(store).expect("auth");
+        let from = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        let long = "c".repeat(60 * 1024);
+        let started = std::time::Instant::now();
+
+        for n in 0..150 {
+            let answer = auth
+                .login(&format!("{long}{n}"), "a wrong password".into(), from)
+                .await;
+            assert!(matches!(answer, Err(AuthError::InvalidCredentials)));
+        }
+
+        assert_eq!(auth.limiter.tracked(), 0);
+        // 150 argon2 checks on two threads would take seconds.
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1), "{took:?}");
     }
 
     #[test]

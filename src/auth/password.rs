@@ -2,6 +2,7 @@
 //! passwords and the generator for temporary ones.
 
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::Duration;
 
 use std::cell::RefCell;
 
@@ -19,27 +20,45 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// Hashes and verifies passwords on a small pool of dedicated threads. Each argon2id hash
 /// takes 19 MiB; the allocator keeps that memory with the thread that used it, so hashing on
 /// tokio's (growing) blocking pool would pin 19 MiB per thread ever used. A fixed pool bounds
-/// it, and a semaphore of the same size makes a login flood queue (then get 503) instead.
+/// it, and a bounded queue makes a login flood wait (then get 503) instead.
 #[derive(Clone)]
 pub struct Hasher {
+    /// One permit per job on the hashing threads (running or queued). The permit moves into
+    /// the job and is released only when the hash is done, so a caller that goes away cannot
+    /// free its slot while its work is still ahead of others.
     slots: Arc<Semaphore>,
-    jobs: mpsc::Sender<Job>,
+    /// Bounded as well, though with `slots` no larger it is never found full.
+    jobs: mpsc::SyncSender<Job>,
+    /// How long a caller waits for a slot before giving up with `Busy`.
+    wait: Duration,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
 
 impl Default for Hasher {
     fn default() -> Self {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        for n in 0..limits::CONCURRENT_HASHES {
-            let queue = queue.clone();
+        Hasher::new(
+            limits::CONCURRENT_HASHES,
+            limits::HASH_QUEUE,
+            limits::HASH_QUEUE_WAIT,
+        )
+    }
+}
+
+impl Hasher {
+    /// `threads` hashing threads taking jobs from a queue of `queue` (running ones included).
+    fn new(threads: usize, queue: usize, wait: Duration) -> Hasher {
+        let queue = queue.max(1);
+        let (jobs, receiver) = mpsc::sync_channel::<Job>(queue);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for n in 0..threads {
+            let receiver = receiver.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("confab-hash-{n}"))
                 .spawn(move || {
                     loop {
                         // Take one job, releasing the lock before running it.
-                        let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let job = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
                         match job {
                             Ok(job) => job(),
                             Err(_) => return,
@@ -51,13 +70,12 @@ impl Default for Hasher {
             }
         }
         Hasher {
-            slots: Arc::new(Semaphore::new(limits::CONCURRENT_HASHES)),
+            slots: Arc::new(Semaphore::new(queue)),
             jobs,
+            wait,
         }
     }
-}
 
-impl Hasher {
     pub async fn hash(&self, password: String) -> Result<String, AuthError> {
         self.run(move || hash_now(&password)).await?
     }
@@ -72,21 +90,30 @@ impl Hasher {
         .await
     }
 
+    /// Runs `work` on a hashing thread. `Busy` if no slot frees up in time.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let _permit = tokio::time::timeout(limits::HASH_QUEUE_WAIT, self.slots.acquire())
+        let permit = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| AuthError::Busy)?
             .map_err(|_| AuthError::Busy)?;
         let (done, result) = oneshot::channel();
         let job: Job = Box::new(move || {
-            let _ = done.send(work());
+            // A caller that hung up while queued needs no answer: skip the work (its login
+            // attempt was counted when it started).
+            if !done.is_closed() {
+                let _ = done.send(work());
+            }
+            drop(permit);
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| AuthError::Internal("the hashing threads are gone".into()))?;
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => AuthError::Busy,
+            mpsc::TrySendError::Disconnected(_) => {
+                AuthError::Internal("the hashing threads are gone".into())
+            }
+        })?;
         result
             .await
             .map_err(|_| AuthError::Internal("a hashing job failed".into()))
@@ -212,6 +239,78 @@ mod tests {
         assert!(verify_now("correct horse battery", &hash));
         assert!(!verify_now("wrong horse battery", &hash));
         assert!(!verify_now("correct horse battery", "not a hash"));
+    }
+
+    /// Starts `work` through `hasher` on a task, returning the task and a flag set once the
+    /// work runs.
+    fn spawn_job(
+        hasher: &Hasher,
+        work_for: Duration,
+    ) -> (
+        tokio::task::JoinHandle<Result<(), AuthError>>,
+        Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (hasher, flag) = (hasher.clone(), ran.clone());
+        let task = tokio::spawn(async move {
+            hasher
+                .run(move || {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(work_for);
+                })
+                .await
+        });
+        (task, ran)
+    }
+
+    async fn until(flag: &std::sync::atomic::AtomicBool) {
+        while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_leaves_keeps_its_slot_until_the_hash_is_done() {
+        let hasher = Hasher::new(1, 1, Duration::from_millis(100));
+        let (slow, running) = spawn_job(&hasher, Duration::from_millis(800));
+        until(&running).await;
+
+        slow.abort();
+        let next = hasher.run(|| ()).await;
+
+        assert!(matches!(next, Err(AuthError::Busy)), "{next:?}");
+    }
+
+    #[tokio::test]
+    async fn past_the_queue_callers_get_busy_not_a_place_in_line() {
+        let hasher = Hasher::new(1, 2, Duration::from_millis(50));
+        let (first, running) = spawn_job(&hasher, Duration::from_millis(400));
+        until(&running).await;
+        let (second, _) = spawn_job(&hasher, Duration::ZERO);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+
+        let third = hasher.run(|| ()).await;
+
+        assert!(matches!(third, Err(AuthError::Busy)), "{third:?}");
+        assert!(matches!(first.await, Ok(Ok(()))));
+        assert!(matches!(second.await, Ok(Ok(()))));
+        assert!(hasher.run(|| ()).await.is_ok(), "slots are given back");
+    }
+
+    #[tokio::test]
+    async fn a_queued_job_whose_caller_left_is_skipped() {
+        let hasher = Hasher::new(1, 2, Duration::from_secs(5));
+        let (first, running) = spawn_job(&hasher, Duration::from_millis(300));
+        until(&running).await;
+        let (abandoned, ran) = spawn_job(&hasher, Duration::ZERO);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+
+        abandoned.abort();
+        let _ = first.await;
+        // Jobs run in order, so once this one is done the abandoned one was dealt with.
+        hasher.run(|| ()).await.expect("a later job runs");
+
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     #[test]

@@ -806,3 +806,15 @@ pub async fn raw_http(server: &TestServer, request: &[u8]) -> RawResponse {
         .unwrap_or_else(|| panic!("no HTTP status line in {text:?}"));
     RawResponse { status, text }
 }
+
+/// Like [`http`], but connecting from `local` (any 127.x.y.z reaches the server on Linux), so
+/// a test can play clients at different addresses.
+pub fn http_from(local: std::net::IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(local)
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("build reqwest client")
+}
