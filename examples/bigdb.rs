@@ -24,7 +24,9 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
-    let dir = args.next().ok_or("usage: bigdb DIR [--messages N] [--users U] [--body-bytes B]")?;
+    let dir = args
+        .next()
+        .ok_or("usage: bigdb DIR [--messages N] [--users U] [--body-bytes B]")?;
     let mut parsed = Args {
         dir: PathBuf::from(dir),
         messages: 1_000_000,
