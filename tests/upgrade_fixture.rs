@@ -5,6 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use common::ws::{Socket, seq};
 use common::{Client, StatusCode, TestServer, Value, json};
@@ -16,7 +17,7 @@ const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v0.1"
 /// Conversations a release may add to an old database as it upgrades it (the rooms release's
 /// General, `room:1`, has every account in it). Any other conversation in a list must be the
 /// fixture's.
-const ADDED_BY_UPGRADES: &[&str] = &[];
+const ADDED_BY_UPGRADES: &[&str] = &["room:1"];
 
 /// `expected.json`: what release 0.1 itself answered about the database it wrote.
 #[derive(Debug, Deserialize)]
@@ -427,10 +428,11 @@ async fn assert_conversations(
 fn confab_check_finds_nothing_wrong_with_a_0_1_database() {
     let fixture = Fixture::load();
     let dir = copy_of_fixture();
+    // `check` reads the file as it is; only a server start upgrades it.
     assert_check_passes(
         dir.path(),
         fixture.users.len(),
-        fixture.conversations.len() + ADDED_BY_UPGRADES.len(),
+        fixture.conversations.len(),
         fixture.message_count(),
     );
 }
@@ -485,4 +487,33 @@ async fn a_0_1_database_opens_with_every_account_message_and_read_position() {
         fixture.conversations.len() + ADDED_BY_UPGRADES.len(),
         fixture.message_count(),
     );
+}
+
+#[tokio::test]
+async fn the_upgrade_puts_every_account_in_general_caught_up() {
+    let fixture = Fixture::load();
+    let dir = copy_of_fixture();
+    let server = TestServer::start_in(dir.path());
+    assert!(
+        server.wait_for_log(
+            "upgraded the database from format 1 to 2",
+            Duration::from_secs(5)
+        ),
+        "the upgrade says so in one log line"
+    );
+    for user in fixture.users.iter().filter(|u| !u.disabled) {
+        let (status, body, _) = common::login(&server, &user.username, &user.password).await;
+        assert_eq!(status, StatusCode::OK, "{}: {body}", user.username);
+        let client = Client::new(&server, body["token"].as_str().expect("token"));
+        let (_, list) = client.get("/api/conversations").await;
+        let general = list
+            .as_array()
+            .and_then(|l| l.iter().find(|c| c["id"] == "room:1"))
+            .unwrap_or_else(|| panic!("{} is in General: {list}", user.username));
+        assert_eq!(general["member_count"], fixture.users.len());
+        assert_eq!(
+            (general["unread"].clone(), general["mentions"].clone()),
+            (json!(0), json!(0))
+        );
+    }
 }
