@@ -616,6 +616,11 @@ impl Store {
         Ok(out)
     }
 
+    /// A room's members changed outside the writer (an account was created into General).
+    pub(super) fn members_changed(&self, room: &ConversationId) {
+        self.members_cache.invalidate(room);
+    }
+
     /// Everyone in `conversation`, if the cache knows (no database read).
     pub fn cached_members(&self, conversation: &ConversationId) -> Option<Members> {
         self.members_cache.get(conversation)
