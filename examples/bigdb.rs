@@ -89,6 +89,7 @@ fn run() -> Result<(), String> {
                     body: format!("{n} {body}"),
                     client_id: format!("bigdb-{n}"),
                     sent_at: confab::store::now_millis(),
+                    reply_to: None,
                 }
             })
             .collect();

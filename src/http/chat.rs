@@ -66,3 +66,26 @@ pub async fn history(
 pub(super) fn percent_decode(segment: &str) -> String {
     segment.replace("%3A", ":").replace("%3a", ":")
 }
+
+#[derive(Deserialize)]
+pub struct ChangesParams {
+    after: Option<u64>,
+}
+
+/// Catch-up on edits, deletes and reactions: the current state of every message changed
+/// after `?after=<change_seq>`.
+pub async fn changes(
+    app: Arc<App>,
+    id: String,
+    who: Authenticated,
+    params: ChangesParams,
+) -> Result<Response, ApiError> {
+    let conversation = ConversationId::parse(&percent_decode(&id)).ok_or(ApiError::NotFound)?;
+    let store = app.store.clone();
+    let user = who.user.id;
+    let after = params.after.unwrap_or(0);
+    let page = store::blocking(move || store.changes(user, &conversation, after))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(warp::reply::json(&page).into_response())
+}

@@ -130,7 +130,11 @@ fn rejection_status(rejection: ChatRejection) -> StatusCode {
         R::NoSuchUser | R::CannotMessageSelf | R::InvalidSeq | R::CannotBlockSelf => {
             StatusCode::BAD_REQUEST
         }
-        R::Forbidden | R::MentionNotAllowed => StatusCode::FORBIDDEN,
+        R::NoSuchMessage => StatusCode::NOT_FOUND,
+        R::Forbidden | R::MentionNotAllowed | R::NotYourMessage | R::EditWindowPassed => {
+            StatusCode::FORBIDDEN
+        }
+        R::MessageDeleted | R::TooManyReactions => StatusCode::CONFLICT,
         R::ClientIdReused
         | R::RoomArchived
         | R::AlreadyMember

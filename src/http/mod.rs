@@ -172,6 +172,12 @@ fn chat_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(with_app(app.clone()))
         .and(session(app.clone()))
         .then(chat::list);
+    let changes = warp::path!("conversations" / String / "changes")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .and(warp::query())
+        .then(|id, app, who, params| chat::changes(app, id, who, params));
     let history = warp::path!("conversations" / String / "messages")
         .and(warp::get())
         .and(with_app(app.clone()))
@@ -179,6 +185,8 @@ fn chat_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(warp::query())
         .then(|id, app, who, params| chat::history(app, id, who, params));
     list.or(history)
+        .unify()
+        .or(changes)
         .unify()
         .or(room_routes(app.clone()))
         .unify()

@@ -18,7 +18,7 @@ use super::writer::{Caller, Origin, WriterOp};
 use super::{Connection, Control, Hub, close};
 use crate::auth::Authenticated;
 use crate::config::limits;
-use crate::store::{self, ChatOp, ConversationId, SendTarget};
+use crate::store::{self, ChatOp, ConversationId, MessageChange, SendTarget};
 use crate::text;
 
 /// A server-side WebSocket over an upgraded HTTP connection.
@@ -244,6 +244,7 @@ impl Reader<'_> {
                 conversation,
                 body,
                 client_id,
+                reply_to,
             } => {
                 let with_id = |e: FrameError| e.with_client_id(Some(client_id.clone()));
                 let target = send_target(to, conversation).map_err(with_id)?;
@@ -254,6 +255,26 @@ impl Reader<'_> {
                     body,
                     client_id: client_id.clone(),
                     sent_at: store::now_millis(),
+                    reply_to,
+                };
+                self.submit(op, Some(client_id)).await
+            }
+            ClientFrame::Change {
+                conversation,
+                seq,
+                change,
+                client_id,
+            } => {
+                let with_id = |e: FrameError| e.with_client_id(Some(client_id.clone()));
+                let conversation = parse_conversation(&conversation).map_err(with_id)?;
+                check_change(&change, &client_id).map_err(with_id)?;
+                let op = ChatOp::Change {
+                    user: self.user,
+                    conversation,
+                    seq,
+                    change,
+                    client_id: client_id.clone(),
+                    at: store::now_millis(),
                 };
                 self.submit(op, Some(client_id)).await
             }
@@ -346,6 +367,38 @@ fn parse_conversation(raw: &str) -> Result<ConversationId, FrameError> {
         .ok_or_else(|| FrameError::from(crate::store::ChatRejection::NotAMember))
 }
 
+/// An edit's body follows the rules of a send's; a reaction is one emoji.
+fn check_change(change: &MessageChange, client_id: &str) -> Result<(), FrameError> {
+    match change {
+        MessageChange::Edit { body } => check_send(body, client_id),
+        MessageChange::Delete => check_send("-", client_id),
+        MessageChange::React { emoji } => {
+            check_send("-", client_id)?;
+            if is_emoji(emoji) {
+                Ok(())
+            } else {
+                Err(FrameError::new(
+                    "invalid_emoji",
+                    "a reaction is one emoji (at most 32 bytes)",
+                ))
+            }
+        }
+    }
+}
+
+/// One emoji as people type them: a short run of pictographic characters, possibly joined
+/// (👩‍💻), with skin tones, variation selectors or keycaps (1️⃣); no letters, spaces or
+/// controls.
+fn is_emoji(text: &str) -> bool {
+    (1..=32).contains(&text.len())
+        && text
+            .chars()
+            .any(|c| c as u32 >= 0x2000 || matches!(c, '©' | '®'))
+        && text
+            .chars()
+            .all(|c| !c.is_ascii_alphabetic() && !c.is_whitespace() && !c.is_control())
+}
+
 fn check_send(body: &str, client_id: &str) -> Result<(), FrameError> {
     if client_id.is_empty() || client_id.chars().count() > limits::MAX_CLIENT_ID_CHARS {
         return Err(FrameError::new(
@@ -402,6 +455,24 @@ impl RateBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reactions_are_emoji() {
+        for ok in [
+            "👍",
+            "🎉",
+            "👩\u{200D}💻",
+            "👍🏽",
+            "❤\u{FE0F}",
+            "1\u{FE0F}\u{20E3}",
+            "©",
+        ] {
+            assert!(is_emoji(ok), "{ok:?}");
+        }
+        for bad in ["", "ok", "👍 ", "a👍", "\n", &"👍".repeat(9)] {
+            assert!(!is_emoji(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn read_errors_map_to_close_codes() {

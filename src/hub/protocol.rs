@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::json;
 
 use crate::store::{
-    ChatRejection, ConversationId, ConversationSummary, DirectoryEntry, Message, Notify, RoomView,
-    User,
+    ChatRejection, ConversationId, ConversationSummary, DirectoryEntry, Message, MessageChange,
+    Notify, RoomView, User,
 };
 
 /// A frame as sent to clients, serialized once; clones share the bytes, so fan-out to many
@@ -31,6 +31,11 @@ pub enum ServerFrame<'a> {
     },
     Message {
         message: &'a Message,
+    },
+    /// A message was edited, deleted or reacted to.
+    Update {
+        message: &'a Message,
+        change_seq: u64,
     },
     Read {
         conversation: &'a ConversationId,
@@ -136,6 +141,14 @@ pub enum ClientFrame {
         conversation: Option<String>,
         body: String,
         client_id: String,
+        reply_to: Option<u64>,
+    },
+    /// `edit`, `delete` or `react`.
+    Change {
+        conversation: String,
+        seq: u64,
+        change: MessageChange,
+        client_id: String,
     },
     Read {
         conversation: String,
@@ -151,6 +164,30 @@ struct SendFields {
     to: Option<u64>,
     conversation: Option<String>,
     body: String,
+    client_id: String,
+    reply_to: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct EditFields {
+    conversation: String,
+    seq: u64,
+    body: String,
+    client_id: String,
+}
+
+#[derive(Deserialize)]
+struct DeleteFields {
+    conversation: String,
+    seq: u64,
+    client_id: String,
+}
+
+#[derive(Deserialize)]
+struct ReactFields {
+    conversation: String,
+    seq: u64,
+    emoji: String,
     client_id: String,
 }
 
@@ -241,6 +278,34 @@ impl ClientFrame {
                     conversation: f.conversation,
                     body: f.body,
                     client_id: f.client_id,
+                    reply_to: f.reply_to,
+                })
+            }
+            "edit" => {
+                let f: EditFields = serde_json::from_str(text).map_err(invalid)?;
+                Ok(ClientFrame::Change {
+                    conversation: f.conversation,
+                    seq: f.seq,
+                    change: MessageChange::Edit { body: f.body },
+                    client_id: f.client_id,
+                })
+            }
+            "delete" => {
+                let f: DeleteFields = serde_json::from_str(text).map_err(invalid)?;
+                Ok(ClientFrame::Change {
+                    conversation: f.conversation,
+                    seq: f.seq,
+                    change: MessageChange::Delete,
+                    client_id: f.client_id,
+                })
+            }
+            "react" => {
+                let f: ReactFields = serde_json::from_str(text).map_err(invalid)?;
+                Ok(ClientFrame::Change {
+                    conversation: f.conversation,
+                    seq: f.seq,
+                    change: MessageChange::React { emoji: f.emoji },
+                    client_id: f.client_id,
                 })
             }
             "read" => {
@@ -258,10 +323,11 @@ impl ClientFrame {
                     conversation: f.conversation,
                 })
             }
-            _ => Err(
-                FrameError::new("unknown_type", "type must be one of send, read, typing")
-                    .with_client_id(client_id),
-            ),
+            _ => Err(FrameError::new(
+                "unknown_type",
+                "type must be one of send, edit, delete, react, read, typing",
+            )
+            .with_client_id(client_id)),
         }
     }
 }

@@ -249,6 +249,21 @@ impl FanOut<'_> {
                 .encode();
                 hub.deliver_to(receipt_to, &receipt, None);
             }
+            ChatOutcome::Updated {
+                message,
+                members,
+                change_seq,
+            } => {
+                if let Some(origin) = origin {
+                    ack(hub, origin, message);
+                }
+                let frame = ServerFrame::Update {
+                    message,
+                    change_seq: *change_seq,
+                }
+                .encode();
+                hub.deliver_to(members, &frame, origin.map(|o| o.connection));
+            }
             ChatOutcome::Room(event) => self.room(event),
             ChatOutcome::People(event) => self.people(event, origin),
             ChatOutcome::Unchanged => {}

@@ -17,13 +17,14 @@ use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use super::codec::{Encoded, Record, Stored};
+use super::edits::MessageChange;
 use super::people::{self, DmPolicy};
 use super::rooms::{self, RoomInfo, RoomView};
 use super::users::{self, SessionRecord, UserRecord};
 use super::{
-    BLOCKS, CLIENT_IDS, CONVERSATIONS, DECLINED, LAST_SEEN, MEMBERSHIPS, MENTIONS, MESSAGES, META,
-    REQUESTS, ROOM_MEMBERS, ROOM_MENTIONS, ROOM_NAMES, Result, SESSIONS, SETTINGS, Store,
-    USER_SESSIONS, USERNAMES, USERS,
+    BLOCKS, CHANGES, CLIENT_IDS, CONVERSATIONS, DECLINED, DELETED, LAST_SEEN, MEMBERSHIPS,
+    MENTIONS, MESSAGES, META, REQUESTS, ROOM_MEMBERS, ROOM_MENTIONS, ROOM_NAMES, Result, SESSIONS,
+    SETTINGS, Store, USER_SESSIONS, USERNAMES, USERS,
 };
 
 /// A conversation id in canonical form: `dm:<lower user id>:<higher user id>` or `room:<n>`.
@@ -100,6 +101,34 @@ pub struct Message {
     /// `@room`: everyone is mentioned.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub mentions_room: bool,
+    /// The message this one answers, as it reads now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyPreview>,
+    /// Unix milliseconds of the last edit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<u64>,
+    /// Deleted: the body is empty and gone from the store.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+}
+
+/// What a reply shows of the message it answers: who wrote it and its first line.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplyPreview {
+    pub seq: u64,
+    pub from: u64,
+    pub snippet: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// One emoji under a message and who put it there, in the order they did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub emoji: String,
+    pub users: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -128,6 +157,9 @@ pub struct ConversationSummary {
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub room: Option<RoomView>,
     pub last_seq: u64,
+    /// How many edits, deletes and reactions the conversation has seen (for
+    /// `GET …/changes?after=`).
+    pub change_seq: u64,
     pub read_seq: u64,
     pub unread: u64,
     pub mentions: u64,
@@ -168,6 +200,8 @@ pub(super) struct ConversationRecord {
     /// Unix milliseconds of the newest message, for ordering conversation lists.
     pub(super) last_activity: u64,
     pub(super) room: Option<RoomInfo>,
+    /// Bumped by every edit, delete and reaction (see `store::edits`).
+    pub(super) change_seq: u64,
 }
 
 /// Format 1 (release 0.1): DMs only.
@@ -191,6 +225,7 @@ impl Record for ConversationRecord {
                 last_seq: v1.last_seq,
                 last_activity: v1.last_activity,
                 room: None,
+                change_seq: 0,
             })
         })
     }
@@ -221,6 +256,7 @@ impl ConversationRecord {
                 last_seq,
                 last_activity,
                 room: None,
+                change_seq: 0,
             },
         }
     }
@@ -235,6 +271,27 @@ pub(super) struct MessageRecord {
     pub(super) mentions_room: bool,
     /// A DM the recipient had blocked the sender for: shown to the sender only.
     pub(super) withheld: bool,
+    pub(super) reply_to: Option<u64>,
+    pub(super) edited_at: Option<u64>,
+    pub(super) deleted: bool,
+    pub(super) reactions: Vec<Reaction>,
+}
+
+impl MessageRecord {
+    pub(super) fn new(from: u64, body: String, sent_at: u64) -> MessageRecord {
+        MessageRecord {
+            from,
+            body,
+            sent_at,
+            mentions: Vec::new(),
+            mentions_room: false,
+            withheld: false,
+            reply_to: None,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -250,14 +307,8 @@ impl Record for MessageRecord {
 
     fn decode_older(version: u8, body: &[u8]) -> Option<Result<Self, postcard::Error>> {
         (version == 1).then(|| {
-            postcard::from_bytes::<MessageRecordV1>(body).map(|v1| MessageRecord {
-                from: v1.from,
-                body: v1.body,
-                sent_at: v1.sent_at,
-                mentions: Vec::new(),
-                mentions_room: false,
-                withheld: false,
-            })
+            postcard::from_bytes::<MessageRecordV1>(body)
+                .map(|v1| MessageRecord::new(v1.from, v1.body, v1.sent_at))
         })
     }
 }
@@ -321,6 +372,17 @@ pub enum ChatOp {
         body: String,
         client_id: String,
         sent_at: u64,
+        /// The seq of the message this one answers.
+        reply_to: Option<u64>,
+    },
+    /// An edit, delete or reaction (see `store::edits`).
+    Change {
+        user: u64,
+        conversation: ConversationId,
+        seq: u64,
+        change: MessageChange,
+        client_id: String,
+        at: u64,
     },
     Read {
         user: u64,
@@ -351,9 +413,15 @@ pub enum ChatOutcome {
         message: Message,
         members: Arc<[u64]>,
     },
-    /// A retry of an earlier send: acknowledge it again, deliver nothing.
+    /// A retry of an earlier send or change: acknowledge it again, deliver nothing.
     Duplicate {
         message: Message,
+    },
+    /// A message was edited, deleted or reacted to: acknowledge it and tell `members`.
+    Updated {
+        message: Message,
+        members: Arc<[u64]>,
+        change_seq: u64,
     },
     /// The reader's position moved; `receipt_to` are told (the other members, unless the
     /// room is too big for receipts).
@@ -406,6 +474,16 @@ pub enum ChatRejection {
     RequestDeclined,
     #[error("you cannot block yourself")]
     CannotBlockSelf,
+    #[error("there is no such message")]
+    NoSuchMessage,
+    #[error("you can only change your own messages")]
+    NotYourMessage,
+    #[error("messages can be edited for 24 hours after they are sent")]
+    EditWindowPassed,
+    #[error("that message was deleted")]
+    MessageDeleted,
+    #[error("a message can carry at most 20 different reactions")]
+    TooManyReactions,
 }
 
 impl ChatRejection {
@@ -429,6 +507,11 @@ impl ChatRejection {
             ChatRejection::RequestPending => "request_pending",
             ChatRejection::RequestDeclined => "request_declined",
             ChatRejection::CannotBlockSelf => "cannot_block_self",
+            ChatRejection::NoSuchMessage => "no_such_message",
+            ChatRejection::NotYourMessage => "not_your_message",
+            ChatRejection::EditWindowPassed => "edit_window_passed",
+            ChatRejection::MessageDeleted => "message_deleted",
+            ChatRejection::TooManyReactions => "too_many_reactions",
         }
     }
 }
@@ -560,6 +643,7 @@ impl Store {
                 page.last().is_some_and(|m| m.seq < last_seq)
             }
         };
+        resolve_replies(&messages, id, &mut page)?;
         Ok(Some(HistoryPage {
             messages: page,
             has_more,
@@ -657,6 +741,7 @@ struct SummaryView {
     room_members: redb::ReadOnlyTable<(&'static str, u64), Stored<rooms::RoomMemberRecord>>,
     mentions: redb::ReadOnlyTable<(u64, &'static str, u64), ()>,
     room_mentions: redb::ReadOnlyTable<(&'static str, u64), u64>,
+    deleted: redb::ReadOnlyTable<(&'static str, u64), ()>,
     blocked: Vec<u64>,
 }
 
@@ -670,6 +755,7 @@ impl SummaryView {
             room_members: txn.open_table(ROOM_MEMBERS)?,
             mentions: txn.open_table(MENTIONS)?,
             room_mentions: txn.open_table(ROOM_MENTIONS)?,
+            deleted: txn.open_table(DELETED)?,
             blocked: people::blocked_by(&txn.open_table(BLOCKS)?, user)?,
         })
     }
@@ -685,7 +771,10 @@ impl SummaryView {
         let last_message = self.last_visible_message(id, record.last_seq)?;
         let (room, members, unread, mentions, reads) = match &record.room {
             Some(info) => {
-                let unread = record.last_seq.saturating_sub(mine.read_seq);
+                let unread = record
+                    .last_seq
+                    .saturating_sub(mine.read_seq)
+                    .saturating_sub(deleted_after(&self.deleted, id, mine.read_seq)?);
                 let mentions = self.mentions_after(id, mine.read_seq)?;
                 let reads = if info.member_count as usize <= rooms::RECEIPTS_MAX_MEMBERS {
                     let mut reads = Vec::new();
@@ -723,6 +812,7 @@ impl SummaryView {
             members,
             room,
             last_seq: record.last_seq,
+            change_seq: record.change_seq,
             read_seq: mine.read_seq,
             unread,
             mentions,
@@ -803,6 +893,8 @@ pub(super) struct BatchTables<'txn> {
     pub(super) requests: Table<'txn, (u64, u64), Stored<people::RequestRecord>>,
     pub(super) declined: Table<'txn, (u64, u64), u64>,
     pub(super) blocks: Table<'txn, (u64, u64), ()>,
+    pub(super) changes: Table<'txn, (&'static str, u64), u64>,
+    pub(super) deleted: Table<'txn, (&'static str, u64), ()>,
     /// Rooms whose members this batch changed, invalidated again once it commits.
     pub(super) changed_rooms: Vec<ConversationId>,
 }
@@ -829,6 +921,8 @@ impl<'txn> BatchTables<'txn> {
             requests: txn.open_table(REQUESTS)?,
             declined: txn.open_table(DECLINED)?,
             blocks: txn.open_table(BLOCKS)?,
+            changes: txn.open_table(CHANGES)?,
+            deleted: txn.open_table(DELETED)?,
             changed_rooms: Vec::new(),
         })
     }
@@ -841,7 +935,16 @@ impl<'txn> BatchTables<'txn> {
                 body,
                 client_id,
                 sent_at,
-            } => self.send(*sender, target, body, client_id, *sent_at),
+                reply_to,
+            } => self.send(*sender, target, body, client_id, *sent_at, *reply_to),
+            ChatOp::Change {
+                user,
+                conversation,
+                seq,
+                change,
+                client_id,
+                at,
+            } => self.change_message(*user, conversation, *seq, change, client_id, *at),
             ChatOp::Read {
                 user,
                 conversation,
@@ -874,6 +977,7 @@ impl<'txn> BatchTables<'txn> {
         body: &str,
         client_id: &str,
         sent_at: u64,
+        reply_to: Option<u64>,
     ) -> Result<ChatOutcome> {
         let conversation = match target {
             SendTarget::User(to) if *to == sender => {
@@ -899,8 +1003,11 @@ impl<'txn> BatchTables<'txn> {
                 return Ok(ChatOutcome::Rejected(ChatRejection::ClientIdReused));
             }
             if let Some(stored) = self.messages.get((id, earlier.seq))? {
-                let message = to_message(id, earlier.seq, stored.value().decode()?);
-                return Ok(ChatOutcome::Duplicate { message });
+                let mut message = vec![to_message(id, earlier.seq, stored.value().decode()?)];
+                resolve_replies(&self.messages, id, &mut message)?;
+                return Ok(ChatOutcome::Duplicate {
+                    message: message.remove(0),
+                });
             }
         }
 
@@ -944,13 +1051,18 @@ impl<'txn> BatchTables<'txn> {
                 }
             };
 
+        if let Some(original) = reply_to {
+            let last_seq = existing.as_ref().map_or(0, |r| r.last_seq);
+            if original == 0 || original > last_seq {
+                return Ok(ChatOutcome::Rejected(ChatRejection::NoSuchMessage));
+            }
+        }
         let message = MessageRecord {
-            from: sender,
-            body: body.to_owned(),
-            sent_at,
             mentions,
             mentions_room,
             withheld,
+            reply_to,
+            ..MessageRecord::new(sender, body.to_owned(), sent_at)
         };
         self.append(&conversation, existing, members, message, client_id)
     }
@@ -974,6 +1086,7 @@ impl<'txn> BatchTables<'txn> {
             last_seq: 0,
             last_activity: 0,
             room: None,
+            change_seq: 0,
         });
         record.last_seq += 1;
         record.last_activity = sent_at;
@@ -981,14 +1094,7 @@ impl<'txn> BatchTables<'txn> {
         let is_room = record.room.is_some();
         self.conversations.insert(id, Encoded::new(&record))?;
         self.messages.insert((id, seq), Encoded::new(&stored))?;
-        for &mentioned in &stored.mentions {
-            if self.blocks.get((mentioned, sender))?.is_none() {
-                self.mentions.insert((mentioned, id, seq), ())?;
-            }
-        }
-        if stored.mentions_room {
-            self.room_mentions.insert((id, seq), sender)?;
-        }
+        self.record_mentions(id, seq, sender, &stored.mentions, stored.mentions_room)?;
 
         // Writing a message means you have read everything before it.
         self.update_membership(sender, id, |m| {
@@ -1015,10 +1121,33 @@ impl<'txn> BatchTables<'txn> {
         } else {
             members
         };
+        let mut message = vec![to_message(id, seq, stored)];
+        resolve_replies(&self.messages, id, &mut message)?;
         Ok(ChatOutcome::Sent {
-            message: to_message(id, seq, stored),
+            message: message.remove(0),
             members,
         })
+    }
+
+    /// Rows that make mentions count: one per mentioned person (unless they block the sender),
+    /// one for `@room`.
+    pub(super) fn record_mentions(
+        &mut self,
+        id: &str,
+        seq: u64,
+        sender: u64,
+        users: &[u64],
+        everyone: bool,
+    ) -> Result<()> {
+        for &mentioned in users {
+            if self.blocks.get((mentioned, sender))?.is_none() {
+                self.mentions.insert((mentioned, id, seq), ())?;
+            }
+        }
+        if everyone {
+            self.room_mentions.insert((id, seq), sender)?;
+        }
+        Ok(())
     }
 
     /// Reads, changes and writes one member's row (a new row if there is none).
@@ -1039,7 +1168,12 @@ impl<'txn> BatchTables<'txn> {
     }
 
     /// `@username`s of members (not the sender) and whether `@room` was used.
-    fn parse_mentions(&self, body: &str, id: &str, sender: u64) -> Result<(Vec<u64>, bool)> {
+    pub(super) fn parse_mentions(
+        &self,
+        body: &str,
+        id: &str,
+        sender: u64,
+    ) -> Result<(Vec<u64>, bool)> {
         let mut users = Vec::new();
         let mut everyone = false;
         for name in mentioned_names(body) {
@@ -1061,7 +1195,7 @@ impl<'txn> BatchTables<'txn> {
     }
 
     /// In General only administrators (and its creator) may ping everyone.
-    fn may_mention_room(
+    pub(super) fn may_mention_room(
         &self,
         conversation: &ConversationId,
         room: &RoomInfo,
@@ -1119,7 +1253,8 @@ impl<'txn> BatchTables<'txn> {
                 } else {
                     Arc::from([].as_slice())
                 };
-                (record.last_seq - seq, mentions, receipt_to)
+                let deleted = deleted_after(&self.deleted, id, seq)?;
+                (record.last_seq - seq - deleted, mentions, receipt_to)
             }
             None => {
                 // Messages from the other member after the new position, unless withheld.
@@ -1300,7 +1435,49 @@ pub(super) fn decode_or_skip<T: Record>(
 
 /// A stored message and whether it is withheld from its recipient; a damaged one is left out
 /// (and logged).
-fn readable_message(
+/// Deleted seqs of room `id` after `read_seq`: they are not unread.
+pub(super) fn deleted_after(
+    deleted: &impl ReadableTable<(&'static str, u64), ()>,
+    id: &str,
+    read_seq: u64,
+) -> Result<u64> {
+    Ok(deleted.range((id, read_seq + 1)..=(id, u64::MAX))?.count() as u64)
+}
+
+/// Fills in what each reply shows of the message it answers, as that message reads now.
+pub(super) fn resolve_replies(
+    messages: &impl ReadableTable<(&'static str, u64), Stored<MessageRecord>>,
+    conversation: &str,
+    page: &mut [Message],
+) -> Result<()> {
+    for message in page.iter_mut() {
+        let Some(preview) = message.reply_to.as_mut() else {
+            continue;
+        };
+        if let Some(original) = messages.get((conversation, preview.seq))?
+            && let Some(original) = decode_or_skip(original.value(), || {
+                format!("message {conversation} {}", preview.seq)
+            })
+        {
+            preview.from = original.from;
+            preview.deleted = original.deleted;
+            preview.snippet = original
+                .body
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(REPLY_SNIPPET_CHARS)
+                .collect();
+        }
+    }
+    Ok(())
+}
+
+/// How much of the first line a reply quotes.
+const REPLY_SNIPPET_CHARS: usize = 100;
+
+pub(super) fn readable_message(
     conversation: &str,
     seq: u64,
     value: Encoded<'_, MessageRecord>,
@@ -1320,6 +1497,15 @@ pub(super) fn to_message(conversation: &str, seq: u64, record: MessageRecord) ->
         sent_at: record.sent_at,
         mentions: record.mentions,
         mentions_room: record.mentions_room,
+        reply_to: record.reply_to.map(|seq| ReplyPreview {
+            seq,
+            from: 0,
+            snippet: String::new(),
+            deleted: false,
+        }),
+        edited_at: record.edited_at,
+        deleted: record.deleted,
+        reactions: record.reactions,
     }
 }
 

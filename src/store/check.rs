@@ -150,9 +150,11 @@ fn derive_conversations(
                 from,
                 sent_at,
                 withheld,
+                deleted,
                 ..
             }) => {
-                conversation.senders.push((seq, from, withheld));
+                // A deleted or withheld message is unread for nobody.
+                conversation.senders.push((seq, from, withheld || deleted));
                 conversation.last_activity = conversation.last_activity.max(sent_at);
             }
             Err(e) => report.problems.push(format!(

@@ -4,6 +4,7 @@
 mod chat;
 mod check;
 pub mod codec;
+mod edits;
 mod file;
 mod people;
 mod rooms;
@@ -19,6 +20,7 @@ pub use chat::{
     HistoryQuery, MemberRead, Members, Message, Notify, SendTarget, mentioned_names,
 };
 pub use check::{CheckReport, check};
+pub use edits::{ChangesPage, EDIT_WINDOW_MS, MAX_REACTIONS, MessageChange};
 pub use file::{OpenProblem, free_bytes};
 pub use people::{DmPolicy, PeopleEvent, PeopleOp, Requests};
 pub use rooms::{BrowsedRoom, RoomEvent, RoomMember, RoomOp, RoomPatch, RoomView, Visibility};
@@ -73,6 +75,10 @@ const REQUESTS: TableDefinition<(u64, u64), Stored<people::RequestRecord>> =
 const DECLINED: TableDefinition<(u64, u64), u64> = TableDefinition::new("declined");
 /// (blocker id, blocked id) → ().
 const BLOCKS: TableDefinition<(u64, u64), ()> = TableDefinition::new("blocks");
+/// (conversation id, change_seq) → seq of the message an edit, delete or reaction changed.
+const CHANGES: TableDefinition<(&str, u64), u64> = TableDefinition::new("changes");
+/// (room id, seq) → (). Deleted room messages, which are not unread for anyone.
+const DELETED: TableDefinition<(&str, u64), ()> = TableDefinition::new("deleted");
 
 /// The database format this build writes. 1: release 0.1 (DMs). 2: rooms.
 pub const SCHEMA: u64 = 2;
@@ -282,6 +288,8 @@ impl Store {
             txn.open_table(REQUESTS)?;
             txn.open_table(DECLINED)?;
             txn.open_table(BLOCKS)?;
+            txn.open_table(CHANGES)?;
+            txn.open_table(DELETED)?;
             Ok(())
         })
     }

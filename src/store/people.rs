@@ -272,14 +272,7 @@ impl BatchTables<'_> {
             .get(conversation.as_str())?
             .map(|r| r.value().decode())
             .transpose()?;
-        let message = MessageRecord {
-            from,
-            body: request.body,
-            sent_at: request.sent_at,
-            mentions: Vec::new(),
-            mentions_room: false,
-            withheld: false,
-        };
+        let message = MessageRecord::new(from, request.body, request.sent_at);
         match self.append(
             &conversation,
             existing,

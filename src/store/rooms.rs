@@ -282,6 +282,7 @@ pub(super) fn ensure_general(txn: &WriteTransaction) -> Result<()> {
         members: Vec::new(),
         last_seq: 0,
         last_activity: 0,
+        change_seq: 0,
         room: Some(RoomInfo {
             name: "General".into(),
             topic: String::new(),
@@ -410,6 +411,7 @@ impl BatchTables<'_> {
             members: Vec::new(),
             last_seq: 0,
             last_activity: at * 1000,
+            change_seq: 0,
             room: Some(RoomInfo {
                 name: name.to_owned(),
                 topic: topic.to_owned(),
@@ -699,7 +701,7 @@ impl BatchTables<'_> {
             .is_some_and(|n| Some(n.value()) != except))
     }
 
-    fn is_admin(&self, user: u64) -> Result<bool> {
+    pub(super) fn is_admin(&self, user: u64) -> Result<bool> {
         Ok(match self.users.get(user)? {
             Some(r) => r.value().decode()?.is_admin(),
             None => false,
