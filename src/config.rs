@@ -33,6 +33,11 @@ pub struct Cli {
     #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
+    /// WebSocket frames per second one connection may send (bursts of three times as many);
+    /// raise it for integrations and load tests.
+    #[arg(long, env = "CONFAB_FRAME_RATE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub frame_rate: u32,
+
     /// Seconds a client may take to send its request headers before it is disconnected.
     #[arg(long, env = "CONFAB_HEADER_TIMEOUT", default_value_t = 10)]
     pub header_timeout: u64,
@@ -63,6 +68,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub max_connections: usize,
     pub header_timeout: Duration,
+    /// Frames per second per WebSocket (bursts of [`limits::FRAME_BURST_SECONDS`] × that).
+    pub frame_rate: u32,
 }
 
 impl Config {
@@ -78,6 +85,7 @@ impl Config {
             data_dir,
             allowed_origins,
             max_connections: cli.max_connections.max(1),
+            frame_rate: cli.frame_rate,
             header_timeout: Duration::from_secs(cli.header_timeout.max(1)),
         })
     }
@@ -88,6 +96,7 @@ impl Config {
             data_dir,
             allowed_origins: Vec::new(),
             max_connections: 1024,
+            frame_rate: 20,
             header_timeout: Duration::from_secs(10),
         }
     }
@@ -149,9 +158,9 @@ pub mod limits {
     pub const PING_INTERVAL: Duration = Duration::from_secs(20);
     /// A connection silent this long (no pong, no frame) is dead.
     pub const PEER_TIMEOUT: Duration = Duration::from_secs(45);
-    /// Per-connection frame rate limit: sustained rate and burst.
-    pub const FRAMES_PER_SECOND: f64 = 20.0;
-    pub const FRAME_BURST: f64 = 60.0;
+    /// A connection may send this many seconds' worth of frames at once (the rate itself is
+    /// `--frame-rate`, 20 by default: bursts of 60).
+    pub const FRAME_BURST_SECONDS: f64 = 3.0;
     /// How long a client_id is remembered for idempotent retries.
     pub const CLIENT_ID_TTL: Duration = Duration::from_secs(48 * 3600);
     /// Sessions (and their JWTs) last this long.

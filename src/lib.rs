@@ -89,7 +89,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
     let auth = Auth::new(store.clone())?;
-    let hub = Hub::start(store.clone(), config.max_connections);
+    let hub = Hub::start(store.clone(), config.max_connections, config.frame_rate);
     let app = Arc::new(App {
         config,
         store,

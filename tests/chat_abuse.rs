@@ -617,3 +617,24 @@ async fn ending_a_session_closes_its_sockets_with_4001_and_a_disabled_user_canno
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(alice_tab.expect_close().await, Closed::Code(Some(4001)));
 }
+
+/// `--frame-rate` raises the per-connection limit for integrations and load tests.
+#[tokio::test]
+async fn the_frame_rate_is_a_setting() {
+    const BURST: usize = 150;
+    let server = TestServer::start_with(&["--frame-rate", "100"], None);
+    let admin = common::setup_admin(&server).await;
+    let alice = common::create_user(&admin, "alice").await;
+    let bob = common::create_user(&admin, "bob").await;
+    let mut tab = Socket::online(&server, &alice).await;
+    for i in 0..BURST {
+        tab.send_msg(bob.id(), &format!("fast {i}"), &format!("r-{i}"))
+            .await;
+    }
+    // 100/s with bursts of 300: all 150 go through.
+    for i in 0..BURST {
+        tab.ack_for(&format!("r-{i}")).await;
+    }
+    let invalid = common::run_cli(&["--frame-rate", "0", "--data-dir", "/nonexistent"]);
+    assert!(!invalid.status.success());
+}

@@ -74,7 +74,7 @@ pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
         user,
         id,
         frames,
-        budget: RateBudget::new(),
+        budget: RateBudget::new(hub.inner.frame_rate),
     };
     loop {
         tokio::select! {
@@ -424,24 +424,27 @@ fn check_send(body: &str, client_id: &str) -> Result<(), FrameError> {
     Ok(())
 }
 
-/// A token bucket: `FRAMES_PER_SECOND` sustained, `FRAME_BURST` at once.
+/// A token bucket: `rate` frames per second sustained, `FRAME_BURST_SECONDS` × `rate` at once.
 struct RateBudget {
+    rate: f64,
     tokens: f64,
     refilled: Instant,
 }
 
 impl RateBudget {
-    fn new() -> RateBudget {
+    fn new(rate: u32) -> RateBudget {
+        let rate = f64::from(rate);
         RateBudget {
-            tokens: limits::FRAME_BURST,
+            rate,
+            tokens: rate * limits::FRAME_BURST_SECONDS,
             refilled: Instant::now(),
         }
     }
 
     fn take(&mut self) -> bool {
         let now = Instant::now();
-        let earned = now.duration_since(self.refilled).as_secs_f64() * limits::FRAMES_PER_SECOND;
-        self.tokens = (self.tokens + earned).min(limits::FRAME_BURST);
+        let earned = now.duration_since(self.refilled).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + earned).min(self.rate * limits::FRAME_BURST_SECONDS);
         self.refilled = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;

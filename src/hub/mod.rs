@@ -59,6 +59,8 @@ struct Inner {
     next_connection: AtomicU64,
     /// Sockets beyond this are refused with 1013.
     max_connections: usize,
+    /// Frames per second each connection may send.
+    frame_rate: u32,
     /// Set once at shutdown; timers and housekeeping end on it, so nothing outlives the hub
     /// and the database closes cleanly.
     stopping: watch::Sender<bool>,
@@ -150,7 +152,7 @@ impl Connection {
 }
 
 impl Hub {
-    pub fn start(store: Store, max_connections: usize) -> Hub {
+    pub fn start(store: Store, max_connections: usize, frame_rate: u32) -> Hub {
         let (writer, queue) = mpsc::channel(limits::WRITER_QUEUE);
         let hub = Hub {
             inner: Arc::new(Inner {
@@ -160,6 +162,7 @@ impl Hub {
                 store: store.clone(),
                 next_connection: AtomicU64::new(1),
                 max_connections,
+                frame_rate,
                 stopping: watch::channel(false).0,
             }),
         };
