@@ -62,8 +62,33 @@ export function fullTime(ms) {
 const URL_RE = /\bhttps?:\/\/[^\s<>"]+/gi;
 const TRAILING = /[.,;:!?'")\]]+$/;
 
-/** Message text as nodes: http/https URLs become links that open in a new tab, the rest is text. */
-export function linkify(text) {
+// "@name": the longest run of username characters after an @ (PROTOCOL.md, "Mentions").
+const MENTION_RE = /@([a-z0-9._-]+)/gi;
+
+/**
+ * Plain text with @mentions of known people (and @room) wrapped in spans. `isName(lower)` says
+ * whether a name is a known username; `self` is the reader's username, highlighted more strongly.
+ */
+export function mentionify(text, { isName, self }) {
+  const frag = document.createDocumentFragment();
+  let last = 0;
+  for (const match of text.matchAll(MENTION_RE)) {
+    const name = match[1].toLowerCase();
+    if (name !== 'room' && !isName(name)) continue;
+    frag.append(text.slice(last, match.index));
+    const own = name === 'room' || name === self;
+    frag.append(h('span', { class: own ? 'mention mention-me' : 'mention', dataset: { mention: name } }, match[0]));
+    last = match.index + match[0].length;
+  }
+  frag.append(text.slice(last));
+  return frag;
+}
+
+/**
+ * Message text as nodes: http/https URLs become links that open in a new tab, the rest is text
+ * (passed through `plain` when given, e.g. to mark mentions).
+ */
+export function linkify(text, plain = (t) => t) {
   const frag = document.createDocumentFragment();
   let last = 0;
   for (const match of text.matchAll(URL_RE)) {
@@ -74,11 +99,11 @@ export function linkify(text) {
     let url;
     try { url = new URL(raw); } catch { continue; }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') continue;
-    frag.append(text.slice(last, match.index));
+    frag.append(plain(text.slice(last, match.index)));
     frag.append(h('a', { href: url.href, rel: 'noopener noreferrer', target: '_blank' }, raw));
     last = match.index + raw.length;
   }
-  frag.append(text.slice(last));
+  frag.append(plain(text.slice(last)));
   return frag;
 }
 
