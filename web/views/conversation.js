@@ -419,7 +419,8 @@ export function createConversationView(id, { onBack }) {
   }
 
   function renderTyping() {
-    const names = store.typingIn(id).map((u) => store.userById(u)?.display_name ?? 'Someone');
+    const names = store.typingIn(id).map((u) => store.userById(u)?.display_name ?? 'Someone')
+      .sort((a, b) => a.localeCompare(b));
     const text = typingText(names);
     if (typingLine.textContent !== text) typingLine.textContent = text;
     typingLine.classList.toggle('active', Boolean(text));
