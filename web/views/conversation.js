@@ -70,8 +70,8 @@ export function createConversationView(id, { onBack }) {
     type: 'button', class: 'icon-button', 'aria-expanded': 'false', 'aria-controls': `members-${id}`, 'data-testid': 'members-toggle',
   });
   const settingsButton = h('button', {
-    type: 'button', class: 'icon-button', 'data-testid': 'room-settings', onclick: () => roomSettingsDialog(id),
-  }, 'Room settings');
+    type: 'button', class: 'icon-button', 'data-testid': 'room-settings', 'aria-label': 'Room settings', onclick: () => roomSettingsDialog(id),
+  }, 'Settings');
   const blockButton = h('button', { type: 'button', class: 'icon-button', 'data-testid': 'block-toggle' });
   blockButton.addEventListener('click', async () => {
     const user = other();
@@ -134,20 +134,34 @@ export function createConversationView(id, { onBack }) {
   const el = h('section', { class: 'conv-pane', 'data-conversation-id': id },
     header, h('div', { class: 'conv-body' }, column, isRoom ? panel : null));
 
+  // The member panel: a column beside the chat on wide screens (open or closed as last chosen), a
+  // sheet over the chat on narrow ones (closed until asked for, every time).
   const PANEL_KEY = 'confab.members-panel';
+  const narrow = matchMedia('(max-width: 720px)');
+  let wideOpen = true;
+  try { wideOpen = localStorage.getItem(PANEL_KEY) !== 'closed'; } catch { /* default: open */ }
+  let narrowOpen = false;
   let panelOpen = false;
-  function togglePanel(open = !panelOpen) {
+  function applyPanel() {
+    const open = isRoom && (narrow.matches ? narrowOpen : wideOpen);
+    const opening = open && !panelOpen;
     panelOpen = open;
     panel.hidden = !open;
     membersToggle.setAttribute('aria-expanded', String(open));
-    el.classList.toggle('with-panel', open);
-    // Wide screens remember the choice; on a phone the panel covers the chat, so it starts closed.
-    if (!matchMedia('(max-width: 720px)').matches) {
-      try { localStorage.setItem(PANEL_KEY, open ? 'open' : 'closed'); } catch { /* not remembered */ }
-    }
-    if (open) chat.loadMembers(id);
+    if (opening) chat.loadMembers(id);
     renderPanel();
   }
+  function togglePanel(open = !panelOpen) {
+    if (narrow.matches) {
+      narrowOpen = open;
+    } else {
+      wideOpen = open;
+      try { localStorage.setItem(PANEL_KEY, open ? 'open' : 'closed'); } catch { /* not remembered */ }
+    }
+    applyPanel();
+    if (!open && narrow.matches) membersToggle.focus();
+  }
+  narrow.addEventListener('change', applyPanel);
   membersToggle.addEventListener('click', () => togglePanel());
   leaveButton.addEventListener('click', async () => {
     if (!(await confirmDialog(`Leave ${otherName()}?`,
@@ -193,7 +207,7 @@ export function createConversationView(id, { onBack }) {
     const room = summary();
     const ids = store.memberIds(id);
     const count = ids?.length ?? room?.member_count ?? 0;
-    membersToggle.textContent = `Members (${count})`;
+    setText(membersToggle, `Members (${count})`);
     membersToggle.setAttribute('aria-label', `Members: ${count}. Show who is in this room`);
     if (!panelOpen || !room) return;
     memberHeading.textContent = `Members (${count})`;
@@ -631,11 +645,7 @@ export function createConversationView(id, { onBack }) {
 
   const unsubscribe = store.subscribe(render);
   render();
-  if (isRoom && !matchMedia('(max-width: 720px)').matches) {
-    let remembered = 'open';
-    try { remembered = localStorage.getItem(PANEL_KEY) ?? 'open'; } catch { /* default */ }
-    if (remembered === 'open') togglePanel(true);
-  }
+  applyPanel();
 
   return {
     el,
@@ -650,6 +660,7 @@ export function createConversationView(id, { onBack }) {
     },
     destroy() {
       unsubscribe();
+      narrow.removeEventListener('change', applyPanel);
       store.saveDraft(id, input.value);
     },
   };

@@ -289,8 +289,8 @@ export function createSidebar({ onSignOut }) {
   };
 }
 
-/** The room's mark in lists: "#" for open rooms, a lock for private ones. */
+/** The room's mark in lists: "#" for open rooms, a lock (drawn in CSS, no emoji font needed) for private ones. */
 export function roomIcon(s) {
   const priv = s.visibility === 'private';
-  return h('span', { class: `room-icon${priv ? ' private' : ''}`, 'aria-hidden': 'true' }, priv ? '🔒' : '#');
+  return h('span', { class: `room-icon${priv ? ' private' : ''}`, 'aria-hidden': 'true' }, priv ? h('span', { class: 'lock' }) : '#');
 }
