@@ -253,6 +253,10 @@ export function createSidebar({ onSignOut }) {
     nextCache = new Map();
     meBox.replaceChildren(avatar(me, 'sm'), h('span', { class: 'me-name' }, me.display_name));
     adminLink.hidden = me.role !== 'admin';
+    for (const link of [mentionsLink, settingsLink, adminLink]) {
+      if (location.hash === link.getAttribute('href')) link.setAttribute('aria-current', 'page');
+      else link.removeAttribute('aria-current');
+    }
     const query = filter.value.trim().toLowerCase();
 
     const incoming = state.requests.incoming.filter((r) => !state.blocked.has(r.from));
