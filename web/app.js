@@ -4,7 +4,9 @@
 //
 // Module map: api.js (HTTP), socket.js (the WebSocket and its backoff), store.js (all client state,
 // applied from frames and HTTP results), chat.js (the live session: frames in, intents out),
-// attention.js (title, favicon, notifications), views/* (DOM built from the store), dom.js, format.js.
+// attention.js (title, favicon, notifications), views/* (DOM built from the store: shell, sidebar,
+// conversation with the member panel, rooms (dialogs, browser), pages (mentions, settings), admin,
+// auth, dialog), dom.js, format.js.
 import * as api from './api.js';
 import * as store from './store.js';
 import * as chat from './chat.js';

@@ -140,7 +140,19 @@ async function onHello(frame) {
   markReadIfAttending();
 }
 
+const summariesAsked = new Set();
+
+/** A room we hold no summary for (a message overtook its `conversation` frame): ask for it once. */
+function fetchRoomSummary(id) {
+  if (summariesAsked.has(id)) return;
+  summariesAsked.add(id);
+  api.get(`/api/rooms/${encodeURIComponent(id)}`).then(store.setSummary, () => {}).finally(() => summariesAsked.delete(id));
+}
+
 function onMessage(msg) {
+  if (msg.conversation.startsWith('room:') && store.state.conversations.get(msg.conversation)?.name === undefined) {
+    fetchRoomSummary(msg.conversation);
+  }
   if (store.applyMessage(msg) === 'gap') catchUp(msg.conversation);
   const me = store.state.me;
   if (msg.from !== me?.id) {
@@ -276,10 +288,12 @@ export async function openConversation(id) {
   if (!t.loaded && !t.loading) {
     t.loading = true;
     t.error = null;
+    t.errorCode = null;
     try {
       store.applyHistory(id, await api.get(api.messagesPath(id, { limit: PAGE_SIZE })), 'latest');
     } catch (e) {
       t.error = e.message;
+      t.errorCode = e.code;
     } finally {
       t.loading = false;
       store.changed(id);

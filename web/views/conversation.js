@@ -118,7 +118,6 @@ export function createConversationView(id, { onBack }) {
   const memberList = h('ul', { class: 'entries member-list', 'data-testid': 'member-list' });
   const memberHeading = h('h2', { id: `members-heading-${id}` });
   const addPeople = h('button', { type: 'button', class: 'icon-button', 'data-testid': 'add-people', onclick: () => addPeopleDialog(id) }, 'Add people');
-  const joinButton = h('button', { type: 'button', class: 'primary', 'data-testid': 'join-room' }, 'Join');
   const leaveButton = h('button', { type: 'button', class: 'danger-text', 'data-testid': 'leave-room' }, 'Leave room');
   const panelError = h('p', { class: 'form-error', role: 'alert' });
   const panel = h('aside', {
@@ -213,7 +212,6 @@ export function createConversationView(id, { onBack }) {
     memberHeading.textContent = `Members (${count})`;
     addPeople.hidden = room.visibility !== 'private' || room.archived;
     leaveButton.hidden = Boolean(room.general);
-    joinButton.hidden = true;
     if (!ids) {
       memberList.replaceChildren(h('li', { class: 'empty-note' }, 'Loading members…'));
       memberList.dataset.key = '';
@@ -448,6 +446,9 @@ export function createConversationView(id, { onBack }) {
     const user = other();
     if (isRoom && s?.archived) {
       lines = ['This room is archived. Its history stays readable; nobody can write in it.'];
+      writable = false;
+    } else if (isRoom && !s && store.timeline(id).errorCode === 'not_found') {
+      lines = ['You are not in this room, or it does not exist. Open rooms can be joined from the room browser.'];
       writable = false;
     } else if (!isRoom && user) {
       const incoming = store.incomingRequest(user.id);

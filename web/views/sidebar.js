@@ -150,10 +150,12 @@ export function createSidebar({ onSignOut }) {
   function personEntry(user) {
     const online = state.online.has(user.id);
     const id = store.dmWith(user.id);
-    const unread = state.conversations.get(id)?.unread ?? 0;
+    const dm = state.conversations.get(id);
+    const unread = dm?.unread ?? 0;
+    const muted = dm?.notify === 'muted';
     const sub = online ? 'Online' : user.last_seen ? `Last seen ${relativeTime(user.last_seen)}` : 'Not signed in yet';
     const current = state.openId === id;
-    return cached(`p${user.id}`, [user.display_name, user.username, sub, unread, current, online].join('\u0000'), () => h('li', {},
+    return cached(`p${user.id}`, [user.display_name, user.username, sub, unread, current, online, muted].join('\u0000'), () => h('li', {},
       h('a', {
         href: `#/dm/${encodeURIComponent(user.username)}`, class: 'entry person',
         'aria-current': current ? 'page' : null,
@@ -164,7 +166,7 @@ export function createSidebar({ onSignOut }) {
       h('span', { class: 'entry-text' },
         h('span', { class: 'entry-name' }, user.display_name),
         h('span', { class: 'entry-sub', 'data-testid': 'presence-text' }, sub)),
-      unreadBadge(unread))));
+      unreadBadge(unread, muted))));
   }
 
   function dmEntry(s) {
