@@ -407,7 +407,7 @@ export function createConversationView(id, { onBack }) {
         headerKey = key;
         headerAvatar.replaceChildren(roomIcon(s ?? {}));
       }
-      const count = s?.member_count ?? 0;
+      const count = store.memberIds(id)?.length ?? s?.member_count ?? 0;
       const members = count === 1 ? '1 member' : `${count} members`;
       setText(status, s?.topic ? `${s.topic} · ${members}` : members);
       status.title = s?.topic ?? '';
