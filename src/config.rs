@@ -152,8 +152,6 @@ pub mod limits {
     /// Per-connection frame rate limit: sustained rate and burst.
     pub const FRAMES_PER_SECOND: f64 = 20.0;
     pub const FRAME_BURST: f64 = 60.0;
-    /// Conversations whose members one connection remembers for typing indicators.
-    pub const TYPING_MEMBER_CACHE: usize = 64;
     /// How long a client_id is remembered for idempotent retries.
     pub const CLIENT_ID_TTL: Duration = Duration::from_secs(48 * 3600);
     /// Sessions (and their JWTs) last this long.

@@ -25,6 +25,17 @@ pub fn has_bidi_controls(s: &str) -> bool {
         .any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
 }
 
+/// `s` for matching what people type: lower case, accents dropped ("Café" → "cafe"), by
+/// canonical decomposition without the combining marks.
+pub fn fold(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    s.nfd()
+        .filter(|&c| !is_combining_mark(c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// Default_Ignorable_Code_Point (Unicode 15, DerivedCoreProperties.txt), and U+2800.
 fn is_invisible(c: char) -> bool {
     matches!(

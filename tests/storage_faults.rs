@@ -178,7 +178,11 @@ async fn a_damaged_message_hides_only_itself_and_check_finds_it() {
     // version in front of message 7, as random bytes over it would.
     let mut bytes = std::fs::read(&path).expect("read database");
     let at = find(&bytes, bodies[6].as_bytes()).expect("message 7 is in the file");
-    assert_eq!(bytes[at - 3], 1, "message 7's format version byte");
+    assert!(
+        (1..=9).contains(&bytes[at - 3]),
+        "message 7's format version byte, got {}",
+        bytes[at - 3]
+    );
     bytes[at - 3] = 82;
     std::fs::write(&path, &bytes).expect("write database");
 

@@ -63,6 +63,6 @@ pub async fn history(
 }
 
 /// Path segments arrive percent-encoded; a conversation id may have its `:` encoded.
-fn percent_decode(segment: &str) -> String {
+pub(super) fn percent_decode(segment: &str) -> String {
     segment.replace("%3A", ":").replace("%3a", ":")
 }

@@ -8,7 +8,8 @@ use warp::reply::Response;
 use warp::{Rejection, Reply};
 
 use crate::auth::AuthError;
-use crate::store::StoreError;
+use crate::hub::WriteFailed;
+use crate::store::{ChatRejection, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -32,9 +33,24 @@ pub enum ApiError {
     LengthRequired,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error(transparent)]
+    Chat(#[from] ChatRejection),
+    #[error("the change could not be saved")]
+    Write(WriteFailed),
+    /// A field that breaks its own rule: the code names the field.
+    #[error("{1}")]
+    Invalid(&'static str, &'static str),
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl warp::reject::Reject for ApiError {}
+
+impl From<WriteFailed> for ApiError {
+    fn from(failed: WriteFailed) -> Self {
+        ApiError::Write(failed)
+    }
+}
 
 impl ApiError {
     /// Status, stable code and a message that is safe to show. Causes of server faults are
@@ -82,6 +98,11 @@ impl ApiError {
                 "method_not_allowed",
                 message,
             ),
+            E::Chat(rejection) => (rejection_status(*rejection), http_code(*rejection), message),
+            E::Write(WriteFailed::StorageFull) => store_error(&StoreError::StorageFull),
+            E::Write(WriteFailed::Internal) => internal(&"a write through the hub failed"),
+            E::Invalid(code, _) => (StatusCode::BAD_REQUEST, code, message),
+            E::Internal(cause) => internal(cause),
         }
     }
 
@@ -91,6 +112,33 @@ impl ApiError {
             ApiError::Auth(AuthError::Busy) => Some(Duration::from_secs(1)),
             _ => None,
         }
+    }
+}
+
+/// Over HTTP, a conversation you are not in is simply not found.
+fn http_code(rejection: ChatRejection) -> &'static str {
+    match rejection {
+        ChatRejection::NotAMember => "not_found",
+        other => other.code(),
+    }
+}
+
+fn rejection_status(rejection: ChatRejection) -> StatusCode {
+    use ChatRejection as R;
+    match rejection {
+        R::NotAMember | R::NotFound => StatusCode::NOT_FOUND,
+        R::NoSuchUser | R::CannotMessageSelf | R::InvalidSeq | R::CannotBlockSelf => {
+            StatusCode::BAD_REQUEST
+        }
+        R::Forbidden | R::MentionNotAllowed => StatusCode::FORBIDDEN,
+        R::ClientIdReused
+        | R::RoomArchived
+        | R::AlreadyMember
+        | R::CannotLeaveGeneral
+        | R::GeneralIsFixed
+        | R::RoomNameTaken
+        | R::RequestPending
+        | R::RequestDeclined => StatusCode::CONFLICT,
     }
 }
 

@@ -7,6 +7,7 @@ mod assets;
 mod chat;
 pub mod error;
 pub mod filters;
+mod rooms;
 mod server;
 pub(crate) mod ws;
 
@@ -20,7 +21,7 @@ use warp::{Filter, Reply};
 
 use crate::app::App;
 use crate::config::VERSION;
-use error::respond;
+use error::{ApiError, respond};
 use filters::{admin, client_addr, json_body, request_origin, session, signed_in, with_app};
 pub use server::serve;
 
@@ -174,10 +175,163 @@ fn chat_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
     let history = warp::path!("conversations" / String / "messages")
         .and(warp::get())
         .and(with_app(app.clone()))
-        .and(session(app))
+        .and(session(app.clone()))
         .and(warp::query())
         .then(|id, app, who, params| chat::history(app, id, who, params));
-    list.or(history).unify().map(respond).boxed()
+    list.or(history)
+        .unify()
+        .or(room_routes(app.clone()))
+        .unify()
+        .or(people_routes(app))
+        .unify()
+        .map(respond)
+        .boxed()
+}
+
+fn room_routes(app: Arc<App>) -> BoxedFilter<(Result<Response, ApiError>,)> {
+    let create = warp::path!("rooms")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .and(json_body())
+        .then(rooms::create);
+    let browse = warp::path!("rooms")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .and(warp::query())
+        .then(rooms::browse);
+    let get = warp::path!("rooms" / String)
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .then(|id, app, who| rooms::get(app, id, who));
+    let update = warp::path!("rooms" / String)
+        .and(warp::patch())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .and(json_body())
+        .then(|id, app, who, body| rooms::update(app, id, who, body));
+    let join = warp::path!("rooms" / String / "join")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .then(|id, app, who| rooms::join(app, id, who));
+    let leave = warp::path!("rooms" / String / "leave")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .then(|id, app, who| rooms::leave(app, id, who));
+    let members = warp::path!("rooms" / String / "members")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .then(|id, app, who| rooms::members(app, id, who));
+    let add = warp::path!("rooms" / String / "members")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .and(json_body())
+        .then(|id, app, who, body| rooms::add_member(app, id, who, body));
+    let remove = warp::path!("rooms" / String / "members" / u64)
+        .and(warp::delete())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .then(|id, user, app, who| rooms::remove_member(app, id, user, who));
+    let notify = warp::path!("conversations" / String / "notify")
+        .and(warp::put())
+        .and(with_app(app.clone()))
+        .and(session(app))
+        .and(json_body())
+        .then(|id, app, who, body| rooms::set_notify(app, id, who, body));
+    create
+        .or(browse)
+        .unify()
+        .or(get)
+        .unify()
+        .or(update)
+        .unify()
+        .or(join)
+        .unify()
+        .or(leave)
+        .unify()
+        .or(members)
+        .unify()
+        .or(add)
+        .unify()
+        .or(remove)
+        .unify()
+        .or(notify)
+        .unify()
+        .boxed()
+}
+
+fn people_routes(app: Arc<App>) -> BoxedFilter<(Result<Response, ApiError>,)> {
+    let mentions = warp::path!("mentions")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .and(warp::query())
+        .then(rooms::mentions);
+    let settings = warp::path!("me" / "settings")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .then(rooms::settings);
+    let change_settings = warp::path!("me" / "settings")
+        .and(warp::put())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .and(json_body())
+        .then(rooms::change_settings);
+    let requests = warp::path!("requests")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .then(rooms::requests);
+    let accept = warp::path!("requests" / u64 / "accept")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .then(|from, app, who| rooms::accept(app, from, who));
+    let decline = warp::path!("requests" / u64 / "decline")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .then(|from, app, who| rooms::decline(app, from, who));
+    let blocks = warp::path!("blocks")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .then(rooms::blocks);
+    let block = warp::path!("blocks" / u64)
+        .and(warp::put())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .then(|target, app, who| rooms::block(app, target, who));
+    let unblock = warp::path!("blocks" / u64)
+        .and(warp::delete())
+        .and(with_app(app.clone()))
+        .and(session(app))
+        .then(|target, app, who| rooms::unblock(app, target, who));
+    mentions
+        .or(settings)
+        .unify()
+        .or(change_settings)
+        .unify()
+        .or(requests)
+        .unify()
+        .or(accept)
+        .unify()
+        .or(decline)
+        .unify()
+        .or(blocks)
+        .unify()
+        .or(block)
+        .unify()
+        .or(unblock)
+        .unify()
+        .boxed()
 }
 
 fn security_headers(response: Response) -> Response {

@@ -1,7 +1,6 @@
 //! One WebSocket: a reader loop (this task) that validates client frames, and a pump task
 //! that writes queued frames and pings to the socket.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::protocol::{self, ClientFrame, Frame, FrameError, ServerFrame};
-use super::writer::{Origin, WriterOp};
+use super::writer::{Caller, Origin, WriterOp};
 use super::{Connection, Control, Hub, close};
 use crate::auth::Authenticated;
 use crate::config::limits;
@@ -76,7 +75,6 @@ pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
         id,
         frames,
         budget: RateBudget::new(),
-        typing_members: MemberCache::default(),
     };
     loop {
         tokio::select! {
@@ -201,8 +199,6 @@ struct Reader<'a> {
     /// For replying to this connection only (errors).
     frames: mpsc::Sender<Frame>,
     budget: RateBudget,
-    /// Who is in the conversations this user typed in, so typing costs no database read.
-    typing_members: MemberCache,
 }
 
 impl Reader<'_> {
@@ -286,32 +282,41 @@ impl Reader<'_> {
         self.hub
             .submit(WriterOp::Chat {
                 op,
-                origin: Some(origin),
+                caller: Caller::Socket(origin),
             })
             .await
             .map_err(|()| FrameError::new("internal", "the server is shutting down"))
     }
 
-    /// Typing is relayed, never stored.
+    /// Typing is relayed, never stored. Membership comes from the store's cache, so a typing
+    /// flood reads no table (and a member removed from a room stops being relayed at once).
     async fn typing(&mut self, conversation: ConversationId) -> Result<(), FrameError> {
-        if self.typing_members.get(&conversation).is_none() {
-            let store = self.hub.inner.store.clone();
-            let user = self.user;
-            let lookup = conversation.clone();
-            let members = store::blocking(move || store.members(user, &lookup))
-                .await
-                .map_err(|_| FrameError::new("internal", "could not look up the conversation"))?
-                .ok_or_else(|| FrameError::from(crate::store::ChatRejection::NotAMember))?;
-            let others = members.into_iter().filter(|&m| m != user).collect();
-            self.typing_members.insert(conversation.clone(), others);
-        }
-        let others = self.typing_members.get(&conversation).unwrap_or_default();
+        let store = self.hub.inner.store.clone();
+        let user = self.user;
+        let members = match store.cached_members(&conversation) {
+            Some(members) => Some(members),
+            None => {
+                let lookup = conversation.clone();
+                store::blocking(move || store.members(user, &lookup))
+                    .await
+                    .map_err(|_| {
+                        FrameError::new("internal", "could not look up the conversation")
+                    })?
+            }
+        };
+        let others: Vec<u64> = members
+            .filter(|members| members.contains(&user))
+            .ok_or_else(|| FrameError::from(crate::store::ChatRejection::NotAMember))?
+            .iter()
+            .copied()
+            .filter(|&m| m != user)
+            .collect();
         let frame = ServerFrame::Typing {
             conversation: &conversation,
-            user: self.user,
+            user,
         }
         .encode();
-        self.hub.deliver_to(others, &frame, None);
+        self.hub.deliver_to(&others, &frame, None);
         Ok(())
     }
 
@@ -394,57 +399,9 @@ impl RateBudget {
     }
 }
 
-/// The other members of conversations this connection's user is known to be in, so typing
-/// indicators (one every 2 s per typing user, more from a misbehaving client) look membership
-/// up in the database once per conversation instead of once per frame.
-///
-/// Entries are never invalidated, which is sound only because membership cannot be lost today:
-/// a DM's members are named by its id and accounts are disabled, never deleted (a disabled
-/// member has no connections to relay to). When group rooms let members leave or be removed,
-/// a removal must reach this cache: e.g. a membership generation in the hub, bumped on every
-/// removal and compared here before trusting an entry, or a control message that clears it.
-/// Refusals are not cached (a DM becomes valid when its other user is created); the frame
-/// rate limit bounds their lookups.
-#[derive(Default)]
-struct MemberCache {
-    others: HashMap<ConversationId, Vec<u64>>,
-}
-
-impl MemberCache {
-    fn get(&self, conversation: &ConversationId) -> Option<&[u64]> {
-        self.others.get(conversation).map(Vec::as_slice)
-    }
-
-    /// Bounded: past the limit the cache starts over (people type in a handful of
-    /// conversations; a client cycling through more only pays a read per frame again).
-    fn insert(&mut self, conversation: ConversationId, others: Vec<u64>) {
-        if self.others.len() >= limits::TYPING_MEMBER_CACHE
-            && !self.others.contains_key(&conversation)
-        {
-            self.others.clear();
-        }
-        self.others.insert(conversation, others);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_member_cache_remembers_and_stays_bounded() {
-        let mut cache = MemberCache::default();
-        let first = ConversationId::dm(1, 2);
-        assert_eq!(cache.get(&first), None);
-        cache.insert(first.clone(), vec![2]);
-        assert_eq!(cache.get(&first), Some(&[2][..]));
-        for other in 3..(3 + 10 * limits::TYPING_MEMBER_CACHE as u64) {
-            cache.insert(ConversationId::dm(1, other), vec![other]);
-            assert!(cache.others.len() <= limits::TYPING_MEMBER_CACHE);
-        }
-        let last = ConversationId::dm(1, 2 + 10 * limits::TYPING_MEMBER_CACHE as u64);
-        assert!(cache.get(&last).is_some(), "the newest entry survives");
-    }
 
     #[test]
     fn read_errors_map_to_close_codes() {

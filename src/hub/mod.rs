@@ -18,10 +18,11 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::limits;
-use crate::store::{self, ChatOp, Store, User};
+use crate::store::{self, ChatOp, ChatOutcome, Store, User};
 pub use connection::serve;
 use protocol::{Frame, ServerFrame};
-use writer::WriterOp;
+pub use writer::WriteFailed;
+use writer::{Caller, WriterOp};
 
 /// Close codes the hub uses (see docs/PROTOCOL.md).
 pub mod close {
@@ -218,7 +219,12 @@ impl Hub {
         if !online.is_empty() {
             let at = store::now_secs();
             let op = ChatOp::Seen { users: online, at };
-            let _ = self.submit(WriterOp::Chat { op, origin: None }).await;
+            let _ = self
+                .submit(WriterOp::Chat {
+                    op,
+                    caller: Caller::Nobody,
+                })
+                .await;
         }
         let _ = self.inner.writer.send(WriterOp::Stop).await;
         let thread = lock(&self.inner.writer_thread).take();
@@ -229,6 +235,18 @@ impl Hub {
 
     fn next_connection_id(&self) -> u64 {
         self.inner.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Commits `op` through the writer (after the writes queued before it), tells everyone
+    /// concerned, and returns what happened: for requests that change chat state over HTTP.
+    pub async fn apply(&self, op: ChatOp) -> Result<ChatOutcome, WriteFailed> {
+        let (answer, outcome) = tokio::sync::oneshot::channel();
+        let op = WriterOp::Chat {
+            op,
+            caller: Caller::Http(answer),
+        };
+        self.submit(op).await.map_err(|()| WriteFailed::Internal)?;
+        outcome.await.unwrap_or(Err(WriteFailed::Internal))
     }
 
     /// Queues a write for the writer; waits (backpressure) while the writer is full.
@@ -396,7 +414,10 @@ impl Hub {
                     ChatOp::PurgeExpiredSessions { now },
                 ] {
                     if hub
-                        .submit(WriterOp::Chat { op, origin: None })
+                        .submit(WriterOp::Chat {
+                            op,
+                            caller: Caller::Nobody,
+                        })
                         .await
                         .is_err()
                     {

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::json;
 
 use crate::store::{
-    ChatRejection, ConversationId, ConversationSummary, DirectoryEntry, Message, User,
+    ChatRejection, ConversationId, ConversationSummary, DirectoryEntry, Message, Notify, RoomView,
+    User,
 };
 
 /// A frame as sent to clients, serialized once; clones share the bytes, so fan-out to many
@@ -40,6 +41,9 @@ pub enum ServerFrame<'a> {
         conversation: &'a ConversationId,
         unread: u64,
         read_seq: u64,
+        /// Rooms only.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mentions: Option<u64>,
     },
     Typing {
         conversation: &'a ConversationId,
@@ -54,11 +58,66 @@ pub enum ServerFrame<'a> {
     User {
         user: DirectoryEntry<'a>,
     },
+    /// Someone joined, left, was added to or removed from a room.
+    Member {
+        conversation: &'a ConversationId,
+        action: &'static str,
+        user: DirectoryEntry<'a>,
+        by: u64,
+    },
+    /// A conversation appeared, changed or went away for this user.
+    Conversation {
+        action: &'static str,
+        conversation: ConversationPayload<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<u64>,
+    },
+    /// A chat request was sent, received, accepted or declined.
+    Request(RequestFrame<'a>),
     Error {
         code: &'static str,
         message: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_id: Option<&'a str>,
+    },
+}
+
+/// A `request` frame; which fields it carries depends on `action` (docs/PROTOCOL.md).
+#[derive(Serialize, Default)]
+pub struct RequestFrame<'a> {
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<&'a str>,
+}
+
+/// What a `conversation` frame carries, by action (docs/PROTOCOL.md).
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum ConversationPayload<'a> {
+    /// `created`: the recipient's own summary.
+    Summary(&'a ConversationSummary),
+    /// `renamed`, `topic`, `visibility`, `archived`: what every member sees alike.
+    Room {
+        id: &'a ConversationId,
+        #[serde(flatten)]
+        room: &'a RoomView,
+    },
+    /// `removed`.
+    Id { id: &'a ConversationId },
+    /// `notify`.
+    Notify {
+        id: &'a ConversationId,
+        notify: Notify,
     },
 }
 
@@ -141,14 +200,11 @@ impl FrameError {
 
 impl From<ChatRejection> for FrameError {
     fn from(rejection: ChatRejection) -> FrameError {
-        let code = match rejection {
-            ChatRejection::NotAMember => "not_a_member",
-            ChatRejection::NoSuchUser => "no_such_user",
-            ChatRejection::CannotMessageSelf => "cannot_message_self",
-            ChatRejection::ClientIdReused => "client_id_reused",
-            ChatRejection::InvalidSeq => "invalid_seq",
-        };
-        FrameError::new(code, rejection.to_string())
+        match rejection {
+            // On the socket a room you may not see is any conversation you are not in.
+            ChatRejection::NotFound => ChatRejection::NotAMember.into(),
+            rejection => FrameError::new(rejection.code(), rejection.to_string()),
+        }
     }
 }
 

@@ -6,10 +6,12 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::protocol::{FrameError, ServerFrame};
+use super::protocol::{ConversationPayload, FrameError, RequestFrame, ServerFrame};
 use super::{Connection, Hub, close};
 use crate::config::limits;
-use crate::store::{ChatOp, ChatOutcome, Message, Store, StoreError};
+use crate::store::{
+    ChatOp, ChatOutcome, ConversationId, Message, PeopleEvent, RoomEvent, Store, StoreError,
+};
 
 /// The connection a write came from, so its result goes back there.
 #[derive(Debug)]
@@ -19,10 +21,27 @@ pub struct Origin {
     pub client_id: Option<String>,
 }
 
+/// Who waits for a write's result: a socket (ack or error frame), an HTTP request (the
+/// outcome itself), or nobody (housekeeping).
+#[derive(Debug, Default)]
+pub enum Caller {
+    #[default]
+    Nobody,
+    Socket(Origin),
+    Http(oneshot::Sender<Result<ChatOutcome, WriteFailed>>),
+}
+
+/// A write that could not be committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFailed {
+    StorageFull,
+    Internal,
+}
+
 pub enum WriterOp {
     Chat {
         op: ChatOp,
-        origin: Option<Origin>,
+        caller: Caller,
     },
     /// Register a connection and reply with its `hello` frame, consistent with the commits
     /// before it and the live events after it.
@@ -71,15 +90,15 @@ fn run(store: Store, hub: Hub, mut queue: mpsc::Receiver<WriterOp>) {
 /// and saves when they came online, in one more transaction. Returns false when asked to stop.
 fn process(store: &Store, hub: &Hub, batch: &mut Vec<WriterOp>) -> bool {
     let mut ops = Vec::new();
-    let mut origins = Vec::new();
+    let mut callers = Vec::new();
     let mut connects = Vec::new();
     let mut offline = Vec::new();
     let mut keep_running = true;
     for op in batch.drain(..) {
         match op {
-            WriterOp::Chat { op, origin } => {
+            WriterOp::Chat { op, caller } => {
                 ops.push(op);
-                origins.push(origin);
+                callers.push(caller);
             }
             WriterOp::Connect {
                 user,
@@ -97,14 +116,14 @@ fn process(store: &Store, hub: &Hub, batch: &mut Vec<WriterOp>) -> bool {
                         users: vec![user],
                         at: last_seen,
                     });
-                    origins.push(None);
+                    callers.push(Caller::Nobody);
                     offline.push((user, generation, last_seen));
                 }
             }
             WriterOp::Stop => keep_running = false,
         }
     }
-    commit(store, hub, ops, origins);
+    commit(store, hub, ops, callers);
     // Presence does not wait for the disk: announced even if saving last_seen failed.
     for (user, generation, last_seen) in offline {
         hub.announce_offline(user, generation, last_seen);
@@ -124,21 +143,25 @@ fn process(store: &Store, hub: &Hub, batch: &mut Vec<WriterOp>) -> bool {
             users: came_online,
             at,
         };
-        commit(store, hub, vec![op], vec![None]);
+        commit(store, hub, vec![op], vec![Caller::Nobody]);
     }
     keep_running
 }
 
 /// Commits `ops` in one transaction and delivers each outcome. If the batch fails on a damaged
 /// record, each op is tried on its own, so one bad op costs only its own sender.
-fn commit(store: &Store, hub: &Hub, ops: Vec<ChatOp>, origins: Vec<Option<Origin>>) {
+fn commit(store: &Store, hub: &Hub, ops: Vec<ChatOp>, callers: Vec<Caller>) {
     if ops.is_empty() {
         return;
     }
     let error = match store.apply_chat_batch(&ops) {
         Ok(outcomes) => {
-            for (outcome, origin) in outcomes.into_iter().zip(origins) {
-                deliver(hub, outcome, origin);
+            let fan_out = FanOut { store, hub };
+            for (outcome, caller) in outcomes.into_iter().zip(callers) {
+                fan_out.deliver(&outcome, &caller);
+                if let Caller::Http(answer) = caller {
+                    let _ = answer.send(Ok(outcome));
+                }
             }
             return;
         }
@@ -147,71 +170,269 @@ fn commit(store: &Store, hub: &Hub, ops: Vec<ChatOp>, origins: Vec<Option<Origin
     let retry_alone = ops.len() > 1 && matches!(error, StoreError::Codec(_));
     if retry_alone {
         tracing::warn!(%error, "a batch of {} writes failed; retrying them one by one", ops.len());
-        for (op, origin) in ops.into_iter().zip(origins) {
-            commit(store, hub, vec![op], vec![origin]);
+        for (op, caller) in ops.into_iter().zip(callers) {
+            commit(store, hub, vec![op], vec![caller]);
         }
         return;
     }
-    let frame = match error {
-        StoreError::StorageFull => FrameError::new(
-            "storage_full",
-            "the server's disk is full, so this was not saved; tell your administrator",
+    let (failed, frame) = match error {
+        StoreError::StorageFull => (
+            WriteFailed::StorageFull,
+            FrameError::new(
+                "storage_full",
+                "the server's disk is full, so this was not saved; tell your administrator",
+            ),
         ),
         error => {
             tracing::error!(%error, "could not commit a write");
-            FrameError::new("internal", "this could not be saved; retry")
+            (
+                WriteFailed::Internal,
+                FrameError::new("internal", "this could not be saved; retry"),
+            )
         }
     };
-    for origin in origins.into_iter().flatten() {
-        let error = frame.clone().with_client_id(origin.client_id);
-        hub.deliver_to_connection(origin.user, origin.connection, &error.encode());
+    for caller in callers {
+        match caller {
+            Caller::Socket(origin) => {
+                let error = frame.clone().with_client_id(origin.client_id);
+                hub.deliver_to_connection(origin.user, origin.connection, &error.encode());
+            }
+            Caller::Http(answer) => {
+                let _ = answer.send(Err(failed));
+            }
+            Caller::Nobody => {}
+        }
     }
 }
 
-fn deliver(hub: &Hub, outcome: ChatOutcome, origin: Option<Origin>) {
-    match outcome {
-        ChatOutcome::Sent { message, members } => {
-            let skip = origin.as_ref().map(|o| o.connection);
-            if let Some(origin) = &origin {
-                ack(hub, origin, &message);
+/// Tells everyone concerned about a committed write, in commit order.
+struct FanOut<'a> {
+    store: &'a Store,
+    hub: &'a Hub,
+}
+
+impl FanOut<'_> {
+    fn deliver(&self, outcome: &ChatOutcome, caller: &Caller) {
+        let hub = self.hub;
+        let origin = match caller {
+            Caller::Socket(origin) => Some(origin),
+            _ => None,
+        };
+        match outcome {
+            ChatOutcome::Sent { message, members } => self.message(message, members, origin),
+            ChatOutcome::Duplicate { message } => {
+                if let Some(origin) = origin {
+                    ack(hub, origin, message);
+                }
             }
-            let frame = ServerFrame::Message { message: &message }.encode();
-            hub.deliver_to(&members, &frame, skip);
-        }
-        ChatOutcome::Duplicate { message } => {
-            if let Some(origin) = &origin {
-                ack(hub, origin, &message);
-            }
-        }
-        ChatOutcome::Read {
-            conversation,
-            user,
-            read_seq,
-            unread,
-            members,
-        } => {
-            let own = ServerFrame::Unread {
-                conversation: &conversation,
-                unread,
-                read_seq,
-            }
-            .encode();
-            hub.deliver_to(&[user], &own, None);
-            let others: Vec<u64> = members.into_iter().filter(|&m| m != user).collect();
-            let receipt = ServerFrame::Read {
-                conversation: &conversation,
+            ChatOutcome::Read {
+                conversation,
                 user,
-                seq: read_seq,
+                read_seq,
+                unread,
+                mentions,
+                receipt_to,
+            } => {
+                let own = ServerFrame::Unread {
+                    conversation,
+                    unread: *unread,
+                    read_seq: *read_seq,
+                    mentions: conversation.is_room().then_some(*mentions),
+                }
+                .encode();
+                hub.deliver_to(&[*user], &own, None);
+                let receipt = ServerFrame::Read {
+                    conversation,
+                    user: *user,
+                    seq: *read_seq,
+                }
+                .encode();
+                hub.deliver_to(receipt_to, &receipt, None);
             }
-            .encode();
-            hub.deliver_to(&others, &receipt, None);
+            ChatOutcome::Room(event) => self.room(event),
+            ChatOutcome::People(event) => self.people(event, origin),
+            ChatOutcome::Unchanged => {}
+            ChatOutcome::Rejected(rejection) => {
+                if let Some(origin) = origin {
+                    let error =
+                        FrameError::from(*rejection).with_client_id(origin.client_id.clone());
+                    hub.deliver_to_connection(origin.user, origin.connection, &error.encode());
+                }
+            }
         }
-        ChatOutcome::Unchanged => {}
-        ChatOutcome::Rejected(rejection) => {
-            if let Some(origin) = origin {
-                let error = FrameError::from(rejection).with_client_id(origin.client_id);
-                hub.deliver_to_connection(origin.user, origin.connection, &error.encode());
+    }
+
+    /// The ack to the sending tab, the message to every other tab of every member.
+    fn message(&self, message: &Message, members: &[u64], origin: Option<&Origin>) {
+        if let Some(origin) = origin {
+            ack(self.hub, origin, message);
+        }
+        let frame = ServerFrame::Message { message }.encode();
+        self.hub
+            .deliver_to(members, &frame, origin.map(|o| o.connection));
+    }
+
+    fn room(&self, event: &RoomEvent) {
+        match event {
+            RoomEvent::Created { room, members } => {
+                for &member in members.iter() {
+                    self.appear(room, member, None);
+                }
             }
+            RoomEvent::Updated {
+                room: id,
+                view,
+                actions,
+                by,
+                members,
+            } => {
+                for &action in actions {
+                    let frame = ServerFrame::Conversation {
+                        action,
+                        conversation: ConversationPayload::Room { id, room: view },
+                        by: Some(*by),
+                    }
+                    .encode();
+                    self.hub.deliver_to(members, &frame, None);
+                }
+            }
+            RoomEvent::MemberAdded {
+                room,
+                user,
+                by,
+                members,
+            } => {
+                self.member(room, "added", *user, *by, members);
+                self.appear(room, *user, Some(*by));
+            }
+            RoomEvent::MemberRemoved {
+                room,
+                user,
+                by,
+                members,
+            } => {
+                self.member(room, "removed", *user, *by, members);
+                self.member(room, "removed", *user, *by, &[*user]);
+                let frame = ServerFrame::Conversation {
+                    action: "removed",
+                    conversation: ConversationPayload::Id { id: room },
+                    by: Some(*by),
+                }
+                .encode();
+                self.hub.deliver_to(&[*user], &frame, None);
+            }
+            RoomEvent::Notify {
+                user,
+                conversation,
+                level,
+            } => {
+                let frame = ServerFrame::Conversation {
+                    action: "notify",
+                    conversation: ConversationPayload::Notify {
+                        id: conversation,
+                        notify: *level,
+                    },
+                    by: None,
+                }
+                .encode();
+                self.hub.deliver_to(&[*user], &frame, None);
+            }
+        }
+    }
+
+    /// `conversation` `created` with `user`'s own summary: the room appears in their list.
+    fn appear(&self, room: &ConversationId, user: u64, by: Option<u64>) {
+        match self.store.conversation(user, room) {
+            Ok(Some(summary)) => {
+                let frame = ServerFrame::Conversation {
+                    action: "created",
+                    conversation: ConversationPayload::Summary(&summary),
+                    by,
+                }
+                .encode();
+                self.hub.deliver_to(&[user], &frame, None);
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, user, %room, "could not load a room summary"),
+        }
+    }
+
+    fn member(&self, room: &ConversationId, action: &'static str, user: u64, by: u64, to: &[u64]) {
+        let account = match self.store.user(user) {
+            Ok(Some(account)) => account,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, user, "could not load a member's directory entry");
+                return;
+            }
+        };
+        let frame = ServerFrame::Member {
+            conversation: room,
+            action,
+            user: account.directory_entry(),
+            by,
+        }
+        .encode();
+        self.hub.deliver_to(to, &frame, None);
+    }
+
+    fn people(&self, event: &PeopleEvent, origin: Option<&Origin>) {
+        let decided = |action, user| {
+            ServerFrame::Request(RequestFrame {
+                action,
+                user: Some(user),
+                ..RequestFrame::default()
+            })
+            .encode()
+        };
+        match event {
+            PeopleEvent::RequestSent {
+                from,
+                to,
+                client_id,
+                body,
+                sent_at,
+                tell_recipient,
+            } => {
+                let sent = ServerFrame::Request(RequestFrame {
+                    action: "sent",
+                    to: Some(*to),
+                    client_id: Some(client_id),
+                    ..RequestFrame::default()
+                })
+                .encode();
+                self.hub.deliver_to(&[*from], &sent, None);
+                if *tell_recipient {
+                    let received = ServerFrame::Request(RequestFrame {
+                        action: "received",
+                        from: Some(*from),
+                        body: Some(body),
+                        sent_at: Some(*sent_at),
+                        ..RequestFrame::default()
+                    })
+                    .encode();
+                    self.hub.deliver_to(&[*to], &received, None);
+                }
+            }
+            PeopleEvent::Accepted {
+                user,
+                from,
+                message,
+                members,
+            } => {
+                self.hub
+                    .deliver_to(&[*from], &decided("accepted", *user), None);
+                self.hub
+                    .deliver_to(&[*user], &decided("accepted", *from), None);
+                self.message(message, members, origin);
+            }
+            PeopleEvent::Declined { user, from } => {
+                self.hub
+                    .deliver_to(&[*from], &decided("declined", *user), None);
+                self.hub
+                    .deliver_to(&[*user], &decided("declined", *from), None);
+            }
+            PeopleEvent::Saved => {}
         }
     }
 }

@@ -1,22 +1,32 @@
-//! Conversations, messages, read positions, unread counts and idempotent sends.
+//! Conversations (DMs and rooms), messages, read positions, unread and mention counts, and
+//! idempotent sends.
 //!
-//! All message writes arrive as a batch of [`ChatOp`]s from the hub's single writer and are
+//! All chat writes arrive as a batch of [`ChatOp`]s from the hub's single writer and are
 //! applied in one write transaction (group commit): one fsync for many sends.
+//!
+//! Unread counts: a DM stores each member's count (two rows per message, and a message the
+//! recipient blocked is not counted). A room never writes per member on a send: every message
+//! after a member's `read_seq` is from someone else (sending moves your own `read_seq`), so a
+//! room member's unread count is `last_seq - read_seq`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use super::codec::{Encoded, Record, Stored};
+use super::people::{self, DmPolicy};
+use super::rooms::{self, RoomInfo, RoomView};
 use super::users::{self, SessionRecord, UserRecord};
 use super::{
-    CLIENT_IDS, CONVERSATIONS, LAST_SEEN, MEMBERSHIPS, MESSAGES, Result, SESSIONS, Store,
-    USER_SESSIONS, USERS,
+    BLOCKS, CLIENT_IDS, CONVERSATIONS, DECLINED, LAST_SEEN, MEMBERSHIPS, MENTIONS, MESSAGES, META,
+    REQUESTS, ROOM_MEMBERS, ROOM_MENTIONS, ROOM_NAMES, Result, SESSIONS, SETTINGS, Store,
+    USER_SESSIONS, USERNAMES, USERS,
 };
 
-/// A conversation id in canonical form. DMs are `dm:<lower user id>:<higher user id>`.
+/// A conversation id in canonical form: `dm:<lower user id>:<higher user id>` or `room:<n>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ConversationId(String);
 
@@ -25,8 +35,22 @@ impl ConversationId {
         ConversationId(format!("dm:{}:{}", a.min(b), a.max(b)))
     }
 
+    pub fn room(n: u64) -> ConversationId {
+        ConversationId(format!("room:{n}"))
+    }
+
+    /// The office-wide room everyone is in.
+    pub fn general() -> ConversationId {
+        ConversationId::room(rooms::GENERAL)
+    }
+
     /// Accepts only canonical ids, so one conversation never has two spellings.
     pub fn parse(raw: &str) -> Option<ConversationId> {
+        if let Some(n) = raw.strip_prefix("room:") {
+            let n: u64 = n.parse().ok()?;
+            let id = ConversationId::room(n);
+            return (n > 0 && id.0 == raw).then_some(id);
+        }
         let mut parts = raw.strip_prefix("dm:")?.split(':');
         let low: u64 = parts.next()?.parse().ok()?;
         let high: u64 = parts.next()?.parse().ok()?;
@@ -36,6 +60,10 @@ impl ConversationId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn is_room(&self) -> bool {
+        self.0.starts_with("room:")
     }
 
     /// The two members a DM id names.
@@ -66,6 +94,12 @@ pub struct Message {
     pub body: String,
     /// Unix milliseconds.
     pub sent_at: u64,
+    /// Users mentioned with `@username` (rooms only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<u64>,
+    /// `@room`: everyone is mentioned.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mentions_room: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -74,20 +108,35 @@ pub struct MemberRead {
     pub seq: u64,
 }
 
+/// How loudly a conversation may claim a member's attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Notify {
+    All,
+    Mentions,
+    Muted,
+}
+
 /// One conversation from one member's point of view.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConversationSummary {
     pub id: ConversationId,
     pub kind: &'static str,
-    pub members: Vec<u64>,
+    /// A DM's two members; rooms list theirs through their own endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<u64>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub room: Option<RoomView>,
     pub last_seq: u64,
     pub read_seq: u64,
     pub unread: u64,
+    pub mentions: u64,
+    pub notify: Notify,
     pub last_message: Option<Message>,
-    /// How far each other member has read.
+    /// How far each other member has read (empty for rooms too big for receipts).
     pub reads: Vec<MemberRead>,
     #[serde(skip)]
-    last_activity: u64,
+    pub(super) last_activity: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,39 +154,76 @@ pub enum HistoryQuery {
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Dm,
+    Room,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct ConversationRecord {
-    kind: Kind,
+    pub(super) kind: Kind,
+    /// A DM's two members; empty for rooms, whose members are rows of `room_members`.
     pub(super) members: Vec<u64>,
     pub(super) last_seq: u64,
     /// Unix milliseconds of the newest message, for ordering conversation lists.
+    pub(super) last_activity: u64,
+    pub(super) room: Option<RoomInfo>,
+}
+
+/// Format 1 (release 0.1): DMs only.
+#[derive(Deserialize)]
+struct ConversationRecordV1 {
+    kind: Kind,
+    members: Vec<u64>,
+    last_seq: u64,
     last_activity: u64,
+}
+
+impl Record for ConversationRecord {
+    const TYPE_NAME: &'static str = "confab::Conversation";
+    const VERSION: u8 = 2;
+
+    fn decode_older(version: u8, body: &[u8]) -> Option<Result<Self, postcard::Error>> {
+        (version == 1).then(|| {
+            postcard::from_bytes::<ConversationRecordV1>(body).map(|v1| ConversationRecord {
+                kind: v1.kind,
+                members: v1.members,
+                last_seq: v1.last_seq,
+                last_activity: v1.last_activity,
+                room: None,
+            })
+        })
+    }
 }
 
 impl ConversationRecord {
     /// The record history implies, keeping what history cannot tell from `previous`.
     pub(super) fn rebuilt(
-        previous: Option<&ConversationRecord>,
+        previous: Option<ConversationRecord>,
         members: Vec<u64>,
         last_seq: u64,
         last_activity: u64,
     ) -> ConversationRecord {
-        ConversationRecord {
-            kind: previous.map_or(Kind::Dm, |p| p.kind),
-            members,
-            last_seq,
-            last_activity,
+        match previous {
+            Some(previous) => ConversationRecord {
+                members: if previous.room.is_some() {
+                    Vec::new()
+                } else {
+                    members
+                },
+                last_seq,
+                last_activity,
+                ..previous
+            },
+            None => ConversationRecord {
+                kind: Kind::Dm,
+                members,
+                last_seq,
+                last_activity,
+                room: None,
+            },
         }
     }
-}
-
-impl Record for ConversationRecord {
-    const TYPE_NAME: &'static str = "confab::Conversation";
-    const VERSION: u8 = 1;
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -145,31 +231,74 @@ pub(super) struct MessageRecord {
     pub(super) from: u64,
     pub(super) body: String,
     pub(super) sent_at: u64,
+    pub(super) mentions: Vec<u64>,
+    pub(super) mentions_room: bool,
+    /// A DM the recipient had blocked the sender for: shown to the sender only.
+    pub(super) withheld: bool,
+}
+
+#[derive(Deserialize)]
+struct MessageRecordV1 {
+    from: u64,
+    body: String,
+    sent_at: u64,
 }
 
 impl Record for MessageRecord {
     const TYPE_NAME: &'static str = "confab::Message";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    fn decode_older(version: u8, body: &[u8]) -> Option<Result<Self, postcard::Error>> {
+        (version == 1).then(|| {
+            postcard::from_bytes::<MessageRecordV1>(body).map(|v1| MessageRecord {
+                from: v1.from,
+                body: v1.body,
+                sent_at: v1.sent_at,
+                mentions: Vec::new(),
+                mentions_room: false,
+                withheld: false,
+            })
+        })
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct MembershipRecord {
     pub(super) read_seq: u64,
+    /// DMs only; a room's unread count is derived (see the module docs).
     pub(super) unread: u64,
+    /// `None` until the member chooses.
+    pub(super) notify: Option<Notify>,
+}
+
+#[derive(Deserialize)]
+struct MembershipRecordV1 {
+    read_seq: u64,
+    unread: u64,
 }
 
 impl Record for MembershipRecord {
     const TYPE_NAME: &'static str = "confab::Membership";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    fn decode_older(version: u8, body: &[u8]) -> Option<Result<Self, postcard::Error>> {
+        (version == 1).then(|| {
+            postcard::from_bytes::<MembershipRecordV1>(body).map(|v1| MembershipRecord {
+                read_seq: v1.read_seq,
+                unread: v1.unread,
+                notify: None,
+            })
+        })
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct ClientIdRecord {
-    conversation: String,
-    seq: u64,
-    body_sha256: [u8; 32],
+    pub(super) conversation: String,
+    pub(super) seq: u64,
+    pub(super) body_sha256: [u8; 32],
     /// Unix milliseconds, for expiry.
-    at: u64,
+    pub(super) at: u64,
 }
 
 impl Record for ClientIdRecord {
@@ -199,11 +328,20 @@ pub enum ChatOp {
         seq: u64,
     },
     /// Forget client ids recorded before this time (unix ms).
-    PurgeClientIds { before: u64 },
+    PurgeClientIds {
+        before: u64,
+    },
     /// These users were connected at `at` (unix seconds).
-    Seen { users: Vec<u64>, at: u64 },
+    Seen {
+        users: Vec<u64>,
+        at: u64,
+    },
     /// Forget sessions expired at `now` (unix seconds).
-    PurgeExpiredSessions { now: u64 },
+    PurgeExpiredSessions {
+        now: u64,
+    },
+    Room(rooms::RoomOp),
+    People(people::PeopleOp),
 }
 
 #[derive(Debug)]
@@ -211,20 +349,24 @@ pub enum ChatOutcome {
     /// Stored now: acknowledge it and deliver it to `members`.
     Sent {
         message: Message,
-        members: Vec<u64>,
+        members: Arc<[u64]>,
     },
     /// A retry of an earlier send: acknowledge it again, deliver nothing.
     Duplicate {
         message: Message,
     },
-    /// The reader's position moved.
+    /// The reader's position moved; `receipt_to` are told (the other members, unless the
+    /// room is too big for receipts).
     Read {
         conversation: ConversationId,
         user: u64,
         read_seq: u64,
         unread: u64,
-        members: Vec<u64>,
+        mentions: u64,
+        receipt_to: Arc<[u64]>,
     },
+    Room(rooms::RoomEvent),
+    People(people::PeopleEvent),
     /// Nothing to tell anyone.
     Unchanged,
     Rejected(ChatRejection),
@@ -242,67 +384,112 @@ pub enum ChatRejection {
     ClientIdReused,
     #[error("seq is beyond the conversation's last message")]
     InvalidSeq,
+    #[error("not found")]
+    NotFound,
+    #[error("this room is archived: it can be read but not changed")]
+    RoomArchived,
+    #[error("only the room's creator or an administrator can do that")]
+    Forbidden,
+    #[error("they are already a member")]
+    AlreadyMember,
+    #[error("everyone is in General; nobody can leave it or be removed")]
+    CannotLeaveGeneral,
+    #[error("General is always open and never archived; only administrators rename it")]
+    GeneralIsFixed,
+    #[error("an open room already has that name")]
+    RoomNameTaken,
+    #[error("only administrators and the room's creator can mention @room here")]
+    MentionNotAllowed,
+    #[error("your chat request is waiting for their answer")]
+    RequestPending,
+    #[error("they declined your chat request; you can ask again later")]
+    RequestDeclined,
+    #[error("you cannot block yourself")]
+    CannotBlockSelf,
 }
+
+impl ChatRejection {
+    /// The stable code clients see (docs/PROTOCOL.md). `not_found` is for HTTP; on the socket
+    /// an outsider is told `not_a_member` like for any conversation they are not in.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChatRejection::NotAMember => "not_a_member",
+            ChatRejection::NoSuchUser => "no_such_user",
+            ChatRejection::CannotMessageSelf => "cannot_message_self",
+            ChatRejection::ClientIdReused => "client_id_reused",
+            ChatRejection::InvalidSeq => "invalid_seq",
+            ChatRejection::NotFound => "not_found",
+            ChatRejection::RoomArchived => "room_archived",
+            ChatRejection::Forbidden => "forbidden",
+            ChatRejection::AlreadyMember => "already_member",
+            ChatRejection::CannotLeaveGeneral => "cannot_leave_general",
+            ChatRejection::GeneralIsFixed => "general_is_fixed",
+            ChatRejection::RoomNameTaken => "room_name_taken",
+            ChatRejection::MentionNotAllowed => "mention_not_allowed",
+            ChatRejection::RequestPending => "request_pending",
+            ChatRejection::RequestDeclined => "request_declined",
+            ChatRejection::CannotBlockSelf => "cannot_block_self",
+        }
+    }
+}
+
+/// A room's members, shared by every fan-out of its messages.
+pub type Members = Arc<[u64]>;
 
 impl Store {
     /// Applies a batch of writes in one transaction and returns one outcome per op, in order.
     /// A rejected op changes nothing; the others still commit.
     pub fn apply_chat_batch(&self, ops: &[ChatOp]) -> Result<Vec<ChatOutcome>> {
-        self.write(|txn| {
-            let mut tables = BatchTables::open(txn)?;
-            ops.iter().map(|op| tables.apply(op)).collect()
-        })
+        let outcomes = self.write(|txn| {
+            let mut tables = BatchTables::open(txn, self)?;
+            ops.iter()
+                .map(|op| tables.apply(op))
+                .collect::<Result<Vec<_>>>()
+        });
+        if outcomes.is_err() {
+            // The cache may hold what the failed transaction would have written.
+            self.members_cache.clear();
+        }
+        outcomes
     }
 
     /// The user's conversations, most recent activity first.
     pub fn conversations(&self, user: u64) -> Result<Vec<ConversationSummary>> {
         let txn = self.read()?;
-        let memberships = txn.open_table(MEMBERSHIPS)?;
-        let conversations = txn.open_table(CONVERSATIONS)?;
-        let messages = txn.open_table(MESSAGES)?;
+        let view = SummaryView::open(&txn, user)?;
         let mut out = Vec::new();
-        for entry in memberships.range((user, "")..(user + 1, ""))? {
+        for entry in view.memberships.range((user, "")..(user + 1, ""))? {
             let (key, mine) = entry?;
             let id = key.value().1.to_owned();
             let Some(mine) = decode_or_skip(mine.value(), || format!("membership {user} {id}"))
             else {
                 continue;
             };
-            let Some(record) = conversations.get(id.as_str())? else {
-                continue;
-            };
-            let Some(record) = decode_or_skip(record.value(), || format!("conversation {id}"))
-            else {
-                continue;
-            };
-            let last_message = messages
-                .get((id.as_str(), record.last_seq))?
-                .and_then(|m| {
-                    decode_or_skip(m.value(), || format!("message {id} {}", record.last_seq))
-                })
-                .map(|m| to_message(&id, record.last_seq, m));
-            let mut reads = Vec::new();
-            for &other in record.members.iter().filter(|&&m| m != user) {
-                let seq = memberships
-                    .get((other, id.as_str()))?
-                    .and_then(|m| decode_or_skip(m.value(), || format!("membership {other} {id}")))
-                    .map_or(0, |m| m.read_seq);
-                reads.push(MemberRead { user: other, seq });
+            if let Some(summary) = view.summary(&id, mine)? {
+                out.push(summary);
             }
-            out.push(ConversationSummary {
-                id: ConversationId(id),
-                kind: "dm",
-                members: record.members,
-                last_seq: record.last_seq,
-                read_seq: mine.read_seq,
-                unread: mine.unread,
-                last_message,
-                reads,
-                last_activity: record.last_activity,
-            });
         }
         out.sort_by_key(|c| std::cmp::Reverse(c.last_activity));
         Ok(out)
+    }
+
+    /// One conversation from `user`'s point of view, if they are in it.
+    pub fn conversation(
+        &self,
+        user: u64,
+        conversation: &ConversationId,
+    ) -> Result<Option<ConversationSummary>> {
+        let txn = self.read()?;
+        let view = SummaryView::open(&txn, user)?;
+        let id = conversation.as_str();
+        let mine = match view.memberships.get((user, id))? {
+            Some(m) => decode_or_skip(m.value(), || format!("membership {user} {id}")),
+            None => None,
+        };
+        match mine {
+            Some(mine) => view.summary(id, mine),
+            None => Ok(None),
+        }
     }
 
     /// A page of history, or `None` if the user is not a member (or it does not exist).
@@ -314,27 +501,33 @@ impl Store {
     ) -> Result<Option<HistoryPage>> {
         let txn = self.read()?;
         let conversations = txn.open_table(CONVERSATIONS)?;
-        let Some(_) = members_of(&conversations, &txn.open_table(USERS)?, conversation, user)?
-        else {
+        let users_table = txn.open_table(USERS)?;
+        let room_members = txn.open_table(ROOM_MEMBERS)?;
+        if !is_member(&users_table, &room_members, conversation, user)? {
             return Ok(None);
-        };
+        }
         let last_seq = match conversations.get(conversation.as_str())? {
             Some(r) => r.value().decode()?.last_seq,
             None => 0,
         };
         let id = conversation.as_str();
         let messages = txn.open_table(MESSAGES)?;
+        let visible = |m: &Message, withheld: bool| !withheld || m.from == user;
         let mut page = Vec::new();
         let has_more = match query {
             HistoryQuery::Before(before, limit) => {
                 let end = before.unwrap_or(u64::MAX);
-                for entry in messages
-                    .range((id, 1)..(id, end))?
-                    .rev()
-                    .take(limit as usize)
-                {
+                for entry in messages.range((id, 1)..(id, end))?.rev() {
                     let (key, value) = entry?;
-                    page.extend(readable_message(id, key.value().1, value.value()));
+                    if let Some((message, withheld)) =
+                        readable_message(id, key.value().1, value.value())
+                        && visible(&message, withheld)
+                    {
+                        page.push(message);
+                        if page.len() == limit as usize {
+                            break;
+                        }
+                    }
                 }
                 page.reverse();
                 // Seqs start at 1 without gaps, so anything above 1 has older messages.
@@ -342,12 +535,17 @@ impl Store {
             }
             HistoryQuery::After(after, limit) => {
                 let start = after.saturating_add(1);
-                for entry in messages
-                    .range((id, start)..=(id, u64::MAX))?
-                    .take(limit as usize)
-                {
+                for entry in messages.range((id, start)..=(id, u64::MAX))? {
                     let (key, value) = entry?;
-                    page.extend(readable_message(id, key.value().1, value.value()));
+                    if let Some((message, withheld)) =
+                        readable_message(id, key.value().1, value.value())
+                        && visible(&message, withheld)
+                    {
+                        page.push(message);
+                        if page.len() == limit as usize {
+                            break;
+                        }
+                    }
                 }
                 page.last().is_some_and(|m| m.seq < last_seq)
             }
@@ -358,34 +556,245 @@ impl Store {
         }))
     }
 
-    /// The members of a conversation, if `user` is one of them.
-    pub fn members(&self, user: u64, conversation: &ConversationId) -> Result<Option<Vec<u64>>> {
+    /// The newest messages that mention `user` (by name, or `@room` from someone they do not
+    /// block), in conversations they are still in, newest first.
+    pub fn mentions(&self, user: u64, limit: usize) -> Result<Vec<Message>> {
         let txn = self.read()?;
-        members_of(
-            &txn.open_table(CONVERSATIONS)?,
+        let messages = txn.open_table(MESSAGES)?;
+        let blocked = people::blocked_by(&txn.open_table(BLOCKS)?, user)?;
+        let mut found: Vec<(String, u64)> = Vec::new();
+        for entry in txn
+            .open_table(MENTIONS)?
+            .range((user, "", 0)..(user + 1, "", 0))?
+        {
+            let key = entry?.0;
+            let (_, id, seq) = key.value();
+            found.push((id.to_owned(), seq));
+        }
+        let room_mentions = txn.open_table(ROOM_MENTIONS)?;
+        for entry in txn
+            .open_table(MEMBERSHIPS)?
+            .range((user, "room:")..(user, "room;"))?
+        {
+            let id = entry?.0.value().1.to_owned();
+            for mention in room_mentions
+                .range((id.as_str(), 0)..=(id.as_str(), u64::MAX))?
+                .rev()
+                .take(limit)
+            {
+                let (key, sender) = mention?;
+                let sender = sender.value();
+                if sender != user && !blocked.contains(&sender) {
+                    found.push((id.clone(), key.value().1));
+                }
+            }
+        }
+        let room_members = txn.open_table(ROOM_MEMBERS)?;
+        let mut out = Vec::new();
+        for (id, seq) in found {
+            if room_members.get((id.as_str(), user))?.is_none() {
+                continue;
+            }
+            if let Some(value) = messages.get((id.as_str(), seq))?
+                && let Some((message, _)) = readable_message(&id, seq, value.value())
+            {
+                out.push(message);
+            }
+        }
+        out.sort_by_key(|m| std::cmp::Reverse(m.sent_at));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Everyone in `conversation`, if the cache knows (no database read).
+    pub fn cached_members(&self, conversation: &ConversationId) -> Option<Members> {
+        self.members_cache.get(conversation)
+    }
+
+    /// Everyone `user` shares `conversation` with (themselves included), if they are in it.
+    /// Cached: typing indicators ask this for every frame.
+    pub fn members(&self, user: u64, conversation: &ConversationId) -> Result<Option<Members>> {
+        if let Some(members) = self.members_cache.get(conversation) {
+            return Ok(members.contains(&user).then_some(members));
+        }
+        let txn = self.read()?;
+        let members = members_of(
             &txn.open_table(USERS)?,
+            &txn.open_table(ROOM_MEMBERS)?,
             conversation,
+        )?;
+        let Some(members) = members else {
+            return Ok(None);
+        };
+        self.members_cache.insert(conversation, members.clone());
+        Ok(members.contains(&user).then_some(members))
+    }
+}
+
+/// The tables a summary reads, opened once for a whole conversation list.
+struct SummaryView {
+    user: u64,
+    memberships: redb::ReadOnlyTable<(u64, &'static str), Stored<MembershipRecord>>,
+    conversations: redb::ReadOnlyTable<&'static str, Stored<ConversationRecord>>,
+    messages: redb::ReadOnlyTable<(&'static str, u64), Stored<MessageRecord>>,
+    room_members: redb::ReadOnlyTable<(&'static str, u64), Stored<rooms::RoomMemberRecord>>,
+    mentions: redb::ReadOnlyTable<(u64, &'static str, u64), ()>,
+    room_mentions: redb::ReadOnlyTable<(&'static str, u64), u64>,
+    blocked: Vec<u64>,
+}
+
+impl SummaryView {
+    fn open(txn: &redb::ReadTransaction, user: u64) -> Result<SummaryView> {
+        Ok(SummaryView {
             user,
-        )
+            memberships: txn.open_table(MEMBERSHIPS)?,
+            conversations: txn.open_table(CONVERSATIONS)?,
+            messages: txn.open_table(MESSAGES)?,
+            room_members: txn.open_table(ROOM_MEMBERS)?,
+            mentions: txn.open_table(MENTIONS)?,
+            room_mentions: txn.open_table(ROOM_MENTIONS)?,
+            blocked: people::blocked_by(&txn.open_table(BLOCKS)?, user)?,
+        })
+    }
+
+    fn summary(&self, id: &str, mine: MembershipRecord) -> Result<Option<ConversationSummary>> {
+        let user = self.user;
+        let Some(record) = self.conversations.get(id)? else {
+            return Ok(None);
+        };
+        let Some(record) = decode_or_skip(record.value(), || format!("conversation {id}")) else {
+            return Ok(None);
+        };
+        let last_message = self.last_visible_message(id, record.last_seq)?;
+        let (room, members, unread, mentions, reads) = match &record.room {
+            Some(info) => {
+                let unread = record.last_seq.saturating_sub(mine.read_seq);
+                let mentions = self.mentions_after(id, mine.read_seq)?;
+                let reads = if info.member_count as usize <= rooms::RECEIPTS_MAX_MEMBERS {
+                    let mut reads = Vec::new();
+                    for entry in self.room_members.range((id, 0)..=(id, u64::MAX))? {
+                        let other = entry?.0.value().1;
+                        if other != user {
+                            reads.push(MemberRead {
+                                user: other,
+                                seq: self.read_seq_of(other, id)?,
+                            });
+                        }
+                    }
+                    reads
+                } else {
+                    Vec::new()
+                };
+                let view = RoomView::new(id, info);
+                (Some(view), None, unread, mentions, reads)
+            }
+            None => {
+                let mut reads = Vec::new();
+                for &other in record.members.iter().filter(|&&m| m != user) {
+                    reads.push(MemberRead {
+                        user: other,
+                        seq: self.read_seq_of(other, id)?,
+                    });
+                }
+                (None, Some(record.members), mine.unread, 0, reads)
+            }
+        };
+        let notify = mine.notify.unwrap_or_else(|| default_notify(room.as_ref()));
+        Ok(Some(ConversationSummary {
+            id: ConversationId(id.to_owned()),
+            kind: if room.is_some() { "room" } else { "dm" },
+            members,
+            room,
+            last_seq: record.last_seq,
+            read_seq: mine.read_seq,
+            unread,
+            mentions,
+            notify,
+            last_message,
+            reads,
+            last_activity: record.last_activity,
+        }))
+    }
+
+    fn read_seq_of(&self, member: u64, id: &str) -> Result<u64> {
+        Ok(self
+            .memberships
+            .get((member, id))?
+            .and_then(|m| decode_or_skip(m.value(), || format!("membership {member} {id}")))
+            .map_or(0, |m| m.read_seq))
+    }
+
+    /// Mentions of this user (by name or `@room`) after `read_seq`, not from people they block.
+    fn mentions_after(&self, id: &str, read_seq: u64) -> Result<u64> {
+        let user = self.user;
+        let mut count = self
+            .mentions
+            .range((user, id, read_seq + 1)..=(user, id, u64::MAX))?
+            .count() as u64;
+        for entry in self
+            .room_mentions
+            .range((id, read_seq + 1)..=(id, u64::MAX))?
+        {
+            let sender = entry?.1.value();
+            if sender != user && !self.blocked.contains(&sender) {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// The newest message this user may see (a DM withheld from them is skipped).
+    fn last_visible_message(&self, id: &str, last_seq: u64) -> Result<Option<Message>> {
+        for entry in self.messages.range((id, 1)..=(id, last_seq))?.rev() {
+            let (key, value) = entry?;
+            if let Some((message, withheld)) = readable_message(id, key.value().1, value.value())
+                && (!withheld || message.from == self.user)
+            {
+                return Ok(Some(message));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Rooms with many members default to mentions only, so General is not a constant ping.
+fn default_notify(room: Option<&RoomView>) -> Notify {
+    match room {
+        Some(room) if room.member_count as usize > rooms::LOUD_ROOM_MAX_MEMBERS => Notify::Mentions,
+        _ => Notify::All,
     }
 }
 
 /// The tables a batch writes, opened once per transaction rather than once per op.
-struct BatchTables<'txn> {
-    users: Table<'txn, u64, Stored<UserRecord>>,
-    conversations: Table<'txn, &'static str, Stored<ConversationRecord>>,
-    messages: Table<'txn, (&'static str, u64), Stored<MessageRecord>>,
-    memberships: Table<'txn, (u64, &'static str), Stored<MembershipRecord>>,
-    client_ids: Table<'txn, (u64, &'static str), Stored<ClientIdRecord>>,
-    last_seen: Table<'txn, u64, u64>,
-    sessions: Table<'txn, u128, Stored<SessionRecord>>,
-    user_sessions: Table<'txn, (u64, u128), ()>,
+pub(super) struct BatchTables<'txn> {
+    pub(super) store: &'txn Store,
+    pub(super) meta: Table<'txn, &'static str, &'static [u8]>,
+    pub(super) users: Table<'txn, u64, Stored<UserRecord>>,
+    pub(super) usernames: Table<'txn, &'static str, u64>,
+    pub(super) conversations: Table<'txn, &'static str, Stored<ConversationRecord>>,
+    pub(super) messages: Table<'txn, (&'static str, u64), Stored<MessageRecord>>,
+    pub(super) memberships: Table<'txn, (u64, &'static str), Stored<MembershipRecord>>,
+    pub(super) client_ids: Table<'txn, (u64, &'static str), Stored<ClientIdRecord>>,
+    pub(super) last_seen: Table<'txn, u64, u64>,
+    pub(super) sessions: Table<'txn, u128, Stored<SessionRecord>>,
+    pub(super) user_sessions: Table<'txn, (u64, u128), ()>,
+    pub(super) room_members: Table<'txn, (&'static str, u64), Stored<rooms::RoomMemberRecord>>,
+    pub(super) room_names: Table<'txn, &'static str, u64>,
+    pub(super) mentions: Table<'txn, (u64, &'static str, u64), ()>,
+    pub(super) room_mentions: Table<'txn, (&'static str, u64), u64>,
+    pub(super) settings: Table<'txn, u64, Stored<people::SettingsRecord>>,
+    pub(super) requests: Table<'txn, (u64, u64), Stored<people::RequestRecord>>,
+    pub(super) declined: Table<'txn, (u64, u64), u64>,
+    pub(super) blocks: Table<'txn, (u64, u64), ()>,
 }
 
 impl<'txn> BatchTables<'txn> {
-    fn open(txn: &'txn WriteTransaction) -> Result<BatchTables<'txn>> {
+    pub(super) fn open(txn: &'txn WriteTransaction, store: &'txn Store) -> Result<Self> {
         Ok(BatchTables {
+            store,
+            meta: txn.open_table(META)?,
             users: txn.open_table(USERS)?,
+            usernames: txn.open_table(USERNAMES)?,
             conversations: txn.open_table(CONVERSATIONS)?,
             messages: txn.open_table(MESSAGES)?,
             memberships: txn.open_table(MEMBERSHIPS)?,
@@ -393,6 +802,14 @@ impl<'txn> BatchTables<'txn> {
             last_seen: txn.open_table(LAST_SEEN)?,
             sessions: txn.open_table(SESSIONS)?,
             user_sessions: txn.open_table(USER_SESSIONS)?,
+            room_members: txn.open_table(ROOM_MEMBERS)?,
+            room_names: txn.open_table(ROOM_NAMES)?,
+            mentions: txn.open_table(MENTIONS)?,
+            room_mentions: txn.open_table(ROOM_MENTIONS)?,
+            settings: txn.open_table(SETTINGS)?,
+            requests: txn.open_table(REQUESTS)?,
+            declined: txn.open_table(DECLINED)?,
+            blocks: txn.open_table(BLOCKS)?,
         })
     }
 
@@ -425,6 +842,8 @@ impl<'txn> BatchTables<'txn> {
                 users::purge_expired_sessions(&mut self.sessions, &mut self.user_sessions, *now)?;
                 Ok(ChatOutcome::Unchanged)
             }
+            ChatOp::Room(op) => self.apply_room(op),
+            ChatOp::People(op) => self.apply_people(op),
         }
     }
 
@@ -465,55 +884,101 @@ impl<'txn> BatchTables<'txn> {
             }
         }
 
-        let Some(members) = members_of(&self.conversations, &self.users, &conversation, sender)?
-        else {
-            let rejection = match target {
-                SendTarget::User(_) => ChatRejection::NoSuchUser,
-                SendTarget::Conversation(_) => ChatRejection::NotAMember,
-            };
-            return Ok(ChatOutcome::Rejected(rejection));
+        let Some(members) = self.members(&conversation)? else {
+            return Ok(ChatOutcome::Rejected(not_found_for(target)));
         };
-        for &member in members.iter().filter(|&&m| m != sender) {
-            if !is_active(&self.users, member)? {
-                return Ok(ChatOutcome::Rejected(ChatRejection::NoSuchUser));
-            }
+        if !members.contains(&sender) {
+            return Ok(ChatOutcome::Rejected(not_found_for(target)));
         }
+        let existing = self
+            .conversations
+            .get(id)?
+            .map(|r| r.value().decode())
+            .transpose()?;
+        let (mentions, mentions_room, withheld) =
+            match existing.as_ref().and_then(|r| r.room.as_ref()) {
+                Some(room) => {
+                    if room.archived {
+                        return Ok(ChatOutcome::Rejected(ChatRejection::RoomArchived));
+                    }
+                    let (mentions, everyone) = self.parse_mentions(body, id, sender)?;
+                    if everyone && !self.may_mention_room(&conversation, room, sender)? {
+                        return Ok(ChatOutcome::Rejected(ChatRejection::MentionNotAllowed));
+                    }
+                    (mentions, everyone, false)
+                }
+                None => {
+                    let other = members
+                        .iter()
+                        .copied()
+                        .find(|&m| m != sender)
+                        .unwrap_or(sender);
+                    if !is_active(&self.users, other)? {
+                        return Ok(ChatOutcome::Rejected(ChatRejection::NoSuchUser));
+                    }
+                    let blocked = self.blocks.get((other, sender))?.is_some();
+                    if existing.is_none() && (blocked || self.dm_policy(other)? == DmPolicy::Ask) {
+                        return self.request_chat(sender, other, body, client_id, sent_at, blocked);
+                    }
+                    (Vec::new(), false, blocked)
+                }
+            };
 
-        let mut record = match self.conversations.get(id)? {
-            Some(r) => r.value().decode()?,
-            None => ConversationRecord {
-                kind: Kind::Dm,
-                members: members.clone(),
-                last_seq: 0,
-                last_activity: 0,
-            },
-        };
-        record.last_seq += 1;
-        record.last_activity = sent_at;
-        let seq = record.last_seq;
-        self.conversations.insert(id, Encoded::new(&record))?;
-
-        let stored = MessageRecord {
+        let message = MessageRecord {
             from: sender,
             body: body.to_owned(),
             sent_at,
+            mentions,
+            mentions_room,
+            withheld,
         };
-        self.messages.insert((id, seq), Encoded::new(&stored))?;
+        self.append(&conversation, existing, members, message, client_id)
+    }
 
-        for &member in &members {
-            let mut position = match self.memberships.get((member, id))? {
-                Some(m) => m.value().decode()?,
-                None => MembershipRecord::default(),
-            };
-            if member == sender {
-                // Writing a message means you have read everything before it.
-                position.read_seq = seq;
-                position.unread = 0;
-            } else {
-                position.unread += 1;
+    /// Stores a checked message as the conversation's next seq, with everything that follows
+    /// from it (mentions, read positions, unread counts, the client id for retries).
+    pub(super) fn append(
+        &mut self,
+        conversation: &ConversationId,
+        existing: Option<ConversationRecord>,
+        members: Members,
+        stored: MessageRecord,
+        client_id: &str,
+    ) -> Result<ChatOutcome> {
+        let id = conversation.as_str();
+        let (sender, sent_at, withheld) = (stored.from, stored.sent_at, stored.withheld);
+        let body_sha256: [u8; 32] = Sha256::digest(stored.body.as_bytes()).into();
+        let mut record = existing.unwrap_or_else(|| ConversationRecord {
+            kind: Kind::Dm,
+            members: members.to_vec(),
+            last_seq: 0,
+            last_activity: 0,
+            room: None,
+        });
+        record.last_seq += 1;
+        record.last_activity = sent_at;
+        let seq = record.last_seq;
+        let is_room = record.room.is_some();
+        self.conversations.insert(id, Encoded::new(&record))?;
+        self.messages.insert((id, seq), Encoded::new(&stored))?;
+        for &mentioned in &stored.mentions {
+            if self.blocks.get((mentioned, sender))?.is_none() {
+                self.mentions.insert((mentioned, id, seq), ())?;
             }
-            self.memberships
-                .insert((member, id), Encoded::new(&position))?;
+        }
+        if stored.mentions_room {
+            self.room_mentions.insert((id, seq), sender)?;
+        }
+
+        // Writing a message means you have read everything before it.
+        self.update_membership(sender, id, |m| {
+            m.read_seq = seq;
+            m.unread = 0;
+        })?;
+        if !is_room && !withheld {
+            for &member in members.iter().filter(|&&m| m != sender) {
+                self.update_membership(member, id, |m| m.unread += 1)?;
+            }
         }
 
         let remembered = ClientIdRecord {
@@ -525,9 +990,69 @@ impl<'txn> BatchTables<'txn> {
         self.client_ids
             .insert((sender, client_id), Encoded::new(&remembered))?;
 
+        let members = if withheld {
+            Arc::from([sender].as_slice())
+        } else {
+            members
+        };
         Ok(ChatOutcome::Sent {
             message: to_message(id, seq, stored),
             members,
+        })
+    }
+
+    /// Reads, changes and writes one member's row (a new row if there is none).
+    pub(super) fn update_membership(
+        &mut self,
+        user: u64,
+        id: &str,
+        change: impl FnOnce(&mut MembershipRecord),
+    ) -> Result<MembershipRecord> {
+        let mut position = match self.memberships.get((user, id))? {
+            Some(m) => m.value().decode()?,
+            None => MembershipRecord::default(),
+        };
+        change(&mut position);
+        self.memberships
+            .insert((user, id), Encoded::new(&position))?;
+        Ok(position)
+    }
+
+    /// `@username`s of members (not the sender) and whether `@room` was used.
+    fn parse_mentions(&self, body: &str, id: &str, sender: u64) -> Result<(Vec<u64>, bool)> {
+        let mut users = Vec::new();
+        let mut everyone = false;
+        for name in mentioned_names(body) {
+            if name == "room" {
+                everyone = true;
+                continue;
+            }
+            let Some(user) = self.usernames.get(name.as_str())?.map(|v| v.value()) else {
+                continue;
+            };
+            if user != sender
+                && !users.contains(&user)
+                && self.room_members.get((id, user))?.is_some()
+            {
+                users.push(user);
+            }
+        }
+        Ok((users, everyone))
+    }
+
+    /// In General only administrators (and its creator) may ping everyone.
+    fn may_mention_room(
+        &self,
+        conversation: &ConversationId,
+        room: &RoomInfo,
+        sender: u64,
+    ) -> Result<bool> {
+        if *conversation != ConversationId::general() || room.created_by == sender {
+            return Ok(true);
+        }
+        Ok(match self.users.get(sender)? {
+            Some(r) => r.value().decode()?.is_admin(),
+            None => false,
         })
     }
 
@@ -537,16 +1062,26 @@ impl<'txn> BatchTables<'txn> {
         conversation: &ConversationId,
         seq: u64,
     ) -> Result<ChatOutcome> {
-        let Some(members) = members_of(&self.conversations, &self.users, conversation, user)?
-        else {
+        let Some(members) = self.members(conversation)? else {
             return Ok(ChatOutcome::Rejected(ChatRejection::NotAMember));
         };
+        if !members.contains(&user) {
+            return Ok(ChatOutcome::Rejected(ChatRejection::NotAMember));
+        }
         let id = conversation.as_str();
-        let last_seq = match self.conversations.get(id)? {
-            Some(r) => r.value().decode()?.last_seq,
-            None => 0,
+        let Some(record) = self
+            .conversations
+            .get(id)?
+            .map(|r| r.value().decode())
+            .transpose()?
+        else {
+            return Ok(if seq == 0 {
+                ChatOutcome::Unchanged
+            } else {
+                ChatOutcome::Rejected(ChatRejection::InvalidSeq)
+            });
         };
-        if seq > last_seq {
+        if seq > record.last_seq {
             return Ok(ChatOutcome::Rejected(ChatRejection::InvalidSeq));
         }
         let mut position = match self.memberships.get((user, id))? {
@@ -556,15 +1091,31 @@ impl<'txn> BatchTables<'txn> {
         if seq <= position.read_seq {
             return Ok(ChatOutcome::Unchanged);
         }
-        // Unread = messages from others after the new read position; bounded by the old count.
-        let mut unread = 0;
-        for entry in self.messages.range((id, seq + 1)..=(id, last_seq))? {
-            if entry?.1.value().decode()?.from != user {
-                unread += 1;
+        let (unread, mentions, receipt_to) = match &record.room {
+            Some(room) => {
+                let mentions = self.mention_count(user, id, seq)?;
+                let receipt_to = if room.member_count as usize <= rooms::RECEIPTS_MAX_MEMBERS {
+                    members.iter().copied().filter(|&m| m != user).collect()
+                } else {
+                    Arc::from([].as_slice())
+                };
+                (record.last_seq - seq, mentions, receipt_to)
             }
-        }
+            None => {
+                // Messages from the other member after the new position, unless withheld.
+                let mut unread = 0;
+                for entry in self.messages.range((id, seq + 1)..=(id, record.last_seq))? {
+                    let message = entry?.1.value().decode()?;
+                    if message.from != user && !message.withheld {
+                        unread += 1;
+                    }
+                }
+                let others = members.iter().copied().filter(|&m| m != user).collect();
+                (unread, 0, others)
+            }
+        };
         position.read_seq = seq;
-        position.unread = unread;
+        position.unread = if record.room.is_some() { 0 } else { unread };
         self.memberships
             .insert((user, id), Encoded::new(&position))?;
         Ok(ChatOutcome::Read {
@@ -572,37 +1123,136 @@ impl<'txn> BatchTables<'txn> {
             user,
             read_seq: seq,
             unread,
-            members,
+            mentions,
+            receipt_to,
+        })
+    }
+
+    /// Mentions of `user` in room `id` after `read_seq` (by name, or `@room` from others who
+    /// are not blocked by them).
+    fn mention_count(&self, user: u64, id: &str, read_seq: u64) -> Result<u64> {
+        let mut count = self
+            .mentions
+            .range((user, id, read_seq + 1)..=(user, id, u64::MAX))?
+            .count() as u64;
+        for entry in self
+            .room_mentions
+            .range((id, read_seq + 1)..=(id, u64::MAX))?
+        {
+            let sender = entry?.1.value();
+            if sender != user && self.blocks.get((user, sender))?.is_none() {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Everyone in the conversation (from the cache when it is warm). `None` if it does not
+    /// exist.
+    pub(super) fn members(&self, conversation: &ConversationId) -> Result<Option<Members>> {
+        if let Some(members) = self.store.members_cache.get(conversation) {
+            return Ok(Some(members));
+        }
+        let members = members_of(&self.users, &self.room_members, conversation)?;
+        if let Some(members) = &members {
+            self.store
+                .members_cache
+                .insert(conversation, members.clone());
+        }
+        Ok(members)
+    }
+
+    fn dm_policy(&self, user: u64) -> Result<DmPolicy> {
+        Ok(match self.settings.get(user)? {
+            Some(r) => r.value().decode()?.dm_policy,
+            None => DmPolicy::Anyone,
         })
     }
 }
 
-/// The members of `conversation` if `user` is one of them. A DM's members are named by its id,
-/// so a DM exists for both of its (existing) users before its first message.
-fn members_of(
-    conversations: &impl ReadableTable<&'static str, Stored<ConversationRecord>>,
-    users: &impl ReadableTable<u64, Stored<UserRecord>>,
-    conversation: &ConversationId,
-    user: u64,
-) -> Result<Option<Vec<u64>>> {
-    let members = match conversation.dm_members() {
-        Some(pair) => {
-            for member in pair {
-                if users.get(member)?.is_none() {
-                    return Ok(None);
-                }
-            }
-            pair.to_vec()
-        }
-        None => match conversations.get(conversation.as_str())? {
-            Some(r) => r.value().decode()?.members,
-            None => return Ok(None),
-        },
-    };
-    Ok(members.contains(&user).then_some(members))
+/// `not_a_member` for a conversation, `no_such_user` for a person.
+fn not_found_for(target: &SendTarget) -> ChatRejection {
+    match target {
+        SendTarget::User(_) => ChatRejection::NoSuchUser,
+        SendTarget::Conversation(_) => ChatRejection::NotAMember,
+    }
 }
 
-fn is_active(users: &impl ReadableTable<u64, Stored<UserRecord>>, id: u64) -> Result<bool> {
+/// The lower-case names after each `@` that starts a word, in order.
+pub fn mentioned_names(body: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut previous: Option<char> = None;
+    for (at, c) in body.char_indices() {
+        let starts_word = previous.is_none_or(|p| !p.is_alphanumeric() && p != '@');
+        previous = Some(c);
+        if c != '@' || !starts_word {
+            continue;
+        }
+        let rest = &body[at + 1..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            .unwrap_or(rest.len());
+        // A trailing dot ends the sentence, not the name.
+        let name = rest[..end].trim_end_matches('.');
+        if !name.is_empty() {
+            names.push(name.to_ascii_lowercase());
+        }
+    }
+    names
+}
+
+/// Everyone in `conversation`, or `None` if it does not exist. A DM's members are named by its
+/// id, so a DM exists for both of its (existing) users before its first message.
+fn members_of(
+    users: &impl ReadableTable<u64, Stored<UserRecord>>,
+    room_members: &impl ReadableTable<(&'static str, u64), Stored<rooms::RoomMemberRecord>>,
+    conversation: &ConversationId,
+) -> Result<Option<Members>> {
+    if let Some(pair) = conversation.dm_members() {
+        for member in pair {
+            if users.get(member)?.is_none() {
+                return Ok(None);
+            }
+        }
+        return Ok(Some(Arc::from(pair.as_slice())));
+    }
+    let id = conversation.as_str();
+    let mut members = Vec::new();
+    for entry in room_members.range((id, 0)..=(id, u64::MAX))? {
+        members.push(entry?.0.value().1);
+    }
+    // Every room has at least its creator until the last member leaves; an empty one is
+    // indistinguishable from none.
+    Ok((!members.is_empty()).then(|| Arc::from(members)))
+}
+
+/// Whether `user` is in `conversation`, without listing everyone.
+pub(super) fn is_member(
+    users: &impl ReadableTable<u64, Stored<UserRecord>>,
+    room_members: &impl ReadableTable<(&'static str, u64), Stored<rooms::RoomMemberRecord>>,
+    conversation: &ConversationId,
+    user: u64,
+) -> Result<bool> {
+    match conversation.dm_members() {
+        Some(pair) => {
+            if !pair.contains(&user) {
+                return Ok(false);
+            }
+            for member in pair {
+                if users.get(member)?.is_none() {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        None => Ok(room_members.get((conversation.as_str(), user))?.is_some()),
+    }
+}
+
+pub(super) fn is_active(
+    users: &impl ReadableTable<u64, Stored<UserRecord>>,
+    id: u64,
+) -> Result<bool> {
     Ok(match users.get(id)? {
         Some(r) => !r.value().decode()?.is_disabled(),
         None => false,
@@ -611,7 +1261,10 @@ fn is_active(users: &impl ReadableTable<u64, Stored<UserRecord>>, id: u64) -> Re
 
 /// Decodes a record, or logs which one is damaged and returns `None`: one bad record must never
 /// take a whole conversation's history or someone's conversation list down.
-fn decode_or_skip<T: Record>(value: Encoded<'_, T>, record: impl FnOnce() -> String) -> Option<T> {
+pub(super) fn decode_or_skip<T: Record>(
+    value: Encoded<'_, T>,
+    record: impl FnOnce() -> String,
+) -> Option<T> {
     match value.decode() {
         Ok(decoded) => Some(decoded),
         Err(error) => {
@@ -625,23 +1278,28 @@ fn decode_or_skip<T: Record>(value: Encoded<'_, T>, record: impl FnOnce() -> Str
     }
 }
 
-/// A stored message for a history page; a damaged one is left out (and logged).
+/// A stored message and whether it is withheld from its recipient; a damaged one is left out
+/// (and logged).
 fn readable_message(
     conversation: &str,
     seq: u64,
     value: Encoded<'_, MessageRecord>,
-) -> Option<Message> {
-    decode_or_skip(value, || format!("message {conversation} {seq}"))
-        .map(|record| to_message(conversation, seq, record))
+) -> Option<(Message, bool)> {
+    decode_or_skip(value, || format!("message {conversation} {seq}")).map(|record| {
+        let withheld = record.withheld;
+        (to_message(conversation, seq, record), withheld)
+    })
 }
 
-fn to_message(conversation: &str, seq: u64, record: MessageRecord) -> Message {
+pub(super) fn to_message(conversation: &str, seq: u64, record: MessageRecord) -> Message {
     Message {
         conversation: ConversationId(conversation.to_owned()),
         seq,
         from: record.from,
         body: record.body,
         sent_at: record.sent_at,
+        mentions: record.mentions,
+        mentions_room: record.mentions_room,
     }
 }
 
@@ -650,13 +1308,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dm_ids_are_canonical() {
+    fn conversation_ids_are_canonical() {
         assert_eq!(ConversationId::dm(7, 3).as_str(), "dm:3:7");
         assert!(ConversationId::parse("dm:3:7").is_some());
+        assert!(ConversationId::parse("room:1").is_some());
+        assert!(ConversationId::parse("room:42").is_some());
         for bad in [
-            "dm:7:3", "dm:3:3", "dm:03:7", "dm:+3:7", "dm:3:7:9", "dm:0:7", "x", "dm:3",
+            "dm:7:3", "dm:3:3", "dm:03:7", "dm:+3:7", "dm:3:7:9", "dm:0:7", "x", "dm:3", "room:0",
+            "room:01", "room:", "room:+4", "room:4:5", "ROOM:4",
         ] {
             assert!(ConversationId::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn mentions_are_words_that_start_with_at() {
+        assert_eq!(
+            mentioned_names("@alice and @Bob.Smith, mail me@example.com or @room."),
+            vec!["alice", "bob.smith", "room"]
+        );
+        assert!(mentioned_names("@@alice @ nobody").is_empty());
+        assert_eq!(mentioned_names("(@carol)"), vec!["carol"]);
+    }
+
+    #[test]
+    fn older_records_upgrade_as_they_are_read() {
+        let v1 = [1u8, 0, 2, 3, 7, 5, 200, 1];
+        let record = <Stored<ConversationRecord> as redb::Value>::from_bytes(&v1)
+            .decode()
+            .expect("v1 conversation");
+        assert_eq!((record.members, record.last_seq), (vec![3, 7], 5));
+        assert!(record.room.is_none());
     }
 }

@@ -16,7 +16,8 @@ use super::chat::{ConversationId, ConversationRecord, MembershipRecord, MessageR
 use super::codec::Encoded;
 use super::users::SessionRecord;
 use super::{
-    CONVERSATIONS, MEMBERSHIPS, MESSAGES, Result, SESSIONS, USER_SESSIONS, USERNAMES, USERS,
+    CONVERSATIONS, MEMBERSHIPS, MESSAGES, ROOM_MEMBERS, Result, SESSIONS, USER_SESSIONS, USERNAMES,
+    USERS,
 };
 
 /// What `confab check` found, and what it fixed.
@@ -47,8 +48,9 @@ impl CheckReport {
 struct Derived {
     last_seq: u64,
     last_activity: u64,
-    /// (seq, sender) of every readable message, for unread counts.
-    senders: Vec<(u64, u64)>,
+    /// (seq, sender, withheld from the recipient) of every readable message, for unread
+    /// counts.
+    senders: Vec<(u64, u64, bool)>,
 }
 
 /// Checks the database at `path` (which no server may have open) and, with `repair`, fixes
@@ -144,8 +146,13 @@ fn derive_conversations(
         let conversation = derived.entry(id.to_owned()).or_default();
         conversation.last_seq = conversation.last_seq.max(seq);
         match value.value().decode() {
-            Ok(MessageRecord { from, sent_at, .. }) => {
-                conversation.senders.push((seq, from));
+            Ok(MessageRecord {
+                from,
+                sent_at,
+                withheld,
+                ..
+            }) => {
+                conversation.senders.push((seq, from, withheld));
                 conversation.last_activity = conversation.last_activity.max(sent_at);
             }
             Err(e) => report.problems.push(format!(
@@ -219,42 +226,66 @@ fn check_conversations(
 ) -> Result<()> {
     let mut conversations = txn.open_table(CONVERSATIONS)?;
     let mut memberships = txn.open_table(MEMBERSHIPS)?;
+    let room_members = txn.open_table(ROOM_MEMBERS)?;
     for (id, history) in derived {
         let stored = conversations.get(id.as_str())?.map(|r| r.value().decode());
+        let is_room = id.starts_with("room:");
         let members = match ConversationId::parse(id).and_then(|c| c.dm_members()) {
             Some(pair) => pair.to_vec(),
-            None => match &stored {
-                Some(Ok(record)) => record.members.clone(),
-                _ => {
-                    report.problems.push(format!(
-                        "conversation {id} has no readable record and its members cannot be derived"
-                    ));
-                    continue;
+            None => {
+                let mut members = Vec::new();
+                for entry in room_members.range((id.as_str(), 0)..=(id.as_str(), u64::MAX))? {
+                    members.push(entry?.0.value().1);
                 }
-            },
+                members
+            }
         };
-        let expected = ConversationRecord::rebuilt(
-            stored.as_ref().and_then(|r| r.as_ref().ok()),
-            members.clone(),
-            history.last_seq,
-            history.last_activity,
-        );
         let problem = match &stored {
+            None if is_room => {
+                report.problems.push(format!(
+                    "room {id} has messages but no record; its name and settings are lost, restore a backup"
+                ));
+                continue;
+            }
+            Some(Err(e)) if is_room => {
+                report.problems.push(format!(
+                    "room {id}'s record is damaged ({e}) and cannot be rebuilt; restore a backup"
+                ));
+                continue;
+            }
             None => Some(format!("conversation {id} has messages but no record")),
             Some(Err(e)) => Some(format!("conversation {id}'s record is damaged ({e})")),
             Some(Ok(record)) if record.last_seq != history.last_seq => Some(format!(
                 "conversation {id} says its last message is {} but history ends at {}",
                 record.last_seq, history.last_seq
             )),
-            Some(Ok(record)) if record.members != members => Some(format!(
+            Some(Ok(record)) if !is_room && record.members != members => Some(format!(
                 "conversation {id} lists members {:?} but its id names {members:?}",
                 record.members
             )),
+            Some(Ok(record))
+                if record
+                    .room
+                    .as_ref()
+                    .is_some_and(|r| r.member_count as usize != members.len()) =>
+            {
+                Some(format!(
+                    "room {id} counts a different number of members than it has ({})",
+                    members.len()
+                ))
+            }
             Some(Ok(_)) => None,
         };
         if let Some(problem) = problem {
             report.problems.push(problem);
             if repair {
+                let previous = stored.and_then(|r| r.ok());
+                let expected = ConversationRecord::rebuilt(
+                    previous,
+                    members.clone(),
+                    history.last_seq,
+                    history.last_activity,
+                );
                 conversations.insert(id.as_str(), Encoded::new(&expected))?;
                 report.repaired += 1;
             }
@@ -264,18 +295,27 @@ fn check_conversations(
             let stored = memberships
                 .get((member, id.as_str()))?
                 .map(|m| m.value().decode());
-            let read_seq = match &stored {
-                Some(Ok(m)) => m.read_seq.min(history.last_seq),
-                _ => 0,
+            let (read_seq, notify) = match &stored {
+                Some(Ok(m)) => (m.read_seq.min(history.last_seq), m.notify),
+                _ => (0, None),
             };
-            let unread = history
-                .senders
-                .iter()
-                .filter(|&&(seq, from)| seq > read_seq && from != member)
-                .count() as u64;
-            let expected = MembershipRecord { read_seq, unread };
+            // Rooms derive unread from read_seq and store 0 (see store::chat).
+            let unread = if is_room {
+                0
+            } else {
+                history
+                    .senders
+                    .iter()
+                    .filter(|&&(seq, from, withheld)| seq > read_seq && from != member && !withheld)
+                    .count() as u64
+            };
+            let expected = MembershipRecord {
+                read_seq,
+                unread,
+                notify,
+            };
             let problem = match &stored {
-                None if history.last_seq == 0 => None,
+                None if history.last_seq == 0 && !is_room => None,
                 None => Some(format!("user {member} is missing from conversation {id}")),
                 Some(Err(e)) => Some(format!(
                     "user {member}'s place in conversation {id} is damaged ({e})"

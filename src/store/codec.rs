@@ -18,6 +18,13 @@ pub trait Record: Serialize + DeserializeOwned {
     const TYPE_NAME: &'static str;
     /// Format version written in front of every encoded record.
     const VERSION: u8;
+
+    /// Reads a record written with an older format `version`, or `None` if this build cannot.
+    /// Records are upgraded as they are read; the next write stores the current format.
+    fn decode_older(version: u8, body: &[u8]) -> Option<Result<Self, postcard::Error>> {
+        let _ = (version, body);
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,14 +88,16 @@ impl<T: Record> Encoded<'_, T> {
 fn decode<T: Record>(bytes: &[u8]) -> Result<T, CodecError> {
     let type_name = T::TYPE_NAME;
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty { type_name })?;
-    if version != T::VERSION {
-        return Err(CodecError::UnknownVersion {
+    let decoded = if version == T::VERSION {
+        postcard::from_bytes(body)
+    } else {
+        T::decode_older(version, body).ok_or(CodecError::UnknownVersion {
             type_name,
             found: version,
             expected: T::VERSION,
-        });
-    }
-    postcard::from_bytes(body).map_err(|source| CodecError::Postcard { type_name, source })
+        })?
+    };
+    decoded.map_err(|source| CodecError::Postcard { type_name, source })
 }
 
 impl<T: Record> redb::Value for Stored<T> {

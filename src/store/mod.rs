@@ -5,6 +5,8 @@ mod chat;
 mod check;
 pub mod codec;
 mod file;
+mod people;
+mod rooms;
 mod users;
 
 use std::path::Path;
@@ -14,17 +16,20 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, Wr
 
 pub use chat::{
     ChatOp, ChatOutcome, ChatRejection, ConversationId, ConversationSummary, HistoryPage,
-    HistoryQuery, MemberRead, Message, SendTarget,
+    HistoryQuery, MemberRead, Members, Message, Notify, SendTarget, mentioned_names,
 };
 pub use check::{CheckReport, check};
 pub use file::{OpenProblem, free_bytes};
+pub use people::{DmPolicy, PeopleEvent, PeopleOp, Requests};
+pub use rooms::{BrowsedRoom, RoomEvent, RoomMember, RoomOp, RoomPatch, RoomView, Visibility};
 pub use users::{DirectoryEntry, NewUser, Role, Session, User, UserPatch};
 
 use codec::Stored;
 
 // The catalog. Every table in one place, with its key layout.
 
-/// name → raw bytes. `jwt_secret` (32 bytes).
+/// name → raw bytes. `jwt_secret` (32 bytes), `schema` (u64 LE: the database format, see
+/// [`SCHEMA`]), `next_room` (u64 LE: the next room number).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// user id → user record.
 const USERS: TableDefinition<u64, Stored<users::UserRecord>> = TableDefinition::new("users");
@@ -49,6 +54,28 @@ const MEMBERSHIPS: TableDefinition<(u64, &str), Stored<chat::MembershipRecord>> 
 /// (sender id, client_id) → where that send landed, so retries are idempotent.
 const CLIENT_IDS: TableDefinition<(u64, &str), Stored<chat::ClientIdRecord>> =
     TableDefinition::new("client_ids");
+/// (room id, user id) → who added them and when. A room's members; DMs have none here.
+const ROOM_MEMBERS: TableDefinition<(&str, u64), Stored<rooms::RoomMemberRecord>> =
+    TableDefinition::new("room_members");
+/// lower-case name → room number, for open rooms only: their names are unique.
+const ROOM_NAMES: TableDefinition<&str, u64> = TableDefinition::new("room_names");
+/// (mentioned user id, room id, seq) → (). `@username` mentions, counted after read_seq.
+const MENTIONS: TableDefinition<(u64, &str, u64), ()> = TableDefinition::new("mentions");
+/// (room id, seq) → sender id. `@room` mentions, which count for every member but the sender.
+const ROOM_MENTIONS: TableDefinition<(&str, u64), u64> = TableDefinition::new("room_mentions");
+/// user id → settings (DM policy).
+const SETTINGS: TableDefinition<u64, Stored<people::SettingsRecord>> =
+    TableDefinition::new("settings");
+/// (recipient id, sender id) → a pending chat request.
+const REQUESTS: TableDefinition<(u64, u64), Stored<people::RequestRecord>> =
+    TableDefinition::new("requests");
+/// (sender id, recipient id) → unix ms until which the sender may not ask again.
+const DECLINED: TableDefinition<(u64, u64), u64> = TableDefinition::new("declined");
+/// (blocker id, blocked id) → ().
+const BLOCKS: TableDefinition<(u64, u64), ()> = TableDefinition::new("blocks");
+
+/// The database format this build writes. 1: release 0.1 (DMs). 2: rooms.
+pub const SCHEMA: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -119,6 +146,43 @@ impl StoreError {
 #[derive(Clone)]
 pub struct Store {
     file: Arc<file::DatabaseFile>,
+    /// Who is in each recently used conversation, so fan-out and typing read no table. Filled
+    /// from committed state and invalidated by every membership change.
+    members_cache: Arc<MembersCache>,
+}
+
+/// conversation id → everyone in it. Bounded: cleared when full (it refills as used).
+#[derive(Default)]
+struct MembersCache {
+    map: std::sync::Mutex<std::collections::HashMap<String, chat::Members>>,
+}
+
+impl MembersCache {
+    const MAX: usize = 4096;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, chat::Members>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, conversation: &ConversationId) -> Option<chat::Members> {
+        self.lock().get(conversation.as_str()).cloned()
+    }
+
+    fn insert(&self, conversation: &ConversationId, members: chat::Members) {
+        let mut map = self.lock();
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(conversation.as_str().to_owned(), members);
+    }
+
+    fn invalidate(&self, conversation: &ConversationId) {
+        self.lock().remove(conversation.as_str());
+    }
+
+    fn clear(&self) {
+        self.lock().clear();
+    }
 }
 
 impl Store {
@@ -126,8 +190,10 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         let store = Store {
             file: Arc::new(file::DatabaseFile::open(path)?),
+            members_cache: Arc::default(),
         };
         store.create_tables()?;
+        store.migrate()?;
         Ok(store)
     }
 
@@ -172,8 +238,49 @@ impl Store {
             txn.open_table(MESSAGES)?;
             txn.open_table(MEMBERSHIPS)?;
             txn.open_table(CLIENT_IDS)?;
+            txn.open_table(ROOM_MEMBERS)?;
+            txn.open_table(ROOM_NAMES)?;
+            txn.open_table(MENTIONS)?;
+            txn.open_table(ROOM_MENTIONS)?;
+            txn.open_table(SETTINGS)?;
+            txn.open_table(REQUESTS)?;
+            txn.open_table(DECLINED)?;
+            txn.open_table(BLOCKS)?;
             Ok(())
         })
+    }
+
+    /// Brings a database written by an earlier release up to [`SCHEMA`], in one transaction;
+    /// refuses one written by a newer release (reading it could misread it).
+    fn migrate(&self) -> Result<()> {
+        let found = {
+            let txn = self.read()?;
+            let meta = txn.open_table(META)?;
+            let schema = meta.get("schema")?.map(|v| v.value().to_vec());
+            match schema {
+                Some(bytes) => u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])),
+                None => 1,
+            }
+        };
+        if found > SCHEMA {
+            return Err(StoreError::Open {
+                path: self.path().display().to_string(),
+                problem: OpenProblem::Format(format!(
+                    "database format {found}, written by a newer confab; this one reads up to format {SCHEMA}"
+                )),
+            });
+        }
+        if found == SCHEMA {
+            return Ok(());
+        }
+        self.write(|txn| {
+            rooms::ensure_general(txn)?;
+            txn.open_table(META)?
+                .insert("schema", SCHEMA.to_le_bytes().as_slice())?;
+            Ok(())
+        })?;
+        tracing::info!("upgraded the database from format {found} to {SCHEMA} (rooms)");
+        Ok(())
     }
 
     /// The HS256 key for session tokens, created at first start.

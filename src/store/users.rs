@@ -348,6 +348,8 @@ fn insert_user(txn: &WriteTransaction, new: NewUser) -> Result<User> {
     };
     names.insert(record.username.as_str(), id)?;
     users.insert(id, Encoded::new(&record))?;
+    drop((names, users));
+    super::rooms::join_general(txn, id)?;
     Ok(to_user(id, &record, None))
 }
 
@@ -393,5 +395,9 @@ fn to_user(id: u64, record: &UserRecord, last_seen: Option<u64>) -> User {
 impl UserRecord {
     pub(super) fn is_disabled(&self) -> bool {
         self.disabled
+    }
+
+    pub(super) fn is_admin(&self) -> bool {
+        self.role == Role::Admin
     }
 }

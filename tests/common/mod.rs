@@ -818,3 +818,17 @@ pub fn http_from(local: std::net::IpAddr) -> reqwest::Client {
         .build()
         .expect("build reqwest client")
 }
+
+/// The DMs of a conversation list (`GET /api/conversations` or `hello`), leaving out rooms such
+/// as General, which everyone is in.
+pub fn dms_only(conversations: &Value) -> Value {
+    Value::Array(
+        conversations
+            .as_array()
+            .unwrap_or_else(|| panic!("a conversation list, got {conversations}"))
+            .iter()
+            .filter(|c| c["kind"] == "dm")
+            .cloned()
+            .collect(),
+    )
+}

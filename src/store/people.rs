@@ -1,0 +1,317 @@
+//! Who may reach whom: each person's DM policy ("anyone" or "ask me first"), chat requests
+//! with their accept and decline, and blocks.
+
+use std::sync::Arc;
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use super::chat::{
+    BatchTables, ChatOutcome, ChatRejection, ConversationId, Message, MessageRecord,
+};
+use super::codec::{Encoded, Record};
+use super::{BLOCKS, REQUESTS, Result, SETTINGS, Store};
+
+/// After a decline, the sender may not ask again for this long.
+pub const DECLINE_COOLDOWN_MS: u64 = 7 * 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DmPolicy {
+    #[default]
+    Anyone,
+    Ask,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct SettingsRecord {
+    pub(super) dm_policy: DmPolicy,
+}
+
+impl Record for SettingsRecord {
+    const TYPE_NAME: &'static str = "confab::Settings";
+    const VERSION: u8 = 1;
+}
+
+/// A first DM waiting for its recipient's answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct RequestRecord {
+    body: String,
+    client_id: String,
+    /// Unix milliseconds.
+    sent_at: u64,
+    /// The recipient blocks the sender: it is kept for the sender's sake and never shown.
+    hidden: bool,
+}
+
+impl Record for RequestRecord {
+    const TYPE_NAME: &'static str = "confab::Request";
+    const VERSION: u8 = 1;
+}
+
+#[derive(Debug, Serialize)]
+pub struct IncomingRequest {
+    pub from: u64,
+    pub body: String,
+    pub sent_at: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutgoingRequest {
+    pub to: u64,
+    pub sent_at: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Requests {
+    pub incoming: Vec<IncomingRequest>,
+    pub outgoing: Vec<OutgoingRequest>,
+}
+
+/// Writes about who may reach whom, applied by the writer.
+#[derive(Debug)]
+pub enum PeopleOp {
+    SetDmPolicy { user: u64, policy: DmPolicy },
+    Accept { user: u64, from: u64 },
+    Decline { user: u64, from: u64, at: u64 },
+    Block { user: u64, target: u64 },
+    Unblock { user: u64, target: u64 },
+}
+
+#[derive(Debug)]
+pub enum PeopleEvent {
+    /// A request was stored. The recipient is told unless they block the sender, or this is
+    /// a retry they were told about already.
+    RequestSent {
+        from: u64,
+        to: u64,
+        client_id: String,
+        body: String,
+        sent_at: u64,
+        tell_recipient: bool,
+    },
+    /// The request became the DM's first message.
+    Accepted {
+        user: u64,
+        from: u64,
+        message: Message,
+        members: Arc<[u64]>,
+    },
+    Declined {
+        user: u64,
+        from: u64,
+    },
+    /// Nothing for anyone else to hear (settings, blocks).
+    Saved,
+}
+
+impl Store {
+    pub fn dm_policy(&self, user: u64) -> Result<DmPolicy> {
+        let txn = self.read()?;
+        Ok(match txn.open_table(SETTINGS)?.get(user)? {
+            Some(r) => r.value().decode()?.dm_policy,
+            None => DmPolicy::Anyone,
+        })
+    }
+
+    /// Requests waiting for `user`'s answer (not from people they block), and theirs waiting
+    /// for others.
+    pub fn requests(&self, user: u64) -> Result<Requests> {
+        let txn = self.read()?;
+        let requests = txn.open_table(REQUESTS)?;
+        let mut incoming = Vec::new();
+        for entry in requests.range((user, 0)..=(user, u64::MAX))? {
+            let (key, record) = entry?;
+            let record = record.value().decode()?;
+            if !record.hidden {
+                incoming.push(IncomingRequest {
+                    from: key.value().1,
+                    body: record.body,
+                    sent_at: record.sent_at,
+                });
+            }
+        }
+        // Outgoing requests are keyed by recipient first; a full scan is fine for an office.
+        let mut outgoing = Vec::new();
+        for entry in requests.iter()? {
+            let (key, record) = entry?;
+            let (to, from) = key.value();
+            if from == user {
+                let record = record.value().decode()?;
+                outgoing.push(OutgoingRequest {
+                    to,
+                    sent_at: record.sent_at,
+                });
+            }
+        }
+        Ok(Requests { incoming, outgoing })
+    }
+
+    /// The people `user` blocks.
+    pub fn blocks(&self, user: u64) -> Result<Vec<u64>> {
+        let txn = self.read()?;
+        blocked_by(&txn.open_table(BLOCKS)?, user)
+    }
+}
+
+/// The people `user` blocks.
+pub(super) fn blocked_by(
+    blocks: &impl ReadableTable<(u64, u64), ()>,
+    user: u64,
+) -> Result<Vec<u64>> {
+    let mut blocked = Vec::new();
+    for entry in blocks.range((user, 0)..=(user, u64::MAX))? {
+        blocked.push(entry?.0.value().1);
+    }
+    Ok(blocked)
+}
+
+impl BatchTables<'_> {
+    /// A first DM to someone who asks first (or blocks the sender) is stored as a request.
+    pub(super) fn request_chat(
+        &mut self,
+        from: u64,
+        to: u64,
+        body: &str,
+        client_id: &str,
+        sent_at: u64,
+        hidden: bool,
+    ) -> Result<ChatOutcome> {
+        let pending = self
+            .requests
+            .get((to, from))?
+            .map(|r| r.value().decode())
+            .transpose()?;
+        if let Some(pending) = pending {
+            // A retry of the same request is answered as it was the first time.
+            if pending.client_id == client_id && pending.body == body {
+                return Ok(ChatOutcome::People(PeopleEvent::RequestSent {
+                    from,
+                    to,
+                    client_id: client_id.to_owned(),
+                    body: pending.body,
+                    sent_at: pending.sent_at,
+                    tell_recipient: false,
+                }));
+            }
+            return Ok(ChatOutcome::Rejected(ChatRejection::RequestPending));
+        }
+        if self
+            .declined
+            .get((from, to))?
+            .is_some_and(|until| until.value() > sent_at)
+        {
+            return Ok(ChatOutcome::Rejected(ChatRejection::RequestDeclined));
+        }
+        let record = RequestRecord {
+            body: body.to_owned(),
+            client_id: client_id.to_owned(),
+            sent_at,
+            hidden,
+        };
+        self.requests.insert((to, from), Encoded::new(&record))?;
+        Ok(ChatOutcome::People(PeopleEvent::RequestSent {
+            from,
+            to,
+            client_id: client_id.to_owned(),
+            body: body.to_owned(),
+            sent_at,
+            tell_recipient: !hidden,
+        }))
+    }
+
+    pub(super) fn apply_people(&mut self, op: &PeopleOp) -> Result<ChatOutcome> {
+        let event = match op {
+            PeopleOp::SetDmPolicy { user, policy } => {
+                let record = SettingsRecord { dm_policy: *policy };
+                self.settings.insert(*user, Encoded::new(&record))?;
+                PeopleEvent::Saved
+            }
+            PeopleOp::Accept { user, from } => return self.accept(*user, *from),
+            PeopleOp::Decline { user, from, at } => {
+                let Some(request) = self.take_request(*user, *from)? else {
+                    return Ok(ChatOutcome::Rejected(ChatRejection::NotFound));
+                };
+                drop(request);
+                self.declined
+                    .insert((*from, *user), at + DECLINE_COOLDOWN_MS)?;
+                PeopleEvent::Declined {
+                    user: *user,
+                    from: *from,
+                }
+            }
+            PeopleOp::Block { user, target } => {
+                if user == target {
+                    return Ok(ChatOutcome::Rejected(ChatRejection::CannotBlockSelf));
+                }
+                if self.users.get(*target)?.is_none() {
+                    return Ok(ChatOutcome::Rejected(ChatRejection::NoSuchUser));
+                }
+                self.blocks.insert((*user, *target), ())?;
+                PeopleEvent::Saved
+            }
+            PeopleOp::Unblock { user, target } => {
+                self.blocks.remove((*user, *target))?;
+                PeopleEvent::Saved
+            }
+        };
+        Ok(ChatOutcome::People(event))
+    }
+
+    /// The request's message becomes the DM's first message, sent when it was asked.
+    fn accept(&mut self, user: u64, from: u64) -> Result<ChatOutcome> {
+        let Some(request) = self.take_request(user, from)? else {
+            return Ok(ChatOutcome::Rejected(ChatRejection::NotFound));
+        };
+        let conversation = ConversationId::dm(user, from);
+        let Some(members) = self.members(&conversation)? else {
+            return Ok(ChatOutcome::Rejected(ChatRejection::NotFound));
+        };
+        let existing = self
+            .conversations
+            .get(conversation.as_str())?
+            .map(|r| r.value().decode())
+            .transpose()?;
+        let message = MessageRecord {
+            from,
+            body: request.body,
+            sent_at: request.sent_at,
+            mentions: Vec::new(),
+            mentions_room: false,
+            withheld: false,
+        };
+        match self.append(
+            &conversation,
+            existing,
+            members,
+            message,
+            &request.client_id,
+        )? {
+            ChatOutcome::Sent { message, members } => {
+                Ok(ChatOutcome::People(PeopleEvent::Accepted {
+                    user,
+                    from,
+                    message,
+                    members,
+                }))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Removes and returns a visible request from `from` to `user`.
+    fn take_request(&mut self, user: u64, from: u64) -> Result<Option<RequestRecord>> {
+        let request = self
+            .requests
+            .get((user, from))?
+            .map(|r| r.value().decode())
+            .transpose()?;
+        match request {
+            Some(request) if !request.hidden => {
+                self.requests.remove((user, from))?;
+                Ok(Some(request))
+            }
+            _ => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,751 @@
+//! Rooms: General, open and private rooms, members, mentions, notification levels, chat
+//! requests and blocks, as people use them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::ws::{Socket, send_frame, seq};
+use common::{Client, Method, StatusCode, TestServer, Value, json};
+
+/// Alice, Bob and Carol in a fresh office, plus its administrator.
+async fn office() -> (TestServer, Client, Client, Client, Client) {
+    let server = TestServer::start();
+    let admin = common::setup_admin(&server).await;
+    let alice = common::create_user(&admin, "alice").await;
+    let bob = common::create_user(&admin, "bob").await;
+    let carol = common::create_user(&admin, "carol").await;
+    (server, admin, alice, bob, carol)
+}
+
+async fn put(client: &Client, path: &str, body: Value) -> (StatusCode, Value) {
+    common::send(client.request(Method::PUT, path).json(&body)).await
+}
+
+async fn put_empty(client: &Client, path: &str) -> (StatusCode, Value) {
+    common::send(client.request(Method::PUT, path)).await
+}
+
+/// Creates a room as `client` and returns its id.
+async fn create_room(client: &Client, name: &str, visibility: &str, members: &[&Client]) -> String {
+    let ids: Vec<i64> = members.iter().map(|m| m.id()).collect();
+    let (status, room) = client
+        .post(
+            "/api/rooms",
+            json!({"name": name, "visibility": visibility, "members": ids}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "create {name}: {room}");
+    room["id"].as_str().expect("room id").to_owned()
+}
+
+/// `client`'s summary of conversation `id`, from `GET /api/conversations`.
+async fn summary(client: &Client, id: &str) -> Option<Value> {
+    let (status, list) = client.get("/api/conversations").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list.as_array()
+        .expect("conversation list")
+        .iter()
+        .find(|c| c["id"] == id)
+        .cloned()
+}
+
+/// Asserts no `message` frame reaches `tab` for `wait` (presence and the like may).
+async fn no_message_within(tab: &mut Socket, wait: Duration) {
+    let heard = tab.drain(wait).await;
+    assert!(
+        heard.iter().all(|f| f["type"] != "message"),
+        "no message was to arrive: {heard:?}"
+    );
+}
+
+fn bodies(history: &[Value]) -> Vec<&str> {
+    history
+        .iter()
+        .map(|m| m["body"].as_str().expect("body"))
+        .collect()
+}
+
+#[tokio::test]
+async fn everyone_is_in_general_and_nobody_can_leave_it() {
+    let (_server, admin, alice, bob, _carol) = office().await;
+    for client in [&admin, &alice, &bob] {
+        let general = summary(client, "room:1").await.expect("General is listed");
+        assert_eq!(general["kind"], "room");
+        assert_eq!(general["name"], "General");
+        assert_eq!(general["general"], true);
+        assert_eq!(general["member_count"], 4);
+        assert!(general.get("members").is_none(), "members are not inlined");
+    }
+    let (status, body) = alice.post_empty("/api/rooms/room:1/leave").await;
+    common::assert_error(
+        &(status, body),
+        StatusCode::CONFLICT,
+        "cannot_leave_general",
+    );
+    let (status, body) = admin
+        .delete(&format!("/api/rooms/room:1/members/{}", bob.id()))
+        .await;
+    common::assert_error(
+        &(status, body),
+        StatusCode::CONFLICT,
+        "cannot_leave_general",
+    );
+    let (status, body) = alice
+        .patch("/api/rooms/room:1", json!({"name": "Alice's"}))
+        .await;
+    common::assert_error(&(status, body), StatusCode::FORBIDDEN, "forbidden");
+    let (status, body) = admin
+        .patch("/api/rooms/room:1", json!({"archived": true}))
+        .await;
+    common::assert_error(&(status, body), StatusCode::CONFLICT, "general_is_fixed");
+    let (status, renamed) = admin
+        .patch(
+            "/api/rooms/room:1",
+            json!({"name": "Everyone", "topic": "cake in the kitchen"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{renamed}");
+    assert_eq!(renamed["name"], "Everyone");
+
+    // A new colleague is in it from the start.
+    let dave = common::create_user(&admin, "dave").await;
+    let general = summary(&dave, "room:1").await.expect("dave is in General");
+    assert_eq!(general["topic"], "cake in the kitchen");
+    assert_eq!(general["member_count"], 5);
+}
+
+#[tokio::test]
+async fn room_names_are_checked_and_open_names_are_unique() {
+    let (_server, _admin, alice, bob, _carol) = office().await;
+    create_room(&alice, "Marketing", "open", &[]).await;
+    let taken = bob
+        .post(
+            "/api/rooms",
+            json!({"name": "  MARKETING ", "visibility": "open"}),
+        )
+        .await;
+    common::assert_error(&taken, StatusCode::CONFLICT, "room_name_taken");
+    // Private rooms are nobody else's business, so their names may repeat.
+    create_room(&bob, "Marketing", "private", &[]).await;
+    for (body, code) in [
+        (
+            json!({"name": "", "visibility": "open"}),
+            "invalid_room_name",
+        ),
+        (
+            json!({"name": "\u{200B}", "visibility": "open"}),
+            "invalid_room_name",
+        ),
+        (
+            json!({"name": "x".repeat(65), "visibility": "open"}),
+            "invalid_room_name",
+        ),
+        (
+            json!({"name": "ok", "topic": "t".repeat(251), "visibility": "open"}),
+            "invalid_topic",
+        ),
+        (
+            json!({"name": "ok", "visibility": "secret"}),
+            "invalid_visibility",
+        ),
+        (
+            json!({"name": "ok", "visibility": "open", "members": [999]}),
+            "no_such_user",
+        ),
+        (json!({"name": "ok"}), "invalid_body"),
+    ] {
+        let answer = alice.post("/api/rooms", body.clone()).await;
+        common::assert_error(&answer, StatusCode::BAD_REQUEST, code);
+    }
+    let renamed = bob
+        .patch(
+            &format!(
+                "/api/rooms/{}",
+                create_room(&bob, "Sales", "open", &[]).await
+            ),
+            json!({"name": "marketing"}),
+        )
+        .await;
+    common::assert_error(&renamed, StatusCode::CONFLICT, "room_name_taken");
+}
+
+#[tokio::test]
+async fn an_added_colleague_sees_the_room_appear_with_its_history() {
+    let (server, _admin, alice, bob, _carol) = office().await;
+    let room = create_room(&alice, "Launch", "private", &[]).await;
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    for i in 1..=3 {
+        alice_tab
+            .send_acked(room.as_str(), &format!("plan {i}"), &format!("p{i}"))
+            .await;
+    }
+    let mut bob_tab = Socket::online(&server, &bob).await;
+
+    let (status, entry) = alice
+        .post(
+            &format!("/api/rooms/{room}/members"),
+            json!({"user": bob.id()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{entry}");
+    assert_eq!(entry["user"], bob.id());
+
+    let appeared = bob_tab
+        .next_matching("the room appearing", |f| {
+            f["type"] == "conversation" && f["action"] == "created"
+        })
+        .await;
+    assert_eq!(appeared["conversation"]["id"], room.as_str());
+    assert_eq!(appeared["conversation"]["name"], "Launch");
+    assert_eq!(appeared["conversation"]["last_seq"], 3);
+    assert_eq!(appeared["conversation"]["unread"], 0);
+    let added = alice_tab.next_of_type("member").await;
+    assert_eq!(added["action"], "added");
+    assert_eq!(added["user"]["username"], "bob");
+    assert_eq!(added["by"], alice.id());
+
+    let history = common::ws::full_history(&bob, &room).await;
+    assert_eq!(bodies(&history), ["plan 1", "plan 2", "plan 3"]);
+    let (_, members) = bob.get(&format!("/api/rooms/{room}/members")).await;
+    let ids: Vec<i64> = members["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| m["user"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(ids, [alice.id(), bob.id()]);
+    let again = alice
+        .post(
+            &format!("/api/rooms/{room}/members"),
+            json!({"user": bob.id()}),
+        )
+        .await;
+    common::assert_error(&again, StatusCode::CONFLICT, "already_member");
+}
+
+#[tokio::test]
+async fn a_removed_member_loses_the_room_at_once() {
+    let (server, _admin, alice, bob, carol) = office().await;
+    let room = create_room(&alice, "Secret plans", "private", &[&bob, &carol]).await;
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    let mut carol_tab = Socket::online(&server, &carol).await;
+
+    // Only the creator (or an admin) removes people.
+    let refused = carol
+        .delete(&format!("/api/rooms/{room}/members/{}", bob.id()))
+        .await;
+    common::assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
+    let (status, _) = alice
+        .delete(&format!("/api/rooms/{room}/members/{}", bob.id()))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let gone = bob_tab
+        .next_matching("the room going away", |f| {
+            f["type"] == "conversation" && f["action"] == "removed"
+        })
+        .await;
+    assert_eq!(gone["conversation"]["id"], room.as_str());
+    let removed = carol_tab.next_of_type("member").await;
+    assert_eq!(
+        (removed["action"].as_str(), removed["user"]["id"].as_i64()),
+        (Some("removed"), Some(bob.id()))
+    );
+
+    // Bob's token still works, but the room is gone for him in every way.
+    let history = bob
+        .get(&format!("/api/conversations/{room}/messages"))
+        .await;
+    common::assert_error(&history, StatusCode::NOT_FOUND, "not_found");
+    assert!(summary(&bob, &room).await.is_none());
+    bob_tab
+        .send_json(&send_frame(room.as_str(), "still here?", "b1"))
+        .await;
+    bob_tab.error_with("not_a_member").await;
+    bob_tab.typing(&room).await;
+    bob_tab.error_with("not_a_member").await;
+    bob_tab.mark_read(&room, 0).await;
+    bob_tab.error_with("not_a_member").await;
+    // And nothing said in it reaches him any more.
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    alice_tab
+        .send_acked(room.as_str(), "now that bob is gone", "a1")
+        .await;
+    carol_tab.next_of_type("message").await;
+    no_message_within(&mut bob_tab, Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn an_outsider_learns_nothing_about_a_private_room() {
+    let (server, _admin, alice, bob, carol) = office().await;
+    let room = create_room(&alice, "Payroll", "private", &[&bob]).await;
+    let missing = "room:9999";
+    // Every probe gets exactly the answer a room that does not exist gets.
+    let probes: Vec<(Method, &str, Option<Value>)> = vec![
+        (Method::GET, "/api/rooms/{}", None),
+        (
+            Method::PATCH,
+            "/api/rooms/{}",
+            Some(json!({"name": "mine"})),
+        ),
+        (Method::POST, "/api/rooms/{}/join", None),
+        (Method::POST, "/api/rooms/{}/leave", None),
+        (Method::GET, "/api/rooms/{}/members", None),
+        (
+            Method::POST,
+            "/api/rooms/{}/members",
+            Some(json!({"user": carol.id()})),
+        ),
+        (Method::GET, "/api/conversations/{}/messages", None),
+        (
+            Method::PUT,
+            "/api/conversations/{}/notify",
+            Some(json!({"level": "muted"})),
+        ),
+    ];
+    for (method, path, body) in probes {
+        let mut answers = Vec::new();
+        for id in [room.as_str(), missing] {
+            let mut request = carol.request(method.clone(), &path.replace("{}", id));
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            answers.push(common::send(request).await);
+        }
+        assert_eq!(answers[0], answers[1], "{method} {path}");
+        assert_eq!(
+            answers[0].0,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {:?}",
+            answers[0]
+        );
+    }
+    let (_, browsed) = carol.get("/api/rooms?q=pay").await;
+    assert_eq!(browsed["rooms"], json!([]));
+
+    let mut tab = Socket::online(&server, &carol).await;
+    for id in [room.as_str(), missing] {
+        tab.send_json(&send_frame(id, "hello?", &format!("c-{id}")))
+            .await;
+        let send = tab.error_with("not_a_member").await;
+        tab.typing(id).await;
+        let typing = tab.error_with("not_a_member").await;
+        tab.mark_read(id, 1).await;
+        let read = tab.error_with("not_a_member").await;
+        assert_eq!(
+            (
+                send["message"].clone(),
+                typing["message"].clone(),
+                read["message"].clone()
+            ),
+            (
+                json!("you are not a member of that conversation"),
+                json!("you are not a member of that conversation"),
+                json!("you are not a member of that conversation")
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn open_rooms_are_browsed_joined_left_and_archived() {
+    let (server, _admin, alice, bob, carol) = office().await;
+    let cafe = create_room(&alice, "Café talk", "open", &[]).await;
+    let (_, room) = alice
+        .patch(
+            &format!("/api/rooms/{cafe}"),
+            json!({"topic": "Espresso machine news"}),
+        )
+        .await;
+    assert_eq!(room["topic"], "Espresso machine news");
+    create_room(&alice, "Hidden", "private", &[]).await;
+
+    for query in ["cafe", "CAFÉ", "espresso", ""] {
+        let (_, found) = bob.get(&format!("/api/rooms?q={query}")).await;
+        let names: Vec<&str> = found["rooms"]
+            .as_array()
+            .expect("rooms")
+            .iter()
+            .map(|r| r["name"].as_str().expect("name"))
+            .collect();
+        assert!(names.contains(&"Café talk"), "{query}: {names:?}");
+        assert!(!names.contains(&"Hidden"), "{query}: {names:?}");
+    }
+
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    let (status, joined) = bob.post_empty(&format!("/api/rooms/{cafe}/join")).await;
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    assert_eq!(joined["member_count"], 2);
+    let added = alice_tab.next_of_type("member").await;
+    assert_eq!(
+        (added["action"].as_str(), added["by"].as_i64()),
+        (Some("added"), Some(bob.id()))
+    );
+    let twice = bob.post_empty(&format!("/api/rooms/{cafe}/join")).await;
+    common::assert_error(&twice, StatusCode::CONFLICT, "already_member");
+    // In an open room people join themselves.
+    let add = bob
+        .post(
+            &format!("/api/rooms/{cafe}/members"),
+            json!({"user": carol.id()}),
+        )
+        .await;
+    common::assert_error(&add, StatusCode::FORBIDDEN, "forbidden");
+
+    let (status, _) = bob.post_empty(&format!("/api/rooms/{cafe}/leave")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let left = alice_tab.next_of_type("member").await;
+    assert_eq!(left["action"], "removed");
+
+    // Archived: read-only, out of the browser, history kept.
+    alice_tab
+        .send_acked(cafe.as_str(), "last orders", "l1")
+        .await;
+    let (status, archived) = alice
+        .patch(&format!("/api/rooms/{cafe}"), json!({"archived": true}))
+        .await;
+    assert_eq!(
+        (status, archived["archived"].clone()),
+        (StatusCode::OK, json!(true))
+    );
+    alice_tab
+        .send_json(&send_frame(cafe.as_str(), "one more", "l2"))
+        .await;
+    alice_tab.error_with("room_archived").await;
+    let join = carol.post_empty(&format!("/api/rooms/{cafe}/join")).await;
+    common::assert_error(&join, StatusCode::CONFLICT, "room_archived");
+    let (_, found) = carol.get("/api/rooms?q=cafe").await;
+    assert_eq!(found["rooms"], json!([]));
+    assert_eq!(common::ws::full_history(&alice, &cafe).await.len(), 1);
+}
+
+#[tokio::test]
+async fn rooms_have_everything_dms_have() {
+    let (server, _admin, alice, bob, carol) = office().await;
+    let room = create_room(&alice, "Team", "private", &[&bob, &carol]).await;
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    let mut carol_tab = Socket::online(&server, &carol).await;
+
+    let first = alice_tab
+        .send_acked(room.as_str(), "hello team", "t1")
+        .await;
+    let retry = {
+        alice_tab
+            .send_json(&send_frame(room.as_str(), "hello team", "t1"))
+            .await;
+        alice_tab.ack_for("t1").await["message"].clone()
+    };
+    assert_eq!(first, retry, "a retry is acked with the original");
+    let second = bob_tab.send_acked(room.as_str(), "hi alice", "b1").await;
+    assert_eq!((seq(&first), seq(&second)), (1, 2));
+    for tab in [&mut carol_tab] {
+        let message = tab.next_of_type("message").await;
+        assert_eq!(message["message"]["body"], "hello team");
+    }
+
+    // Carol has two unread, Bob one (his own send read everything before it).
+    let carol_view = summary(&carol, &room).await.expect("carol's summary");
+    assert_eq!(
+        (carol_view["unread"].clone(), carol_view["read_seq"].clone()),
+        (json!(2), json!(0))
+    );
+    let bob_view = summary(&bob, &room).await.expect("bob's summary");
+    assert_eq!(bob_view["unread"], 0);
+
+    // Carol reads: her tabs hear the count, the others hear the receipt.
+    carol_tab.mark_read(&room, 2).await;
+    let unread = carol_tab.next_of_type("unread").await;
+    assert_eq!(
+        (unread["unread"].clone(), unread["read_seq"].clone()),
+        (json!(0), json!(2))
+    );
+    let receipt = alice_tab
+        .next_matching("carol's receipt", |f| {
+            f["type"] == "read" && f["user"] == carol.id()
+        })
+        .await;
+    assert_eq!(receipt["seq"], 2);
+    let alice_view = summary(&alice, &room).await.expect("alice's summary");
+    let reads = alice_view["reads"].as_array().expect("reads");
+    assert!(
+        reads.contains(&json!({"user": carol.id(), "seq": 2})),
+        "{reads:?}"
+    );
+
+    // Several people typing reach the others, not themselves.
+    bob_tab.typing(&room).await;
+    carol_tab.typing(&room).await;
+    let mut typers = Vec::new();
+    for _ in 0..2 {
+        typers.push(
+            alice_tab.next_of_type("typing").await["user"]
+                .as_i64()
+                .expect("user"),
+        );
+    }
+    typers.sort_unstable();
+    assert_eq!(typers, [bob.id(), carol.id()]);
+
+    // Catch-up after a gap.
+    let (_, page) = carol
+        .get(&format!("/api/conversations/{room}/messages?after=1"))
+        .await;
+    assert_eq!(
+        bodies(page["messages"].as_array().expect("page")),
+        ["hi alice"]
+    );
+}
+
+#[tokio::test]
+async fn mentions_are_counted_for_the_person_and_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_in(dir.path());
+    let admin = common::setup_admin(&server).await;
+    let alice = common::create_user(&admin, "alice").await;
+    let bob = common::create_user(&admin, "bob").await;
+    let room = create_room(&alice, "Ops", "open", &[&bob]).await;
+    let mut alice_tab = Socket::online(&server, &alice).await;
+
+    let message = alice_tab
+        .send_acked(
+            room.as_str(),
+            "@bob can you look? cc @nobody, mail x@bob.com",
+            "m1",
+        )
+        .await;
+    assert_eq!(message["mentions"], json!([bob.id()]));
+    alice_tab
+        .send_acked(room.as_str(), "no mention here", "m2")
+        .await;
+    alice_tab
+        .send_acked(room.as_str(), "@room standup in 5", "m3")
+        .await;
+
+    let bob_view = summary(&bob, &room).await.expect("summary");
+    assert_eq!(
+        (bob_view["unread"].clone(), bob_view["mentions"].clone()),
+        (json!(3), json!(2))
+    );
+    let alice_view = summary(&alice, &room).await.expect("summary");
+    assert_eq!(
+        alice_view["mentions"], 0,
+        "your own @room is not a mention of you"
+    );
+    let (_, listed) = bob.get("/api/mentions").await;
+    assert_eq!(
+        bodies(listed["messages"].as_array().expect("mentions")),
+        [
+            "@room standup in 5",
+            "@bob can you look? cc @nobody, mail x@bob.com"
+        ]
+    );
+
+    drop(alice_tab);
+    let server = server.restart();
+    let bob = common::login_client(&server, "bob", &common::password_of("bob")).await;
+    let bob_view = summary(&bob, &room).await.expect("summary after restart");
+    assert_eq!(
+        (bob_view["unread"].clone(), bob_view["mentions"].clone()),
+        (json!(3), json!(2))
+    );
+
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    bob_tab.mark_read(&room, 1).await;
+    let unread = bob_tab.next_of_type("unread").await;
+    assert_eq!(
+        (unread["unread"].clone(), unread["mentions"].clone()),
+        (json!(2), json!(1))
+    );
+
+    // @room in General is for administrators.
+    let alice = common::login_client(&server, "alice", &common::password_of("alice")).await;
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    alice_tab
+        .send_json(&send_frame("room:1", "@room free cake", "g1"))
+        .await;
+    alice_tab.error_with("mention_not_allowed").await;
+    let admin = common::login_client(&server, "admin", common::ADMIN_PASSWORD).await;
+    let mut admin_tab = Socket::online(&server, &admin).await;
+    admin_tab
+        .send_acked("room:1", "@room free cake", "g2")
+        .await;
+    let general = summary(&bob, "room:1").await.expect("General");
+    assert_eq!(general["mentions"], 1);
+}
+
+#[tokio::test]
+async fn notification_levels_are_kept_and_reach_every_tab() {
+    let (server, _admin, alice, bob, _carol) = office().await;
+    let room = create_room(&alice, "Chatter", "open", &[&bob]).await;
+    assert_eq!(
+        summary(&bob, &room).await.expect("summary")["notify"],
+        "all"
+    );
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    let (status, _) = put(
+        &bob,
+        &format!("/api/conversations/{room}/notify"),
+        json!({"level": "muted"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let frame = bob_tab.next_of_type("conversation").await;
+    assert_eq!(frame["action"], "notify");
+    assert_eq!(
+        frame["conversation"],
+        json!({"id": room, "notify": "muted"})
+    );
+    assert_eq!(
+        summary(&bob, &room).await.expect("summary")["notify"],
+        "muted"
+    );
+    let bad = put(
+        &bob,
+        &format!("/api/conversations/{room}/notify"),
+        json!({"level": "loud"}),
+    )
+    .await;
+    common::assert_error(&bad, StatusCode::BAD_REQUEST, "invalid_level");
+    // DMs have a level too.
+    let dm = common::ws::dm_id(&alice, &bob);
+    let (status, _) = put(
+        &bob,
+        &format!("/api/conversations/{dm}/notify"),
+        json!({"level": "mentions"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn ask_me_first_turns_a_first_dm_into_a_request() {
+    let (server, _admin, alice, bob, carol) = office().await;
+    let (_, settings) = bob.get("/api/me/settings").await;
+    assert_eq!(settings, json!({"dm_policy": "anyone"}));
+    let (status, settings) = put(&bob, "/api/me/settings", json!({"dm_policy": "ask"})).await;
+    assert_eq!(
+        (status, settings),
+        (StatusCode::OK, json!({"dm_policy": "ask"}))
+    );
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    let mut alice_tab = Socket::online(&server, &alice).await;
+
+    alice_tab
+        .send_json(&send_frame(bob.id(), "lunch sometime?", "r1"))
+        .await;
+    let sent = alice_tab.next_of_type("request").await;
+    assert_eq!(
+        (sent["action"].as_str(), sent["client_id"].as_str()),
+        (Some("sent"), Some("r1"))
+    );
+    let received = bob_tab.next_of_type("request").await;
+    assert_eq!(received["action"], "received");
+    assert_eq!(
+        (received["from"].as_i64(), received["body"].as_str()),
+        (Some(alice.id()), Some("lunch sometime?"))
+    );
+    let (_, requests) = bob.get("/api/requests").await;
+    assert_eq!(requests["incoming"][0]["from"], alice.id());
+    let (_, theirs) = alice.get("/api/requests").await;
+    assert_eq!(theirs["outgoing"][0]["to"], bob.id());
+    alice_tab
+        .send_json(&send_frame(bob.id(), "hello??", "r2"))
+        .await;
+    alice_tab.error_with("request_pending").await;
+
+    let (status, dm) = bob
+        .post_empty(&format!("/api/requests/{}/accept", alice.id()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{dm}");
+    assert_eq!(dm["last_message"]["body"], "lunch sometime?");
+    let accepted = alice_tab.next_of_type("request").await;
+    assert_eq!(
+        (accepted["action"].as_str(), accepted["user"].as_i64()),
+        (Some("accepted"), Some(bob.id()))
+    );
+    let delivered = alice_tab.next_of_type("message").await;
+    assert_eq!(delivered["message"]["seq"], 1);
+    // From now on it is an ordinary DM.
+    alice_tab.send_acked(bob.id(), "great, noon?", "r3").await;
+
+    // Carol asks too and is declined: she is told, the message is not kept, and she waits.
+    let mut carol_tab = Socket::online(&server, &carol).await;
+    carol_tab
+        .send_json(&send_frame(bob.id(), "can I ask you something", "c1"))
+        .await;
+    carol_tab.next_of_type("request").await;
+    let (status, _) = bob
+        .post_empty(&format!("/api/requests/{}/decline", carol.id()))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let declined = carol_tab.next_of_type("request").await;
+    assert_eq!(
+        (declined["action"].as_str(), declined["user"].as_i64()),
+        (Some("declined"), Some(bob.id()))
+    );
+    carol_tab
+        .send_json(&send_frame(bob.id(), "please?", "c2"))
+        .await;
+    carol_tab.error_with("request_declined").await;
+    let dm = common::ws::dm_id(&carol, &bob);
+    assert!(common::ws::full_history(&carol, &dm).await.is_empty());
+    let again = bob
+        .post_empty(&format!("/api/requests/{}/decline", carol.id()))
+        .await;
+    common::assert_error(&again, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn a_blocked_person_reaches_nobody_and_is_never_told() {
+    let (server, _admin, alice, bob, carol) = office().await;
+    let dm = common::ws::dm_id(&carol, &bob);
+    let mut carol_tab = Socket::online(&server, &carol).await;
+    carol_tab
+        .send_acked(bob.id(), "before the block", "k1")
+        .await;
+    let (status, _) = put_empty(&bob, &format!("/api/blocks/{}", carol.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, blocked) = bob.get("/api/blocks").await;
+    assert_eq!(blocked["blocked"], json!([carol.id()]));
+    let selfish = put_empty(&bob, &format!("/api/blocks/{}", bob.id())).await;
+    common::assert_error(&selfish, StatusCode::BAD_REQUEST, "cannot_block_self");
+
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    // Carol sees her message acked as always; Bob gets nothing and counts nothing.
+    let withheld = carol_tab
+        .send_acked(bob.id(), "are you ignoring me", "k2")
+        .await;
+    assert_eq!(seq(&withheld), 2);
+    no_message_within(&mut bob_tab, Duration::from_millis(400)).await;
+    let bob_view = summary(&bob, &dm).await.expect("bob's DM");
+    assert_eq!(
+        bob_view["unread"], 1,
+        "only the message from before the block"
+    );
+    assert_eq!(bob_view["last_message"]["body"], "before the block");
+    assert_eq!(
+        bodies(&common::ws::full_history(&bob, &dm).await),
+        ["before the block"]
+    );
+    assert_eq!(
+        bodies(&common::ws::full_history(&carol, &dm).await),
+        ["before the block", "are you ignoring me"]
+    );
+    // Her mentions of him in a room do not count for him.
+    let room = create_room(&alice, "Floor 2", "open", &[&bob, &carol]).await;
+    carol_tab
+        .send_acked(room.as_str(), "@bob hello", "k3")
+        .await;
+    assert_eq!(summary(&bob, &room).await.expect("room")["mentions"], 0);
+
+    let (status, _) = bob.delete(&format!("/api/blocks/{}", carol.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    carol_tab.send_acked(bob.id(), "hi again", "k4").await;
+    bob_tab
+        .next_matching("carol's DM after the unblock", |f| {
+            f["type"] == "message" && f["message"]["body"] == "hi again"
+        })
+        .await;
+}
