@@ -162,7 +162,7 @@ function onMessage(msg) {
     const room = s?.kind === 'room';
     if (msg.conversation === store.state.openId) announce(`${name}: ${msg.body}`);
     // Muted: never. Mentions only: when it names us (or @room). All: always.
-    const mentioned = room && !store.state.blocked.has(msg.from) && store.mentions(msg.body, me.username);
+    const mentioned = room && !store.state.blocked.has(msg.from) && store.mentionsMe(msg);
     const level = s?.notify ?? 'all';
     if (level === 'all' || (level === 'mentions' && mentioned)) {
       const title = room ? `${name} in ${s.name}${mentioned ? ' (mentioned you)' : ''}` : name;
@@ -366,7 +366,8 @@ export async function setNotify(id, level) {
 }
 
 export async function setDmPolicy(policy) {
-  store.updateMe(await api.request('PUT', '/api/me/settings', { dm_policy: policy }));
+  const settings = await api.request('PUT', '/api/me/settings', { dm_policy: policy });
+  store.updateMe({ dm_policy: settings.dm_policy });
 }
 
 export async function answerRequest(userId, action) {

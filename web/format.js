@@ -62,23 +62,20 @@ export function fullTime(ms) {
 const URL_RE = /\bhttps?:\/\/[^\s<>"]+/gi;
 const TRAILING = /[.,;:!?'")\]]+$/;
 
-// "@name": the longest run of username characters after an @ (PROTOCOL.md, "Mentions").
-const MENTION_RE = /@([a-z0-9._-]+)/gi;
-
 /**
- * Plain text with @mentions of known people (and @room) wrapped in spans. `isName(lower)` says
- * whether a name is a known username; `self` is the reader's username, highlighted more strongly.
+ * Plain text with mentions wrapped in spans. `found` lists them ({name, index, length}, as
+ * store.mentionedNames gives); `isMention(name)` says which count; `self` is the reader's username,
+ * highlighted more strongly (as is @room).
  */
-export function mentionify(text, { isName, self }) {
+export function mentionify(text, found, { isMention, self }) {
   const frag = document.createDocumentFragment();
   let last = 0;
-  for (const match of text.matchAll(MENTION_RE)) {
-    const name = match[1].toLowerCase();
-    if (name !== 'room' && !isName(name)) continue;
-    frag.append(text.slice(last, match.index));
+  for (const { name, index, length } of found) {
+    if (!isMention(name)) continue;
+    frag.append(text.slice(last, index));
     const own = name === 'room' || name === self;
-    frag.append(h('span', { class: own ? 'mention mention-me' : 'mention', dataset: { mention: name } }, match[0]));
-    last = match.index + match[0].length;
+    frag.append(h('span', { class: own ? 'mention mention-me' : 'mention', dataset: { mention: name } }, text.slice(index, index + length)));
+    last = index + length;
   }
   frag.append(text.slice(last));
   return frag;

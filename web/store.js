@@ -227,127 +227,29 @@ export function canManage(s) {
 
 // ---- mentions ----
 
-const NAME_CHAR = /[a-z0-9._-]/;
-
 /**
- * Whether a message body mentions `username` or @room: "@name" followed by a character that cannot
- * be part of a username, or the end (the server's rule, PROTOCOL.md "Mentions").
+ * The lower-case names after each "@" that starts a word, with where each sits in `body`: the
+ * server's rule (src/store/chat.rs `mentioned_names`): a name is the run of a–z, 0–9, ".", "_",
+ * "-" after the "@", less a trailing dot (it ends the sentence, not the name).
  */
-export function mentions(body, username) {
-  const text = body.toLowerCase();
-  for (const name of [username, 'room']) {
-    let at = text.indexOf(`@${name}`);
-    while (at !== -1) {
-      const next = text[at + name.length + 1];
-      if (next === undefined || !NAME_CHAR.test(next)) return true;
-      at = text.indexOf(`@${name}`, at + 1);
-    }
+export function mentionedNames(body) {
+  const found = [];
+  const re = /@([A-Za-z0-9._-]+)/g;
+  for (const match of body.matchAll(re)) {
+    const before = body[match.index - 1];
+    if (before !== undefined && (/[\p{L}\p{N}]/u.test(before) || before === '@')) continue;
+    const name = match[1].replace(/\.+$/, '');
+    if (name) found.push({ name: name.toLowerCase(), index: match.index, length: name.length + 1 });
   }
-  return false;
-}
-
-export function timeline(id) {
-  let t = state.timelines.get(id);
-  if (!t) {
-    t = { messages: new Map(), hasMore: false, loaded: false, loading: false };
-    state.timelines.set(id, t);
-  }
-  return t;
-}
-
-/** Highest seq held for a loaded conversation (0 if none). Timelines are kept contiguous. */
-export function newestSeq(t) {
-  let max = 0;
-  for (const seq of t.messages.keys()) if (seq > max) max = seq;
-  return max;
-}
-
-export function oldestSeq(t) {
-  let min = Infinity;
-  for (const seq of t.messages.keys()) if (seq < min) min = seq;
-  return min === Infinity ? 0 : min;
-}
-
-export function sortedMessages(t) {
-  return [...t.messages.values()].sort((a, b) => a.seq - b.seq);
+  return found;
 }
 
 /**
- * Applies one message (live frame, ack, or a history page entry). Returns 'gap' when it is newer than
- * newest+1 of a loaded timeline: the caller fetches the gap (?after=) instead of leaving a hole.
+ * Whether a message mentions the signed-in user: the server says so on room messages
+ * (`mentions`, `mentions_room`); a message without those fields mentions nobody.
  */
-export function applyMessage(msg, { live = true } = {}) {
-  const s = ensureSummary(msg.conversation);
-  const fresh = msg.seq > s.last_seq; // frames arrive in order: anything at or below is a repeat
-  if (fresh) {
-    s.last_seq = msg.seq;
-    s.last_message = msg;
-    s.activity = msg.sent_at;
-  }
-  if (msg.from === state.me?.id) {
-    // Sending marks the conversation read for the sender (PROTOCOL.md, `message`).
-    if (msg.seq > s.read_seq) {
-      s.read_seq = msg.seq;
-      s.unread = 0;
-      s.mentions = 0;
-    }
-  } else {
-    if (fresh && live && msg.seq > s.read_seq) {
-      s.unread += 1;
-      if (s.kind === 'room' && !state.blocked.has(msg.from) && mentions(msg.body, state.me.username)) {
-        s.mentions = (s.mentions ?? 0) + 1;
-      }
-    }
-    // A message from X means X has read up to it.
-    if (msg.seq > (s.reads.get(msg.from) ?? 0)) s.reads.set(msg.from, msg.seq);
-    state.typing.get(msg.conversation)?.delete(msg.from);
-  }
-  let result = 'ok';
-  // History pages fill the timeline themselves; live messages join it only without a hole.
-  const t = state.timelines.get(msg.conversation);
-  if (live && t?.loaded && !t.messages.has(msg.seq)) {
-    const newest = newestSeq(t);
-    if (msg.seq === newest + 1) t.messages.set(msg.seq, msg);
-    else if (msg.seq > newest + 1) result = 'gap';
-  }
-  changed(msg.conversation);
-  return result;
-}
-
-/** A history page. `direction`: 'latest' (first load), 'older' (before=) or 'newer' (after=). */
-export function applyHistory(id, page, direction) {
-  const t = timeline(id);
-  for (const msg of page.messages) {
-    if (!t.messages.has(msg.seq)) t.messages.set(msg.seq, msg);
-    applyMessage(msg, { live: false });
-  }
-  if (direction !== 'newer') t.hasMore = page.has_more;
-  t.loaded = true;
-  changed(id);
-}
-
-export function applyRead({ conversation, user, seq }) {
-  const s = ensureSummary(conversation);
-  if (seq > (s.reads.get(user) ?? 0)) s.reads.set(user, seq);
-  changed(conversation);
-}
-
-export function applyUnread({ conversation, unread, read_seq }) {
-  const s = ensureSummary(conversation);
-  s.unread = unread;
-  s.read_seq = Math.max(s.read_seq, read_seq);
-  // The frame does not say how many mentions are left; none once everything is read.
-  s.mentions = unread === 0 ? 0 : Math.min(s.mentions ?? 0, unread);
-  changed(conversation);
-}
-
-/** Optimistic local read: the server confirms with an `unread` frame. */
-export function markedRead(conversation, seq) {
-  const s = ensureSummary(conversation);
-  if (seq > s.read_seq) s.read_seq = seq;
-  s.unread = 0;
-  s.mentions = 0;
-  changed(conversation);
+export function mentionsMe(msg) {
+  return Boolean(msg.mentions_room) || (msg.mentions ?? []).includes(state.me?.id);
 }
 
 // ---- rooms: membership and changes (member and conversation frames) ----

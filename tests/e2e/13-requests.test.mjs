@@ -16,8 +16,8 @@ before(async () => {
 after(async () => { await office?.close(); });
 
 test('bob asked to be asked first: his setting is saved', async () => {
-  const me = await office.server.apiOk('GET', '/api/me', { token: office.person('bob').token });
-  assert.equal(me.dm_policy, 'ask');
+  const settings = await office.server.apiOk('GET', '/api/me/settings', { token: office.person('bob').token });
+  assert.equal(settings.dm_policy, 'ask');
 });
 
 test('carol asks bob to chat; bob accepts and the conversation opens for both', { timeout: 90_000 }, async () => {

@@ -34,11 +34,23 @@ export function typingText(names) {
   return `${nameList(names)} are typing…`;
 }
 
-/** Message text with links and @mentions of people this client knows. */
-export function messageText(body) {
+/**
+ * Message text with links and highlighted mentions. A room message names its mentions (the
+ * server's `mentions` and `mentions_room`), so exactly those are highlighted; elsewhere (a DM, a
+ * message still being sent) any @username of someone on the server is.
+ */
+export function messageText(msg) {
   const self = store.state.me?.username;
-  return linkify(body, (text) => (text.includes('@')
-    ? mentionify(text, { isName: (name) => Boolean(store.userByName(name)), self }) : text));
+  let isMention = (name) => Boolean(store.userByName(name));
+  if (msg.seq && msg.conversation?.startsWith('room:')) {
+    const names = new Set((msg.mentions ?? []).map((id) => store.userById(id)?.username));
+    if (msg.mentions_room) names.add('room');
+    isMention = (name) => names.has(name);
+  }
+  return linkify(msg.body, (text) => {
+    if (!text.includes('@')) return text;
+    return mentionify(text, store.mentionedNames(text), { isMention, self });
+  });
 }
 
 export function createConversationView(id, { onBack }) {
@@ -532,7 +544,7 @@ export function createConversationView(id, { onBack }) {
       'data-testid': 'message',
       dataset: pending ? { clientId: pending.client_id, status: pending.status } : { seq: m.seq },
     },
-    h('div', { class: 'message-body' }, messageText(m.body)),
+    h('div', { class: 'message-body' }, messageText(m)),
     h('time', { class: 'message-time', datetime: new Date(m.sent_at).toISOString(), title: fullTime(m.sent_at) }, timeLabel(m.sent_at)));
     if (pending) node.append(pendingStatus(pending));
     return node;

@@ -36,7 +36,7 @@ export function createMentionsView({ onBack }) {
         h('span', { class: 'entry-name' }, sender?.display_name ?? 'Someone',
           h('span', { class: 'muted' }, m.conversation.startsWith('room:') ? ` in # ${where}` : ' in a direct message')),
         h('time', { class: 'entry-time', datetime: new Date(m.sent_at).toISOString(), title: fullTime(m.sent_at) }, when)),
-      h('span', { class: 'mention-body' }, messageText(m.body)))));
+      h('span', { class: 'mention-body' }, messageText(m)))));
   }
 
   async function load() {
@@ -60,9 +60,11 @@ export function createSettingsView({ onBack }) {
   const { state } = store;
   const policyError = h('p', { class: 'form-error', role: 'alert' });
   const saved = h('span', { class: 'muted', role: 'status' });
+  let chosen = false; // the user picked a policy: a late answer to the first load must not undo it
   const radio = (value, label, hint) => {
     const input = h('input', { type: 'radio', name: 'dm_policy', value, 'data-testid': `dm-policy-${value}` });
     input.addEventListener('change', async () => {
+      chosen = true;
       policyError.textContent = '';
       saved.textContent = '';
       try {
@@ -117,5 +119,9 @@ export function createSettingsView({ onBack }) {
 
   const unsubscribe = store.subscribe(render);
   render();
+  // The policy is not part of the user object: ask for it.
+  api.get('/api/me/settings').then((res) => { if (!chosen) store.updateMe({ dm_policy: res.dm_policy }); }, (e) => {
+    policyError.textContent = `Could not load your settings: ${e.message}`;
+  });
   return { el, mounted() {}, focus() {}, destroy: unsubscribe };
 }
