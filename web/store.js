@@ -252,6 +252,110 @@ export function mentionsMe(msg) {
   return Boolean(msg.mentions_room) || (msg.mentions ?? []).includes(state.me?.id);
 }
 
+export function timeline(id) {
+  let t = state.timelines.get(id);
+  if (!t) {
+    t = { messages: new Map(), hasMore: false, loaded: false, loading: false };
+    state.timelines.set(id, t);
+  }
+  return t;
+}
+
+/** Highest seq held for a loaded conversation (0 if none). Timelines are kept contiguous. */
+export function newestSeq(t) {
+  let max = 0;
+  for (const seq of t.messages.keys()) if (seq > max) max = seq;
+  return max;
+}
+
+export function oldestSeq(t) {
+  let min = Infinity;
+  for (const seq of t.messages.keys()) if (seq < min) min = seq;
+  return min === Infinity ? 0 : min;
+}
+
+export function sortedMessages(t) {
+  return [...t.messages.values()].sort((a, b) => a.seq - b.seq);
+}
+
+/**
+ * Applies one message (live frame, ack, or a history page entry). Returns 'gap' when it is newer than
+ * newest+1 of a loaded timeline: the caller fetches the gap (?after=) instead of leaving a hole.
+ */
+export function applyMessage(msg, { live = true } = {}) {
+  const s = ensureSummary(msg.conversation);
+  const fresh = msg.seq > s.last_seq; // frames arrive in order: anything at or below is a repeat
+  if (fresh) {
+    s.last_seq = msg.seq;
+    s.last_message = msg;
+    s.activity = msg.sent_at;
+  }
+  if (msg.from === state.me?.id) {
+    // Sending marks the conversation read for the sender (PROTOCOL.md, `message`).
+    if (msg.seq > s.read_seq) {
+      s.read_seq = msg.seq;
+      s.unread = 0;
+      s.mentions = 0;
+    }
+  } else {
+    if (fresh && live && msg.seq > s.read_seq) {
+      s.unread += 1;
+      if (s.kind === 'room' && !state.blocked.has(msg.from) && mentionsMe(msg)) {
+        s.mentions = (s.mentions ?? 0) + 1;
+      }
+    }
+    // A message from X means X has read up to it.
+    if (msg.seq > (s.reads.get(msg.from) ?? 0)) s.reads.set(msg.from, msg.seq);
+    state.typing.get(msg.conversation)?.delete(msg.from);
+  }
+  let result = 'ok';
+  // History pages fill the timeline themselves; live messages join it only without a hole.
+  const t = state.timelines.get(msg.conversation);
+  if (live && t?.loaded && !t.messages.has(msg.seq)) {
+    const newest = newestSeq(t);
+    if (msg.seq === newest + 1) t.messages.set(msg.seq, msg);
+    else if (msg.seq > newest + 1) result = 'gap';
+  }
+  changed(msg.conversation);
+  return result;
+}
+
+/** A history page. `direction`: 'latest' (first load), 'older' (before=) or 'newer' (after=). */
+export function applyHistory(id, page, direction) {
+  const t = timeline(id);
+  for (const msg of page.messages) {
+    if (!t.messages.has(msg.seq)) t.messages.set(msg.seq, msg);
+    applyMessage(msg, { live: false });
+  }
+  if (direction !== 'newer') t.hasMore = page.has_more;
+  t.loaded = true;
+  changed(id);
+}
+
+export function applyRead({ conversation, user, seq }) {
+  const s = ensureSummary(conversation);
+  if (seq > (s.reads.get(user) ?? 0)) s.reads.set(user, seq);
+  changed(conversation);
+}
+
+export function applyUnread({ conversation, unread, read_seq, mentions }) {
+  const s = ensureSummary(conversation);
+  s.unread = unread;
+  s.read_seq = Math.max(s.read_seq, read_seq);
+  // Rooms say how many mentions are left; otherwise none once everything is read.
+  s.mentions = mentions ?? (unread === 0 ? 0 : Math.min(s.mentions ?? 0, unread));
+  changed(conversation);
+}
+
+/** Optimistic local read: the server confirms with an `unread` frame. */
+export function markedRead(conversation, seq) {
+  const s = ensureSummary(conversation);
+  if (seq > s.read_seq) s.read_seq = seq;
+  s.unread = 0;
+  s.mentions = 0;
+  changed(conversation);
+}
+
 // ---- rooms: membership and changes (member and conversation frames) ----
 
 export function setMembers(roomId, list) {
