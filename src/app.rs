@@ -40,6 +40,7 @@ impl App {
     ) -> Result<(User, String), AuthError> {
         let (user, temporary) = self.auth.create_user(username, display_name, role).await?;
         self.hub.announce_user(&user);
+        self.hub.announce_joined_general(&user).await;
         Ok((user, temporary))
     }
 

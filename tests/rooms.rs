@@ -749,3 +749,28 @@ async fn a_blocked_person_reaches_nobody_and_is_never_told() {
         })
         .await;
 }
+
+#[tokio::test]
+async fn a_new_colleague_joins_general_live_and_hears_it_at_once() {
+    let (server, admin, alice, _bob, _carol) = office().await;
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    // General is in use (its member list is warm) before the newcomer arrives.
+    alice_tab.send_acked("room:1", "morning all", "g1").await;
+    let dave = common::create_user(&admin, "dave").await;
+    let joined = alice_tab
+        .next_matching("dave joining General", |f| {
+            f["type"] == "member" && f["conversation"] == "room:1"
+        })
+        .await;
+    assert_eq!(
+        (
+            joined["action"].as_str(),
+            joined["user"]["username"].as_str()
+        ),
+        (Some("added"), Some("dave"))
+    );
+    let mut dave_tab = Socket::online(&server, &dave).await;
+    alice_tab.send_acked("room:1", "welcome dave", "g2").await;
+    let message = dave_tab.next_of_type("message").await;
+    assert_eq!(message["message"]["body"], "welcome dave");
+}

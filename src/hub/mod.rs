@@ -198,6 +198,30 @@ impl Hub {
         broadcast(&self.registry(), &frame);
     }
 
+    /// Tells General's members that a new account joined it (accounts join General as they
+    /// are created, outside the writer).
+    pub async fn announce_joined_general(&self, user: &User) {
+        let general = store::ConversationId::general();
+        let store = self.inner.store.clone();
+        let (id, room) = (user.id, general.clone());
+        let members = match store::blocking(move || store.members(id, &room)).await {
+            Ok(Some(members)) => members,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list General's members");
+                return;
+            }
+        };
+        let frame = ServerFrame::Member {
+            conversation: &general,
+            action: "added",
+            user: user.directory_entry(),
+            by: user.id,
+        }
+        .encode();
+        self.deliver_to(&members, &frame, None);
+    }
+
     /// Closes every connection (1001), saves when everyone online was last seen, and waits for
     /// the writer to commit what it has.
     pub async fn shutdown(&self) {

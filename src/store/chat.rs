@@ -440,17 +440,27 @@ impl Store {
     /// Applies a batch of writes in one transaction and returns one outcome per op, in order.
     /// A rejected op changes nothing; the others still commit.
     pub fn apply_chat_batch(&self, ops: &[ChatOp]) -> Result<Vec<ChatOutcome>> {
-        let outcomes = self.write(|txn| {
+        let committed = self.write(|txn| {
             let mut tables = BatchTables::open(txn, self)?;
-            ops.iter()
+            let outcomes = ops
+                .iter()
                 .map(|op| tables.apply(op))
-                .collect::<Result<Vec<_>>>()
+                .collect::<Result<Vec<_>>>()?;
+            Ok((outcomes, std::mem::take(&mut tables.changed_rooms)))
         });
-        if outcomes.is_err() {
-            // The cache may hold what the failed transaction would have written.
-            self.members_cache.clear();
+        match committed {
+            Ok((outcomes, changed_rooms)) => {
+                for room in &changed_rooms {
+                    self.members_cache.invalidate(room);
+                }
+                Ok(outcomes)
+            }
+            Err(error) => {
+                // The cache may hold what the failed transaction would have written.
+                self.members_cache.clear();
+                Err(error)
+            }
         }
-        outcomes
     }
 
     /// The user's conversations, most recent activity first.
@@ -606,6 +616,11 @@ impl Store {
         Ok(out)
     }
 
+    /// A room's members changed outside the writer (an account was created into General).
+    pub(super) fn members_changed(&self, room: &ConversationId) {
+        self.members_cache.invalidate(room);
+    }
+
     /// Everyone in `conversation`, if the cache knows (no database read).
     pub fn cached_members(&self, conversation: &ConversationId) -> Option<Members> {
         self.members_cache.get(conversation)
@@ -617,6 +632,7 @@ impl Store {
         if let Some(members) = self.members_cache.get(conversation) {
             return Ok(members.contains(&user).then_some(members));
         }
+        let seen = self.members_cache.generation();
         let txn = self.read()?;
         let members = members_of(
             &txn.open_table(USERS)?,
@@ -626,7 +642,8 @@ impl Store {
         let Some(members) = members else {
             return Ok(None);
         };
-        self.members_cache.insert(conversation, members.clone());
+        self.members_cache
+            .insert_if_unchanged(conversation, members.clone(), seen);
         Ok(members.contains(&user).then_some(members))
     }
 }
@@ -786,6 +803,8 @@ pub(super) struct BatchTables<'txn> {
     pub(super) requests: Table<'txn, (u64, u64), Stored<people::RequestRecord>>,
     pub(super) declined: Table<'txn, (u64, u64), u64>,
     pub(super) blocks: Table<'txn, (u64, u64), ()>,
+    /// Rooms whose members this batch changed, invalidated again once it commits.
+    pub(super) changed_rooms: Vec<ConversationId>,
 }
 
 impl<'txn> BatchTables<'txn> {
@@ -810,6 +829,7 @@ impl<'txn> BatchTables<'txn> {
             requests: txn.open_table(REQUESTS)?,
             declined: txn.open_table(DECLINED)?,
             blocks: txn.open_table(BLOCKS)?,
+            changed_rooms: Vec::new(),
         })
     }
 

@@ -152,36 +152,72 @@ pub struct Store {
 }
 
 /// conversation id → everyone in it. Bounded: cleared when full (it refills as used).
+///
+/// The writer fills it from its own transaction and invalidates a room both inside the
+/// transaction that changes its members (so the rest of the batch sees the change) and after
+/// the commit. A reader may fill it only if no invalidation happened since before its read
+/// transaction began (`generation`): otherwise it could put back a member list the writer had
+/// just replaced, and a removed member would go on hearing the room.
 #[derive(Default)]
 struct MembersCache {
-    map: std::sync::Mutex<std::collections::HashMap<String, chat::Members>>,
+    entries: std::sync::Mutex<CacheEntries>,
+}
+
+#[derive(Default)]
+struct CacheEntries {
+    map: std::collections::HashMap<String, chat::Members>,
+    /// Bumped by every invalidation.
+    generation: u64,
 }
 
 impl MembersCache {
     const MAX: usize = 4096;
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, chat::Members>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheEntries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn get(&self, conversation: &ConversationId) -> Option<chat::Members> {
-        self.lock().get(conversation.as_str()).cloned()
+        self.lock().map.get(conversation.as_str()).cloned()
     }
 
+    fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// The writer's insert: its view is the newest there is.
     fn insert(&self, conversation: &ConversationId, members: chat::Members) {
-        let mut map = self.lock();
-        if map.len() >= Self::MAX {
-            map.clear();
+        let mut entries = self.lock();
+        if entries.map.len() >= Self::MAX {
+            entries.map.clear();
         }
-        map.insert(conversation.as_str().to_owned(), members);
+        entries
+            .map
+            .insert(conversation.as_str().to_owned(), members);
+    }
+
+    /// A reader's insert, dropped if anything was invalidated since `seen`.
+    fn insert_if_unchanged(
+        &self,
+        conversation: &ConversationId,
+        members: chat::Members,
+        seen: u64,
+    ) {
+        if self.lock().generation == seen {
+            self.insert(conversation, members);
+        }
     }
 
     fn invalidate(&self, conversation: &ConversationId) {
-        self.lock().remove(conversation.as_str());
+        let mut entries = self.lock();
+        entries.generation += 1;
+        entries.map.remove(conversation.as_str());
     }
 
     fn clear(&self) {
-        self.lock().clear();
+        let mut entries = self.lock();
+        entries.generation += 1;
+        entries.map.clear();
     }
 }
 
@@ -322,4 +358,25 @@ pub fn now_millis() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_never_puts_back_members_the_writer_replaced() {
+        let cache = MembersCache::default();
+        let room = ConversationId::room(7);
+        // A reader starts reading, the writer removes someone and invalidates, then the
+        // reader finishes with the old list: it must not be cached.
+        let seen = cache.generation();
+        cache.invalidate(&room);
+        cache.insert_if_unchanged(&room, Arc::from([1, 2, 3].as_slice()), seen);
+        assert!(cache.get(&room).is_none());
+        // With nothing in between, the reader's list is kept.
+        let seen = cache.generation();
+        cache.insert_if_unchanged(&room, Arc::from([1, 2].as_slice()), seen);
+        assert_eq!(cache.get(&room).as_deref(), Some([1, 2].as_slice()));
+    }
 }

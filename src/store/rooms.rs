@@ -435,6 +435,7 @@ impl BatchTables<'_> {
         }
         let members: Members = Arc::from(members);
         self.store.members_cache.insert(&room, members.clone());
+        self.changed_rooms.push(room.clone());
         Ok(Ok(RoomEvent::Created { room, members }))
     }
 
@@ -591,6 +592,7 @@ impl BatchTables<'_> {
         self.memberships.remove((user, id))?;
         self.update_membership(user, id, |m| m.read_seq = last_seq)?;
         self.store.members_cache.invalidate(room);
+        self.changed_rooms.push(room.clone());
         let members = self
             .members(room)?
             .unwrap_or_else(|| Arc::from([user].as_slice()));
@@ -637,6 +639,7 @@ impl BatchTables<'_> {
             self.mentions.remove((user, id, seq))?;
         }
         self.store.members_cache.invalidate(room);
+        self.changed_rooms.push(room.clone());
         let remaining: Members = members.iter().copied().filter(|&m| m != user).collect();
         Ok(Ok(RoomEvent::MemberRemoved {
             room: room.clone(),

@@ -120,16 +120,21 @@ impl Store {
     /// Creates the first administrator, refusing if any account exists (checked in the same
     /// transaction, so two setup requests cannot both win).
     pub fn create_first_admin(&self, new: NewUser) -> Result<User> {
-        self.write(|txn| {
+        let user = self.write(|txn| {
             if !txn.open_table(USERS)?.is_empty()? {
                 return Err(StoreError::AlreadySetUp);
             }
             insert_user(txn, new)
-        })
+        })?;
+        self.members_changed(&super::ConversationId::general());
+        Ok(user)
     }
 
+    /// A new account, already in General.
     pub fn create_user(&self, new: NewUser) -> Result<User> {
-        self.write(|txn| insert_user(txn, new))
+        let user = self.write(|txn| insert_user(txn, new))?;
+        self.members_changed(&super::ConversationId::general());
+        Ok(user)
     }
 
     pub fn user(&self, id: u64) -> Result<Option<User>> {
