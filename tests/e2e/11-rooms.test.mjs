@@ -120,6 +120,16 @@ test('dan finds open rooms by name and topic in the room browser and joins one',
   await typeAndSend(dan, 'Hi all, glad to join');
   await eventually(async () => assert.deepEqual(await messageTexts(carol), ['Hi all, glad to join']));
 
+  // The creator renames it and changes its topic; dan's page follows live.
+  await carol.getByTestId('room-settings').click();
+  const settings = carol.getByTestId('room-settings-dialog');
+  await settings.getByLabel('Name').fill('Design critiques');
+  await settings.getByLabel('Topic').fill('Mockups on Thursdays');
+  await settings.getByRole('button', { name: 'Save' }).click();
+  await dan.getByTestId('conversation-title').filter({ hasText: 'Design critiques' }).waitFor();
+  await eventually(async () => assert.match(await dan.getByTestId('conversation-status').textContent(), /^Mockups on Thursdays · 2 members$/));
+  assert.match(await roomEntry(dan, design.id).textContent(), /Design critiques/);
+
   // Archived rooms leave the sidebar.
   await carol.getByTestId('room-settings').click();
   await carol.getByTestId('archive-room').click();
