@@ -173,6 +173,9 @@ export function createConversationView(id, { onBack }) {
     if (!open && narrow.matches) membersToggle.focus();
   }
   narrow.addEventListener('change', applyPanel);
+  panel.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && narrow.matches && !event.defaultPrevented) togglePanel(false);
+  });
   membersToggle.addEventListener('click', () => togglePanel());
   leaveButton.addEventListener('click', async () => {
     if (!(await confirmDialog(`Leave ${otherName()}?`,

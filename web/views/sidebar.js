@@ -67,7 +67,8 @@ export function createSidebar({ onSignOut }) {
   const [requestsSection, roomsSection, dmsSection, peopleSection] = sections;
 
   const notifyButton = h('button', { type: 'button', class: 'icon-button', 'data-testid': 'notifications-toggle' });
-  const mentionsLink = h('a', { href: '#/mentions', class: 'icon-button', 'data-testid': 'mentions-link' }, 'Mentions');
+  const mentionsCount = h('span', { class: 'link-count', 'data-testid': 'mentions-count' });
+  const mentionsLink = h('a', { href: '#/mentions', class: 'icon-button', 'data-testid': 'mentions-link' }, 'Mentions', mentionsCount);
   const settingsLink = h('a', { href: '#/settings', class: 'icon-button', 'data-testid': 'settings-link' }, 'Settings');
   const adminLink = h('a', { href: '#/admin', class: 'icon-button', 'data-testid': 'admin-link' }, 'Administration');
   const meBox = h('div', { class: 'me' });
@@ -260,6 +261,11 @@ export function createSidebar({ onSignOut }) {
       else link.removeAttribute('aria-current');
     }
     const query = filter.value.trim().toLowerCase();
+    let unseenMentions = 0;
+    for (const s of state.conversations.values()) if (s.kind === 'room' && !s.archived) unseenMentions += s.mentions ?? 0;
+    const countText = unseenMentions ? ` ${unseenMentions > 99 ? '99+' : unseenMentions}` : '';
+    if (mentionsCount.textContent !== countText) mentionsCount.textContent = countText;
+    mentionsLink.setAttribute('aria-label', unseenMentions ? `Mentions: ${unseenMentions} unread` : 'Mentions');
 
     const incoming = state.requests.incoming.filter((r) => !state.blocked.has(r.from));
     fill(requestsSection, incoming.map(requestEntry));
