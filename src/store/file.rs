@@ -293,7 +293,10 @@ pub(super) fn database_problem(e: DatabaseError) -> OpenProblem {
     }
 }
 
-/// Runs `f`, turning a panic into its message without printing a backtrace.
+/// Runs `f`, turning a panic into its message without printing a backtrace. The panic hook is
+/// process-wide, so this is only for opening the file: at start, and on the writer thread
+/// after a failed write, where a panic elsewhere in those few milliseconds would go unprinted
+/// (it still takes its thread down as usual).
 fn quietly_catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
