@@ -1,9 +1,12 @@
 // Entry point: decides which screen shows (setup, sign in, password change, chat), routes the URL
-// hash (#/dm/<username>, #/admin) and keeps the connection banner, title and favicon in step.
+// hash (#/dm/<username>, #/room/<n>, #/rooms, #/mentions, #/settings, #/admin) and keeps the
+// connection banner, title and favicon in step.
 //
 // Module map: api.js (HTTP), socket.js (the WebSocket and its backoff), store.js (all client state,
 // applied from frames and HTTP results), chat.js (the live session: frames in, intents out),
-// attention.js (title, favicon, notifications), views/* (DOM built from the store), dom.js, format.js.
+// attention.js (title, favicon, notifications), views/* (DOM built from the store: shell, sidebar,
+// conversation with the member panel, rooms (dialogs, browser), pages (mentions, settings), admin,
+// auth, dialog), dom.js, format.js.
 import * as api from './api.js';
 import * as store from './store.js';
 import * as chat from './chat.js';
@@ -116,6 +119,20 @@ function route() {
     const view = shell.showConversation(id);
     chat.openConversation(id);
     if (!matchMedia('(pointer: coarse)').matches) view.focus();
+  } else if ((match = /^#\/room\/([1-9]\d*)$/.exec(hash))) {
+    const id = `room:${match[1]}`;
+    const view = shell.showConversation(id);
+    chat.openConversation(id);
+    if (!matchMedia('(pointer: coarse)').matches) view.focus();
+  } else if (hash === '#/rooms') {
+    chat.openConversation(null);
+    shell.showRooms().focus();
+  } else if (hash === '#/mentions') {
+    chat.openConversation(null);
+    shell.showMentions();
+  } else if (hash === '#/settings') {
+    chat.openConversation(null);
+    shell.showSettings();
   } else if ((match = /^#\/c\/(.+)$/.exec(hash))) {
     shell.showConversation(match[1]);
     chat.openConversation(match[1]);

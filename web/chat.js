@@ -36,7 +36,14 @@ export async function start(me, { onSessionEnded }) {
   document.addEventListener('visibilitychange', markReadIfAttending);
   clock = setInterval(() => store.changed(), CLOCK_TICK_MS);
   api.get('/api/conversations').then(store.setConversations, () => {});
+  refreshRequestsAndBlocks();
   await refreshDirectory();
+}
+
+/** Requests and blocks have no snapshot in `hello`: fetched at start and after every reconnect. */
+function refreshRequestsAndBlocks() {
+  api.get('/api/requests').then(store.setRequests, () => {});
+  api.get('/api/blocks').then((res) => store.setBlocked(res.blocked ?? []), () => {});
 }
 
 export function stop() {
@@ -102,6 +109,9 @@ function onFrame(frame) {
       return;
     }
     case 'user': return store.applyUser(frame.user);
+    case 'member': return store.applyMember(frame);
+    case 'conversation': return onConversation(frame);
+    case 'request': return onRequest(frame);
     case 'error': return onError(frame);
     default: return undefined; // frames from a newer server are ignored, not fatal
   }
@@ -114,6 +124,9 @@ async function onHello(frame) {
   store.setOnline(frame.online ?? []);
   store.setConversations(frame.conversations ?? []);
   refreshDirectory();
+  refreshRequestsAndBlocks();
+  // Members may have come and gone while we were away.
+  for (const id of store.state.members.keys()) loadMembers(id);
   // Fill every gap of the conversations we hold, so nothing is missing and nothing doubles.
   const jobs = [];
   for (const [id, t] of store.state.timelines) {
@@ -127,23 +140,102 @@ async function onHello(frame) {
   markReadIfAttending();
 }
 
+const summariesAsked = new Set();
+
+/** A room we hold no summary for (a message overtook its `conversation` frame): ask for it once. */
+function fetchRoomSummary(id) {
+  if (summariesAsked.has(id)) return;
+  summariesAsked.add(id);
+  api.get(`/api/rooms/${encodeURIComponent(id)}`).then(store.setSummary, () => {}).finally(() => summariesAsked.delete(id));
+}
+
 function onMessage(msg) {
+  if (msg.conversation.startsWith('room:') && store.state.conversations.get(msg.conversation)?.name === undefined) {
+    fetchRoomSummary(msg.conversation);
+  }
   if (store.applyMessage(msg) === 'gap') catchUp(msg.conversation);
   const me = store.state.me;
   if (msg.from !== me?.id) {
     const sender = store.userById(msg.from);
     const name = sender?.display_name ?? 'Someone';
+    const s = store.state.conversations.get(msg.conversation);
+    const room = s?.kind === 'room';
     if (msg.conversation === store.state.openId) announce(`${name}: ${msg.body}`);
-    notify(name, msg.body, msg.conversation, () => {
-      if (sender) location.hash = `#/dm/${encodeURIComponent(sender.username)}`;
-    });
+    // Muted: never. Mentions only: when it names us (or @room). All: always.
+    const mentioned = room && !store.state.blocked.has(msg.from) && store.mentionsMe(msg);
+    const level = s?.notify ?? 'all';
+    if (level === 'all' || (level === 'mentions' && mentioned)) {
+      const title = room ? `${name} in ${s.name}${mentioned ? ' (mentioned you)' : ''}` : name;
+      notify(title, msg.body, msg.conversation, () => { location.hash = store.hrefFor(msg.conversation); });
+    }
   }
   markReadIfAttending();
 }
 
+function onConversation(frame) {
+  const id = frame.conversation?.id;
+  const name = store.conversationName(id);
+  if (store.applyConversation(frame) !== 'removed') return;
+  // Our other tabs and the person removed: the room is gone from here on.
+  catchUps.delete(id);
+  readSent.delete(id);
+  if (store.state.openId === id) {
+    announce(`You are no longer in ${name}.`);
+    location.hash = '#/';
+  }
+}
+
+function onRequest(frame) {
+  switch (frame.action) {
+    case 'received': {
+      store.requestReceived(frame);
+      const sender = store.userById(frame.from);
+      const name = sender?.display_name ?? 'Someone';
+      announce(`${name} wants to chat: ${frame.body}`);
+      notify(`Chat request from ${name}`, frame.body ?? '', `request:${frame.from}`, () => {
+        if (sender) location.hash = `#/dm/${encodeURIComponent(sender.username)}`;
+      });
+      return;
+    }
+    case 'sent':
+      store.requestSent(frame);
+      flushOutbox();
+      return;
+    case 'accepted':
+    case 'declined': {
+      store.requestAnswered(frame);
+      if (frame.action === 'accepted') {
+        // The request became the DM's first message: fetch the list and the DM's timeline.
+        const id = store.dmWith(frame.user);
+        api.get('/api/conversations').then((list) => {
+          store.setConversations(list);
+          const t = store.state.timelines.get(id);
+          if (t?.loaded) catchUp(id);
+        }, () => {});
+      }
+      return;
+    }
+    default:
+  }
+}
+
+/** Why a send was refused, in words for the person who wrote it. */
+const SEND_REFUSALS = {
+  room_archived: 'This room is archived: it is read-only.',
+  mention_not_allowed: 'Only administrators and the room creator may use @room here.',
+  request_pending: 'Your chat request has not been answered yet.',
+  request_declined: 'Your chat request was declined.',
+  not_a_member: 'You are not in this conversation.',
+};
+
 function onError(frame) {
   const item = frame.client_id ? store.outboxItem(frame.client_id) : undefined;
   if (!item) return;
+  if (frame.code in SEND_REFUSALS) {
+    store.setOutboxStatus(item.client_id, 'failed', SEND_REFUSALS[frame.code]);
+    flushOutbox();
+    return;
+  }
   if (frame.code === 'rate_limited') {
     // Not stored; send it again shortly, keeping its place in the queue.
     store.setOutboxStatus(item.client_id, 'queued');
@@ -196,10 +288,12 @@ export async function openConversation(id) {
   if (!t.loaded && !t.loading) {
     t.loading = true;
     t.error = null;
+    t.errorCode = null;
     try {
       store.applyHistory(id, await api.get(api.messagesPath(id, { limit: PAGE_SIZE })), 'latest');
     } catch (e) {
       t.error = e.message;
+      t.errorCode = e.code;
     } finally {
       t.loading = false;
       store.changed(id);
@@ -207,7 +301,94 @@ export async function openConversation(id) {
     const s = store.state.conversations.get(id);
     if (t.loaded && s && s.last_seq > store.newestSeq(t)) await catchUp(id);
   }
+  if (id.startsWith('room:') && !store.state.members.has(id)) loadMembers(id);
   markReadIfAttending();
+}
+
+const membersLoading = new Set();
+
+/** A room's member list (for the member panel, @-completion and "Seen by"); then kept by frames. */
+export async function loadMembers(id) {
+  if (membersLoading.has(id)) return;
+  membersLoading.add(id);
+  try {
+    const res = await api.get(`/api/rooms/${encodeURIComponent(id)}/members`);
+    if (store.state.conversations.has(id) || store.state.openId === id) store.setMembers(id, res.members ?? []);
+  } catch {
+    // Not a member (any more): the pane says so through its timeline error.
+  } finally {
+    membersLoading.delete(id);
+  }
+}
+
+// ---- rooms, notification levels, requests, blocks (HTTP; frames confirm to the other tabs) ----
+
+const roomPath = (id, rest = '') => `/api/rooms/${encodeURIComponent(id)}${rest}`;
+
+export async function createRoom(body) {
+  const summary = await api.post('/api/rooms', body);
+  store.setSummary(summary);
+  return summary;
+}
+
+export async function joinRoom(id) {
+  const summary = await api.post(roomPath(id, '/join'));
+  store.setSummary(summary);
+  return summary;
+}
+
+export async function leaveRoom(id) {
+  await api.post(roomPath(id, '/leave'));
+  onConversation({ action: 'removed', conversation: { id } });
+}
+
+export async function updateRoom(id, change) {
+  const summary = await api.patch(roomPath(id), change);
+  store.setSummary(summary);
+  return summary;
+}
+
+export async function addMember(id, userId) {
+  const entry = await api.post(roomPath(id, '/members'), { user: userId });
+  const members = store.state.members.get(id);
+  if (members && !members.has(userId)) store.applyMember({ conversation: id, action: 'added', user: store.userById(userId) ?? { id: userId }, by: store.state.me.id });
+  return entry;
+}
+
+export async function removeMember(id, userId) {
+  await api.request('DELETE', roomPath(id, `/members/${userId}`));
+  if (store.state.members.get(id)?.has(userId)) store.applyMember({ conversation: id, action: 'removed', user: store.userById(userId) ?? { id: userId }, by: store.state.me.id });
+}
+
+export async function setNotify(id, level) {
+  await api.request('PUT', `/api/conversations/${encodeURIComponent(id)}/notify`, { level });
+  store.applyConversation({ action: 'notify', conversation: { id, notify: level } });
+}
+
+export async function setDmPolicy(policy) {
+  const settings = await api.request('PUT', '/api/me/settings', { dm_policy: policy });
+  store.updateMe({ dm_policy: settings.dm_policy });
+}
+
+export async function answerRequest(userId, action) {
+  const result = await api.post(`/api/requests/${userId}/${action}`);
+  store.requestAnswered({ action, user: userId });
+  store.state.requestOutcomes.delete(userId); // our own answer is not news to us
+  if (action === 'accept' && result) {
+    store.setSummary(result);
+    // The request is now the DM's first message; a pane already open on the DM fetches it.
+    const t = store.state.timelines.get(result.id);
+    if (t?.loaded && result.last_seq > store.newestSeq(t)) catchUp(result.id);
+  }
+  return result;
+}
+
+export async function setBlock(userId, blocked) {
+  await api.request(blocked ? 'PUT' : 'DELETE', `/api/blocks/${userId}`);
+  const next = new Set(store.state.blocked);
+  if (blocked) next.add(userId);
+  else next.delete(userId);
+  store.setBlocked([...next]);
 }
 
 /** The page before the oldest message held. Never the whole history at once. */

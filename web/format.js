@@ -62,8 +62,30 @@ export function fullTime(ms) {
 const URL_RE = /\bhttps?:\/\/[^\s<>"]+/gi;
 const TRAILING = /[.,;:!?'")\]]+$/;
 
-/** Message text as nodes: http/https URLs become links that open in a new tab, the rest is text. */
-export function linkify(text) {
+/**
+ * Plain text with mentions wrapped in spans. `found` lists them ({name, index, length}, as
+ * store.mentionedNames gives); `isMention(name)` says which count; `self` is the reader's username,
+ * highlighted more strongly (as is @room).
+ */
+export function mentionify(text, found, { isMention, self }) {
+  const frag = document.createDocumentFragment();
+  let last = 0;
+  for (const { name, index, length } of found) {
+    if (!isMention(name)) continue;
+    frag.append(text.slice(last, index));
+    const own = name === 'room' || name === self;
+    frag.append(h('span', { class: own ? 'mention mention-me' : 'mention', dataset: { mention: name } }, text.slice(index, index + length)));
+    last = index + length;
+  }
+  frag.append(text.slice(last));
+  return frag;
+}
+
+/**
+ * Message text as nodes: http/https URLs become links that open in a new tab, the rest is text
+ * (passed through `plain` when given, e.g. to mark mentions).
+ */
+export function linkify(text, plain = (t) => t) {
   const frag = document.createDocumentFragment();
   let last = 0;
   for (const match of text.matchAll(URL_RE)) {
@@ -74,11 +96,11 @@ export function linkify(text) {
     let url;
     try { url = new URL(raw); } catch { continue; }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') continue;
-    frag.append(text.slice(last, match.index));
+    frag.append(plain(text.slice(last, match.index)));
     frag.append(h('a', { href: url.href, rel: 'noopener noreferrer', target: '_blank' }, raw));
     last = match.index + raw.length;
   }
-  frag.append(text.slice(last));
+  frag.append(plain(text.slice(last)));
   return frag;
 }
 

@@ -23,6 +23,14 @@ export const state = {
   openId: null,
   /** Bumped on any change to what a conversation pane shows, so it re-renders only when needed. */
   revs: new Map(),
+  /** room id → Map user id → member entry {user, read_seq, added_by, joined_at}; rooms opened only. */
+  members: new Map(),
+  /** Chat requests: incoming [{from, body, sent_at}], outgoing [{to, sent_at, body?}]. */
+  requests: { incoming: [], outgoing: [] },
+  /** user id → 'accepted' | 'declined': answers to our requests seen in this page's lifetime. */
+  requestOutcomes: new Map(),
+  /** People the user blocked. */
+  blocked: new Set(),
 };
 
 const listeners = new Set();
@@ -59,6 +67,10 @@ export function reset() {
   state.connection = 'connecting';
   state.openId = null;
   state.revs.clear();
+  state.members.clear();
+  state.requests = { incoming: [], outgoing: [] };
+  state.requestOutcomes.clear();
+  state.blocked.clear();
   changed();
 }
 
@@ -126,7 +138,7 @@ function ensureSummary(id) {
     s = summaryFrom({
       id, kind: id.startsWith('dm:') ? 'dm' : 'room',
       members: other ? [state.me.id, other] : [state.me.id],
-      last_seq: 0, read_seq: 0, unread: 0, last_message: null, reads: [],
+      last_seq: 0, read_seq: 0, unread: 0, mentions: 0, notify: 'all', last_message: null, reads: [],
     });
     state.conversations.set(id, s);
   }
@@ -143,23 +155,101 @@ export function setConversations(list) {
     next.set(s.id, summary);
     changed(s.id);
   }
-  // Keep local-only entries (an opened DM that has no messages yet) so the pane stays put.
-  for (const [id, s] of state.conversations) if (!next.has(id) && s.last_seq === 0) next.set(id, s);
+  // Keep local-only entries (an opened DM that has no messages yet) so the pane stays put. A room
+  // missing from the list is one we are no longer in.
+  for (const [id, s] of state.conversations) if (!next.has(id) && s.kind === 'dm' && s.last_seq === 0) next.set(id, s);
+  for (const id of state.members.keys()) if (!next.has(id)) state.members.delete(id);
   state.conversations = next;
   changed();
 }
 
-/** Conversations with at least one message, latest activity first. */
+/** One summary from the server (a join, a create, an accepted request): added or replaced. */
+export function setSummary(s) {
+  const summary = summaryFrom(s);
+  const old = state.conversations.get(s.id);
+  if (old) for (const [user, seq] of old.reads) if (seq > (summary.reads.get(user) ?? 0)) summary.reads.set(user, seq);
+  state.conversations.set(s.id, summary);
+  changed(s.id);
+}
+
+/** Direct messages with at least one message, latest activity first. */
 export function conversationList() {
   return [...state.conversations.values()]
-    .filter((s) => s.last_seq > 0)
+    .filter((s) => s.kind !== 'room' && s.last_seq > 0)
     .sort((a, b) => b.activity - a.activity || b.last_seq - a.last_seq);
+}
+
+/** Rooms in the sidebar: not archived; General first, then by name. */
+export function roomList() {
+  return [...state.conversations.values()]
+    .filter((s) => s.kind === 'room' && !s.archived && s.name !== undefined)
+    .sort((a, b) => (b.general === true) - (a.general === true) || a.name.localeCompare(b.name));
+}
+
+/**
+ * What counts for the title and the favicon: every unread message where the level is "all", only
+ * the mentions where it is "mentions", nothing where it is muted.
+ */
+export function attentionCount(s) {
+  if (s.archived) return 0;
+  if (s.notify === 'muted') return 0;
+  if (s.notify === 'mentions') return s.mentions ?? 0;
+  return s.unread;
 }
 
 export function totalUnread() {
   let n = 0;
-  for (const s of state.conversations.values()) n += s.unread;
+  for (const s of state.conversations.values()) n += attentionCount(s);
   return n;
+}
+
+/** Where a conversation lives in the URL: #/dm/<username> or #/room/<n>. */
+export function hrefFor(id) {
+  const room = /^room:(\d+)$/.exec(id ?? '');
+  if (room) return `#/room/${room[1]}`;
+  const other = userById(otherMember(id));
+  return other ? `#/dm/${encodeURIComponent(other.username)}` : `#/c/${encodeURIComponent(id)}`;
+}
+
+/** "Marketing" for a room, the other person's name for a DM. */
+export function conversationName(id) {
+  const s = state.conversations.get(id);
+  if (s?.kind === 'room' || id?.startsWith('room:')) return s?.name ?? 'Room';
+  return userById(otherMember(id))?.display_name ?? id;
+}
+
+/** Creator and administrators manage a room (General: administrators only). */
+export function canManage(s) {
+  if (!s || s.kind !== 'room' || !state.me) return false;
+  if (state.me.role === 'admin') return true;
+  return !s.general && s.created_by === state.me.id;
+}
+
+// ---- mentions ----
+
+/**
+ * The lower-case names after each "@" that starts a word, with where each sits in `body`: the
+ * server's rule (src/store/chat.rs `mentioned_names`): a name is the run of a–z, 0–9, ".", "_",
+ * "-" after the "@", less a trailing dot (it ends the sentence, not the name).
+ */
+export function mentionedNames(body) {
+  const found = [];
+  const re = /@([A-Za-z0-9._-]+)/g;
+  for (const match of body.matchAll(re)) {
+    const before = body[match.index - 1];
+    if (before !== undefined && (/[\p{L}\p{N}]/u.test(before) || before === '@')) continue;
+    const name = match[1].replace(/\.+$/, '');
+    if (name) found.push({ name: name.toLowerCase(), index: match.index, length: name.length + 1 });
+  }
+  return found;
+}
+
+/**
+ * Whether a message mentions the signed-in user: the server says so on room messages
+ * (`mentions`, `mentions_room`); a message without those fields mentions nobody.
+ */
+export function mentionsMe(msg) {
+  return Boolean(msg.mentions_room) || (msg.mentions ?? []).includes(state.me?.id);
 }
 
 export function timeline(id) {
@@ -205,9 +295,15 @@ export function applyMessage(msg, { live = true } = {}) {
     if (msg.seq > s.read_seq) {
       s.read_seq = msg.seq;
       s.unread = 0;
+      s.mentions = 0;
     }
   } else {
-    if (fresh && live && msg.seq > s.read_seq) s.unread += 1;
+    if (fresh && live && msg.seq > s.read_seq) {
+      s.unread += 1;
+      if (s.kind === 'room' && !state.blocked.has(msg.from) && mentionsMe(msg)) {
+        s.mentions = (s.mentions ?? 0) + 1;
+      }
+    }
     // A message from X means X has read up to it.
     if (msg.seq > (s.reads.get(msg.from) ?? 0)) s.reads.set(msg.from, msg.seq);
     state.typing.get(msg.conversation)?.delete(msg.from);
@@ -242,10 +338,12 @@ export function applyRead({ conversation, user, seq }) {
   changed(conversation);
 }
 
-export function applyUnread({ conversation, unread, read_seq }) {
+export function applyUnread({ conversation, unread, read_seq, mentions }) {
   const s = ensureSummary(conversation);
   s.unread = unread;
   s.read_seq = Math.max(s.read_seq, read_seq);
+  // Rooms say how many mentions are left; otherwise none once everything is read.
+  s.mentions = mentions ?? (unread === 0 ? 0 : Math.min(s.mentions ?? 0, unread));
   changed(conversation);
 }
 
@@ -254,7 +352,116 @@ export function markedRead(conversation, seq) {
   const s = ensureSummary(conversation);
   if (seq > s.read_seq) s.read_seq = seq;
   s.unread = 0;
+  s.mentions = 0;
   changed(conversation);
+}
+
+// ---- rooms: membership and changes (member and conversation frames) ----
+
+export function setMembers(roomId, list) {
+  state.members.set(roomId, new Map(list.map((m) => [m.user, m])));
+  const s = state.conversations.get(roomId);
+  if (s) s.member_count = list.length;
+  changed(roomId);
+}
+
+/** Member ids of a room whose list was loaded, or undefined. */
+export function memberIds(roomId) {
+  const m = state.members.get(roomId);
+  return m ? [...m.keys()] : undefined;
+}
+
+export function applyMember({ conversation, action, user, by }) {
+  if (user?.id !== undefined && user.id !== state.me?.id) {
+    state.users.set(user.id, { ...state.users.get(user.id), ...user });
+  }
+  const members = state.members.get(conversation);
+  const s = state.conversations.get(conversation);
+  if (members) {
+    if (action === 'added') members.set(user.id, { user: user.id, read_seq: 0, added_by: by, joined_at: Math.floor(Date.now() / 1000) });
+    else members.delete(user.id);
+    if (s) s.member_count = members.size;
+  } else if (s && user.id !== state.me?.id) {
+    // Our own arrival comes with a full summary (`conversation` `created`) that already counts us.
+    s.member_count = Math.max(0, (s.member_count ?? 0) + (action === 'added' ? 1 : -1));
+  }
+  if (s && action === 'removed') s.reads.delete(user.id);
+  changed(conversation);
+}
+
+/** A `conversation` frame. Returns 'removed' when this user left or lost the conversation. */
+export function applyConversation({ action, conversation }) {
+  const id = conversation?.id;
+  if (!id) return undefined;
+  if (action === 'created') {
+    setSummary(conversation);
+    return undefined;
+  }
+  if (action === 'removed') {
+    state.conversations.delete(id);
+    state.timelines.delete(id);
+    state.members.delete(id);
+    state.typing.delete(id);
+    changed(id);
+    return 'removed';
+  }
+  const s = state.conversations.get(id);
+  if (!s) return undefined;
+  const { id: _, ...fields } = conversation;
+  Object.assign(s, fields);
+  changed(id);
+  return undefined;
+}
+
+// ---- chat requests and blocks ----
+
+export function setRequests({ incoming = [], outgoing = [] }) {
+  // Keep the body we wrote for a request still pending: the server's list does not repeat it.
+  const bodies = new Map(state.requests.outgoing.map((r) => [r.to, r.body]));
+  state.requests = { incoming, outgoing: outgoing.map((r) => ({ ...r, body: r.body ?? bodies.get(r.to) })) };
+  changed();
+}
+
+export function requestReceived({ from, body, sent_at }) {
+  state.requests.incoming = [...state.requests.incoming.filter((r) => r.from !== from), { from, body, sent_at }];
+  changed(dmWith(from));
+}
+
+/** Our first message to `to` became a request: it leaves the outbox and waits for an answer. */
+export function requestSent({ to, client_id }) {
+  const item = outboxItem(client_id);
+  if (item) removeOutbox(client_id);
+  state.requestOutcomes.delete(to);
+  state.requests.outgoing = [...state.requests.outgoing.filter((r) => r.to !== to),
+    { to, sent_at: Math.floor(Date.now() / 1000), body: item?.body }];
+  changed(dmWith(to));
+}
+
+/**
+ * A request was answered. `user` is the other person either way: the one who answered ours, or
+ * (on our other tabs) the one whose request we answered.
+ */
+export function requestAnswered({ action, user }) {
+  const wasIncoming = state.requests.incoming.some((r) => r.from === user);
+  state.requests.incoming = state.requests.incoming.filter((r) => r.from !== user);
+  const wasOutgoing = state.requests.outgoing.some((r) => r.to === user);
+  state.requests.outgoing = state.requests.outgoing.filter((r) => r.to !== user);
+  if (wasOutgoing || !wasIncoming) state.requestOutcomes.set(user, action);
+  changed(dmWith(user));
+}
+
+export function incomingRequest(userId) {
+  return state.requests.incoming.find((r) => r.from === userId);
+}
+
+export function outgoingRequest(userId) {
+  return state.requests.outgoing.find((r) => r.to === userId);
+}
+
+export function setBlocked(ids) {
+  state.blocked = new Set(ids);
+  for (const id of ids) changed(dmWith(id));
+  changed();
 }
 
 // ---- presence and typing ----

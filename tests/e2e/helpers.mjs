@@ -209,10 +209,14 @@ export class Office {
     return person;
   }
 
-  /** A browser context of its own (own cookies) with a signed-in page at `hash`. */
-  async signIn(username, { hash = '', viewport = { width: 1100, height: 760 }, prepare } = {}) {
+  /**
+   * A browser context of its own (own cookies) with a signed-in page at `hash`. `colorScheme`
+   * ('light' or 'dark') emulates the system setting; `init` runs in the page before its scripts.
+   */
+  async signIn(username, { hash = '', viewport = { width: 1100, height: 760 }, colorScheme = 'light', prepare, init } = {}) {
     const person = this.person(username);
-    const context = await this.browser.newContext({ viewport });
+    const context = await this.browser.newContext({ viewport, colorScheme });
+    if (init) await context.addInitScript(init);
     const page = await context.newPage();
     watchPage(page, username, this.pageErrors);
     await prepare?.(page); // e.g. routes that must exist before the page opens its WebSocket
@@ -222,6 +226,11 @@ export class Office {
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByTestId('people-filter').waitFor();
     return page;
+  }
+
+  /** A room created through the API by `username`; `body` as for POST /api/rooms. */
+  async createRoom(username, body) {
+    return this.server.apiOk('POST', '/api/rooms', { token: this.person(username).token, body: { visibility: 'open', ...body } });
   }
 
   async close() {
@@ -252,6 +261,27 @@ export async function typeAndSend(page, text) {
   const composer = page.getByTestId('composer');
   await composer.fill(text);
   await composer.press('Enter');
+}
+
+/**
+ * Sends frames as another account, over a WebSocket opened inside `page` with `?token=` (the page's
+ * origin is the server's, as the socket's Origin check wants). Waits for `hello` first and closes
+ * after `lingerMs`, so a test can play extra people without a browser each.
+ */
+export function sendFramesAs(page, person, frames, { lingerMs = 300 } = {}) {
+  return page.evaluate(({ token, frames: list, lingerMs: linger }) => new Promise((resolve, reject) => {
+    const url = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws?token=${encodeURIComponent(token)}`;
+    const ws = new WebSocket(url);
+    const received = [];
+    ws.onerror = () => reject(new Error('socket failed'));
+    ws.onmessage = (event) => {
+      const frame = JSON.parse(event.data);
+      received.push(frame);
+      if (frame.type !== 'hello') return;
+      for (const f of list) ws.send(JSON.stringify(f));
+      setTimeout(() => { ws.close(1000); resolve(received); }, linger);
+    };
+  }), { token: person.token, frames, lingerMs });
 }
 
 export function dmIdOf(a, b) {

@@ -1,9 +1,13 @@
-// The conversation pane: header, message history (grouped by sender and day), typing and "Seen",
-// and the composer. The message list re-renders only when the conversation's revision changes.
-import { h } from '../dom.js';
-import { avatar, dayKey, dayLabel, fullTime, linkify, relativeTime, timeLabel } from '../format.js';
+// The conversation pane (a DM or a room): header with the notification level, message history
+// (grouped by sender and day), typing, "Seen" / "Seen by N", the composer with @-completion, and for
+// rooms the member panel. The message list re-renders only when the conversation's revision changes.
+import { h, replaceKeepingFocus } from '../dom.js';
+import { avatar, dayKey, dayLabel, fullTime, linkify, mentionify, relativeTime, timeLabel } from '../format.js';
 import * as store from '../store.js';
 import * as chat from '../chat.js';
+import { confirmDialog } from './dialog.js';
+import { addPeopleDialog, roomSettingsDialog } from './rooms.js';
+import { roomIcon } from './sidebar.js';
 
 const MAX_BODY_CHARS = 4000;
 /** Messages further apart than this start a new group even from the same sender. */
@@ -11,39 +15,312 @@ const GROUP_GAP_MS = 10 * 60 * 1000;
 /** Start loading the previous page this close to the top, before the user hits it. */
 const LOAD_OLDER_PX = 300;
 const PINNED_PX = 48;
+/** Beyond this many typers the line stops naming them. */
+const MAX_TYPING_NAMES = 3;
+const MAX_SUGGESTIONS = 8;
+
+const LEVELS = [['all', 'All messages'], ['mentions', 'Mentions only'], ['muted', 'Muted']];
+
+/** "Alice", "Alice and Bob", "Alice, Bob and Carol". */
+export function nameList(names) {
+  if (names.length <= 1) return names.join('');
+  return `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`;
+}
+
+export function typingText(names) {
+  if (names.length === 0) return '';
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length > MAX_TYPING_NAMES) return 'Several people are typing…';
+  return `${nameList(names)} are typing…`;
+}
+
+/**
+ * Message text with links and highlighted mentions. A room message names its mentions (the
+ * server's `mentions` and `mentions_room`), so exactly those are highlighted; elsewhere (a DM, a
+ * message still being sent) any @username of someone on the server is.
+ */
+export function messageText(msg) {
+  const self = store.state.me?.username;
+  let isMention = (name) => Boolean(store.userByName(name));
+  if (msg.seq && msg.conversation?.startsWith('room:')) {
+    const names = new Set((msg.mentions ?? []).map((id) => store.userById(id)?.username));
+    if (msg.mentions_room) names.add('room');
+    isMention = (name) => names.has(name);
+  }
+  return linkify(msg.body, (text) => {
+    if (!text.includes('@')) return text;
+    return mentionify(text, store.mentionedNames(text), { isMention, self });
+  });
+}
 
 export function createConversationView(id, { onBack }) {
   const { state } = store;
   const otherId = store.otherMember(id);
   const other = () => store.userById(otherId);
-  const otherName = () => other()?.display_name ?? 'this conversation';
+  const isRoom = id.startsWith('room:');
+  const summary = () => state.conversations.get(id);
+  const otherName = () => (isRoom ? summary()?.name ?? 'this room' : other()?.display_name ?? 'this conversation');
 
   const title = h('h1', { class: 'conv-title', 'data-testid': 'conversation-title' });
-  const status = h('p', { class: 'conv-status' });
+  const status = h('p', { class: 'conv-status', 'data-testid': 'conversation-status' });
   const headerAvatar = h('span', { class: 'avatar-wrap' });
+  const headerError = h('p', { class: 'form-error header-error', role: 'alert' });
+
+  // Notification level: all, mentions only, muted (DMs and rooms alike).
+  const level = h('select', { class: 'level-select', 'data-testid': 'notify-level', 'aria-label': 'Notifications' },
+    ...LEVELS.map(([value, label]) => h('option', { value }, label)));
+  level.addEventListener('change', async () => {
+    headerError.textContent = '';
+    try {
+      await chat.setNotify(id, level.value);
+    } catch (e) {
+      headerError.textContent = e.message;
+      level.value = summary()?.notify ?? 'all';
+    }
+  });
+  const membersToggle = h('button', {
+    type: 'button', class: 'icon-button', 'aria-expanded': 'false', 'aria-controls': `members-${id}`, 'data-testid': 'members-toggle',
+  });
+  const settingsButton = h('button', {
+    type: 'button', class: 'icon-button', 'data-testid': 'room-settings', 'aria-label': 'Room settings', onclick: () => roomSettingsDialog(id),
+  }, 'Settings');
+  const blockButton = h('button', { type: 'button', class: 'icon-button', 'data-testid': 'block-toggle' });
+  blockButton.addEventListener('click', async () => {
+    const user = other();
+    if (!user) return;
+    const blocked = state.blocked.has(user.id);
+    if (!blocked && !(await confirmDialog(`Block ${user.display_name}?`,
+      `You will not receive ${user.display_name}’s direct messages or chat requests, and their mentions will not notify you. They are not told.`,
+      'Block', { danger: true }))) return;
+    headerError.textContent = '';
+    try {
+      await chat.setBlock(user.id, !blocked);
+    } catch (e) {
+      headerError.textContent = e.message;
+    }
+  });
+  const actions = h('div', { class: 'header-actions' }, level, isRoom ? settingsButton : blockButton, isRoom ? membersToggle : null);
   const header = h('header', { class: 'pane-header' },
     h('button', { type: 'button', class: 'back', onclick: onBack, 'aria-label': 'Back to conversations' }, '‹'),
-    headerAvatar, h('div', { class: 'conv-heading' }, title, status));
+    headerAvatar, h('div', { class: 'conv-heading' }, title, status), actions);
 
   const edge = h('div', { class: 'history-edge', 'data-testid': 'history-edge' });
   const list = h('div', { class: 'message-list', 'data-testid': 'message-list' });
   const scroller = h('div', { class: 'messages', tabindex: '0', role: 'log', 'aria-live': 'off' }, edge, list);
   const pill = h('button', { type: 'button', class: 'new-pill', hidden: true, 'data-testid': 'new-messages-pill' }, 'New messages ↓');
   const typingLine = h('div', { class: 'typing', 'data-testid': 'typing-indicator', 'aria-live': 'polite' });
+  const notice = h('div', { class: 'conv-notice', 'data-testid': 'conversation-notice', role: 'status' });
 
   const input = h('textarea', {
     id: 'composer-input', rows: 1, class: 'composer-input', 'data-testid': 'composer',
     placeholder: 'Write a message…', 'aria-describedby': 'composer-hint',
+    role: isRoom ? 'combobox' : null, 'aria-autocomplete': isRoom ? 'list' : null,
+    'aria-expanded': isRoom ? 'false' : null, 'aria-controls': isRoom ? 'mention-menu' : null,
   });
   const composerError = h('p', { class: 'composer-error', role: 'alert' });
   const inputLabel = h('label', { for: 'composer-input', class: 'visually-hidden' });
+  const sendButton = h('button', { type: 'submit', class: 'primary send' }, 'Send');
+  const menu = h('ul', { id: 'mention-menu', class: 'mention-menu', role: 'listbox', 'aria-label': 'People to mention', hidden: true, 'data-testid': 'mention-menu' });
   const composer = h('form', { class: 'composer', 'data-testid': 'composer-form' },
-    inputLabel, input,
-    h('button', { type: 'submit', class: 'primary send' }, 'Send'),
-    h('span', { id: 'composer-hint', class: 'visually-hidden' }, 'Enter sends, Shift+Enter starts a new line.'));
+    inputLabel, menu, input, sendButton,
+    h('span', { id: 'composer-hint', class: 'visually-hidden' },
+      isRoom ? 'Enter sends, Shift+Enter starts a new line. Type @ to mention someone.' : 'Enter sends, Shift+Enter starts a new line.'));
 
+  // ---- member panel (rooms) ----
+  const memberList = h('ul', { class: 'entries member-list', 'data-testid': 'member-list' });
+  const memberHeading = h('h2', { id: `members-heading-${id}` });
+  const addPeople = h('button', { type: 'button', class: 'icon-button', 'data-testid': 'add-people', onclick: () => addPeopleDialog(id) }, 'Add people');
+  const leaveButton = h('button', { type: 'button', class: 'danger-text', 'data-testid': 'leave-room' }, 'Leave room');
+  const panelError = h('p', { class: 'form-error', role: 'alert' });
+  const panel = h('aside', {
+    id: `members-${id}`, class: 'member-panel', hidden: true, 'aria-labelledby': `members-heading-${id}`, 'data-testid': 'member-panel',
+  },
+  h('div', { class: 'member-panel-header' }, memberHeading,
+    h('button', { type: 'button', class: 'icon-button', onclick: () => togglePanel(false), 'aria-label': 'Close the member list' }, 'Close')),
+  h('div', { class: 'member-panel-actions' }, addPeople), panelError, memberList,
+  h('div', { class: 'member-panel-footer' }, leaveButton));
+
+  const column = h('div', { class: 'conv-column' },
+    h('div', { class: 'messages-wrap' }, scroller, pill), typingLine, notice, composerError, composer);
   const el = h('section', { class: 'conv-pane', 'data-conversation-id': id },
-    header, h('div', { class: 'messages-wrap' }, scroller, pill), typingLine, composerError, composer);
+    header, h('div', { class: 'conv-body' }, column, isRoom ? panel : null));
+
+  // The member panel: a column beside the chat on wide screens (open or closed as last chosen), a
+  // sheet over the chat on narrow ones (closed until asked for, every time).
+  const PANEL_KEY = 'confab.members-panel';
+  const narrow = matchMedia('(max-width: 720px)');
+  let wideOpen = true;
+  try { wideOpen = localStorage.getItem(PANEL_KEY) !== 'closed'; } catch { /* default: open */ }
+  let narrowOpen = false;
+  let panelOpen = false;
+  function applyPanel() {
+    const open = isRoom && (narrow.matches ? narrowOpen : wideOpen);
+    const opening = open && !panelOpen;
+    panelOpen = open;
+    panel.hidden = !open;
+    membersToggle.setAttribute('aria-expanded', String(open));
+    if (opening) chat.loadMembers(id);
+    renderPanel();
+  }
+  function togglePanel(open = !panelOpen) {
+    if (narrow.matches) {
+      narrowOpen = open;
+    } else {
+      wideOpen = open;
+      try { localStorage.setItem(PANEL_KEY, open ? 'open' : 'closed'); } catch { /* not remembered */ }
+    }
+    applyPanel();
+    if (!open && narrow.matches) membersToggle.focus();
+  }
+  narrow.addEventListener('change', applyPanel);
+  panel.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && narrow.matches && !event.defaultPrevented) togglePanel(false);
+  });
+  membersToggle.addEventListener('click', () => togglePanel());
+  leaveButton.addEventListener('click', async () => {
+    if (!(await confirmDialog(`Leave ${otherName()}?`,
+      summary()?.visibility === 'private' ? 'It is private: you can only come back if a member adds you again.' : 'You can join again from the room browser.',
+      'Leave', { danger: true }))) return;
+    panelError.textContent = '';
+    try {
+      await chat.leaveRoom(id);
+    } catch (e) {
+      panelError.textContent = e.message;
+    }
+  });
+
+  function memberEntry(userId, room, manage) {
+    const user = store.userById(userId) ?? { id: userId, display_name: 'Unknown', username: '' };
+    const online = state.online.has(userId);
+    const self = userId === state.me.id;
+    const remove = async () => {
+      if (!(await confirmDialog(`Remove ${user.display_name} from ${room.name}?`,
+        `${user.display_name} will no longer see this room${room.visibility === 'private' ? '' : ' until they join again'}.`,
+        'Remove', { danger: true }))) return;
+      panelError.textContent = '';
+      try {
+        await chat.removeMember(id, userId);
+      } catch (e) {
+        panelError.textContent = e.message;
+      }
+    };
+    const tags = [self ? 'you' : null, room.created_by === userId ? 'creator' : null, user.role === 'admin' ? 'admin' : null].filter(Boolean);
+    return h('li', { class: 'member', dataset: { testid: 'member', userId, key: `m${userId}` } },
+      h('span', { class: 'avatar-wrap' }, avatar(user, 'sm'),
+        h('span', { class: `presence-dot ${online ? 'online' : 'offline'}`, 'data-testid': 'presence-dot' })),
+      h('span', { class: 'entry-text' },
+        h('span', { class: 'entry-name' }, user.display_name, tags.length ? h('span', { class: 'muted member-tags' }, ` (${tags.join(', ')})`) : null),
+        h('span', { class: 'entry-sub' }, online ? 'Online' : user.last_seen ? `Last seen ${relativeTime(user.last_seen)}` : 'Not signed in yet')),
+      manage && !self && !room.general
+        ? h('button', { type: 'button', class: 'icon-button danger-text', onclick: remove, 'aria-label': `Remove ${user.display_name}`, 'data-testid': 'remove-member' }, 'Remove')
+        : null);
+  }
+
+  function renderPanel() {
+    if (!isRoom) return;
+    const room = summary();
+    const ids = store.memberIds(id);
+    const count = ids?.length ?? room?.member_count ?? 0;
+    setText(membersToggle, `Members (${count})`);
+    membersToggle.setAttribute('aria-label', `Members: ${count}. Show who is in this room`);
+    if (!panelOpen || !room) return;
+    memberHeading.textContent = `Members (${count})`;
+    addPeople.hidden = room.visibility !== 'private' || room.archived;
+    leaveButton.hidden = Boolean(room.general);
+    if (!ids) {
+      memberList.replaceChildren(h('li', { class: 'empty-note' }, 'Loading members…'));
+      memberList.dataset.key = '';
+      return;
+    }
+    const manage = store.canManage(room);
+    const online = (u) => (state.online.has(u) ? 1 : 0);
+    const name = (u) => store.userById(u)?.display_name ?? '';
+    const sorted = ids.sort((a, b) => online(b) - online(a) || name(a).localeCompare(name(b)));
+    // Presence and typing re-render the pane often: rebuild the list only when it would change.
+    const key = [manage, room.general, room.created_by, ...sorted.map((u) => `${u}${online(u) ? '+' : '-'}${name(u)}`)].join('\u0000');
+    if (memberList.dataset.key === key) return;
+    memberList.dataset.key = key;
+    replaceKeepingFocus(memberList, sorted.map((u) => memberEntry(u, room, manage)));
+  }
+
+  // ---- @-completion (rooms): candidates are the room's members ----
+  let suggestions = [];
+  let active = 0;
+  let mentionStart = -1;
+
+  function mentionQuery() {
+    const caret = input.selectionStart;
+    if (caret !== input.selectionEnd) return null;
+    const match = /(^|[^a-z0-9._-])@([a-z0-9._-]*)$/i.exec(input.value.slice(0, caret));
+    if (!match) return null;
+    return { start: caret - match[2].length - 1, query: match[2].toLowerCase() };
+  }
+
+  function updateSuggestions() {
+    const found = isRoom ? mentionQuery() : null;
+    const ids = store.memberIds(id);
+    if (!found || !ids) return closeMenu();
+    const { query } = found;
+    const people = ids.filter((u) => u !== state.me.id).map((u) => store.userById(u)).filter(Boolean)
+      .filter((u) => u.username.startsWith(query) || u.display_name.toLowerCase().split(/\s+/).some((w) => w.startsWith(query)))
+      .sort((a, b) => (b.username.startsWith(query) - a.username.startsWith(query)) || a.username.localeCompare(b.username))
+      .slice(0, MAX_SUGGESTIONS)
+      .map((u) => ({ username: u.username, label: u.display_name, user: u }));
+    const room = summary();
+    if ('room'.startsWith(query) && (!room?.general || store.canManage(room) || room?.created_by === state.me.id)) {
+      people.push({ username: 'room', label: 'Everyone in this room' });
+    }
+    if (people.length === 0) return closeMenu();
+    suggestions = people;
+    mentionStart = found.start;
+    active = Math.min(active, people.length - 1);
+    renderMenu();
+    return undefined;
+  }
+
+  function renderMenu() {
+    menu.replaceChildren(...suggestions.map((sug, i) => {
+      const option = h('li', {
+        id: `mention-option-${i}`, role: 'option', class: 'mention-option', 'aria-selected': String(i === active),
+        dataset: { testid: 'mention-option', username: sug.username },
+      }, sug.user ? avatar(sug.user, 'sm') : h('span', { class: 'room-icon', 'aria-hidden': 'true' }, '@'),
+      h('span', { class: 'entry-name' }, sug.label), h('span', { class: 'muted' }, `@${sug.username}`));
+      // mousedown, not click: the textarea keeps focus (and its caret).
+      option.addEventListener('mousedown', (event) => {
+        event.preventDefault();
+        active = i;
+        pick();
+      });
+      return option;
+    }));
+    menu.hidden = false;
+    input.setAttribute('aria-expanded', 'true');
+    input.setAttribute('aria-activedescendant', `mention-option-${active}`);
+  }
+
+  function closeMenu() {
+    suggestions = [];
+    active = 0;
+    mentionStart = -1;
+    menu.hidden = true;
+    menu.replaceChildren();
+    if (isRoom) input.setAttribute('aria-expanded', 'false');
+    input.removeAttribute('aria-activedescendant');
+  }
+
+  function pick() {
+    const sug = suggestions[active];
+    if (!sug) return;
+    const caret = input.selectionStart;
+    const before = input.value.slice(0, mentionStart);
+    const after = input.value.slice(caret);
+    const insert = `@${sug.username} `;
+    input.value = before + insert + after.replace(/^ /, '');
+    const pos = before.length + insert.length;
+    input.setSelectionRange(pos, pos);
+    store.saveDraft(id, input.value);
+    closeMenu();
+  }
 
   // ---- composer ----
   input.value = store.loadDraft(id);
@@ -58,8 +335,31 @@ export function createConversationView(id, { onBack }) {
     composerError.textContent = '';
     autosize();
     if (input.value.trim()) chat.typing(id);
+    updateSuggestions();
   });
+  input.addEventListener('click', () => { if (!menu.hidden) updateSuggestions(); });
+  input.addEventListener('blur', closeMenu);
   input.addEventListener('keydown', (event) => {
+    if (!menu.hidden && suggestions.length && !event.isComposing) {
+      if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+        event.preventDefault();
+        const step = event.key === 'ArrowDown' ? 1 : -1;
+        active = (active + step + suggestions.length) % suggestions.length;
+        renderMenu();
+        return;
+      }
+      if ((event.key === 'Enter' && !event.shiftKey) || event.key === 'Tab') {
+        event.preventDefault();
+        pick();
+        return;
+      }
+      if (event.key === 'Escape') {
+        event.preventDefault();
+        event.stopPropagation();
+        closeMenu();
+        return;
+      }
+    }
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       composer.requestSubmit();
@@ -68,7 +368,8 @@ export function createConversationView(id, { onBack }) {
   composer.addEventListener('submit', (event) => {
     event.preventDefault();
     const body = input.value.trim();
-    if (!body) return;
+    if (!body || input.disabled) return;
+    closeMenu();
     if ([...body].length > MAX_BODY_CHARS) {
       composerError.textContent = `Messages can be at most ${MAX_BODY_CHARS} characters (this one has ${[...body].length}).`;
       return;
@@ -104,9 +405,33 @@ export function createConversationView(id, { onBack }) {
   let renderedOldest = 0;
   let renderedNewest = 0;
 
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  let headerKey = '';
   function renderHeader() {
+    const s = summary();
+    level.value = s?.notify ?? 'all';
+    level.disabled = !s || (!isRoom && s.last_seq === 0); // a DM exists once it has a message
+    if (isRoom) {
+      setText(title, otherName());
+      inputLabel.textContent = `Message ${otherName()}`;
+      const key = `${s?.visibility}`;
+      if (key !== headerKey) {
+        headerKey = key;
+        headerAvatar.replaceChildren(roomIcon(s ?? {}));
+      }
+      const count = store.memberIds(id)?.length ?? s?.member_count ?? 0;
+      const members = count === 1 ? '1 member' : `${count} members`;
+      setText(status, s?.topic ? `${s.topic} · ${members}` : members);
+      status.title = s?.topic ?? '';
+      settingsButton.hidden = !store.canManage(s);
+      renderPanel();
+      return;
+    }
     const user = other();
-    title.textContent = otherName();
+    setText(title, otherName());
     inputLabel.textContent = `Message ${otherName()}`;
     headerAvatar.replaceChildren(...(user ? [avatar(user),
       h('span', { class: `presence-dot ${state.online.has(user.id) ? 'online' : 'offline'}` })] : []));
@@ -114,13 +439,97 @@ export function createConversationView(id, { onBack }) {
     else if (user.disabled) status.textContent = 'Account disabled';
     else if (state.online.has(user.id)) status.textContent = 'Online';
     else status.textContent = user.last_seen ? `Last seen ${relativeTime(user.last_seen)}` : 'Not signed in yet';
+    const blocked = user && state.blocked.has(user.id);
+    setText(blockButton, blocked ? 'Unblock' : 'Block');
+    blockButton.setAttribute('aria-label', `${blocked ? 'Unblock' : 'Block'} ${user?.display_name ?? ''}`);
+    blockButton.hidden = !user;
   }
 
   function renderTyping() {
-    const names = store.typingIn(id).map((u) => store.userById(u)?.display_name ?? 'Someone');
-    const text = names.length === 0 ? '' : names.length === 1 ? `${names[0]} is typing…` : `${names.join(', ')} are typing…`;
+    const names = store.typingIn(id).map((u) => store.userById(u)?.display_name ?? 'Someone')
+      .sort((a, b) => a.localeCompare(b));
+    const text = typingText(names);
     if (typingLine.textContent !== text) typingLine.textContent = text;
     typingLine.classList.toggle('active', Boolean(text));
+  }
+
+  /** Archived rooms, blocked people and chat requests change what the composer may do. */
+  function renderNotice() {
+    const s = summary();
+    let lines = [];
+    let writable = true;
+    const user = other();
+    if (isRoom && s?.archived) {
+      lines = ['This room is archived. Its history stays readable; nobody can write in it.'];
+      writable = false;
+    } else if (isRoom && !s && store.timeline(id).errorCode === 'not_found') {
+      lines = ['You are not in this room, or it does not exist. Open rooms can be joined from the room browser.'];
+      writable = false;
+    } else if (!isRoom && user) {
+      const incoming = store.incomingRequest(user.id);
+      const outgoing = store.outgoingRequest(user.id);
+      const outcome = state.requestOutcomes.get(user.id);
+      if (state.blocked.has(user.id)) {
+        lines = [`You blocked ${user.display_name}. You do not receive their messages.`,
+          h('button', { type: 'button', class: 'link', onclick: () => chat.setBlock(user.id, false) }, 'Unblock')];
+      } else if (incoming) {
+        lines = [h('div', { class: 'request-card', 'data-testid': 'request-card' },
+          h('p', {}, h('strong', {}, user.display_name), ' wants to chat with you:'),
+          h('p', { class: 'request-body' }, incoming.body ?? ''),
+          h('div', { class: 'request-actions' },
+            h('button', { type: 'button', class: 'primary', onclick: () => answer('accept') }, 'Accept'),
+            h('button', { type: 'button', onclick: () => answer('decline') }, 'Decline')))];
+        writable = false;
+      } else if (outgoing) {
+        lines = [h('div', { 'data-testid': 'request-sent' },
+          h('p', {}, `Chat request sent. ${user.display_name} will see your message once they accept.`),
+          outgoing.body ? h('p', { class: 'request-body' }, outgoing.body) : null)];
+        writable = false;
+      } else if (outcome === 'declined') {
+        lines = [h('span', { 'data-testid': 'request-declined' }, `${user.display_name} declined your chat request.`)];
+        writable = false;
+      } else if (outcome === 'accepted') {
+        lines = [h('span', { 'data-testid': 'request-accepted' }, `${user.display_name} accepted your chat request.`)];
+      }
+    }
+    const key = JSON.stringify(lines.map((l) => (typeof l === 'string' ? l : l.textContent)));
+    if (notice.dataset.key !== key) {
+      notice.dataset.key = key;
+      notice.replaceChildren(...lines.map((l) => (typeof l === 'string' ? h('p', {}, l) : l)));
+    }
+    notice.hidden = lines.length === 0;
+    input.disabled = !writable;
+    sendButton.disabled = !writable;
+  }
+
+  async function answer(action) {
+    const user = other();
+    composerError.textContent = '';
+    try {
+      await chat.answerRequest(user.id, action);
+    } catch (e) {
+      composerError.textContent = e.message;
+    }
+  }
+
+  /**
+   * Rooms: "Seen by N" under the newest message, N the members other than its sender (and us) who
+   * read up to it; the names are in the title and the accessible label.
+   */
+  function seenBy(newest) {
+    const reads = summary()?.reads;
+    if (!newest || !reads) return null;
+    const names = [];
+    for (const [user, seq] of reads) {
+      if (seq >= newest.seq && user !== newest.from && user !== state.me.id) names.push(store.userById(user)?.display_name ?? 'Someone');
+    }
+    if (names.length === 0) return null;
+    names.sort((a, b) => a.localeCompare(b));
+    const list = nameList(names);
+    return h('div', {
+      class: 'seen seen-by', 'data-testid': 'seen', tabindex: '0', title: names.join(', '),
+      'aria-label': `Seen by ${list}`, dataset: { names: list },
+    }, `Seen by ${names.length}`);
   }
 
   /** The last own message the other member has read up to, for "Seen". */
@@ -138,7 +547,7 @@ export function createConversationView(id, { onBack }) {
       'data-testid': 'message',
       dataset: pending ? { clientId: pending.client_id, status: pending.status } : { seq: m.seq },
     },
-    h('div', { class: 'message-body' }, linkify(m.body)),
+    h('div', { class: 'message-body' }, messageText(m)),
     h('time', { class: 'message-time', datetime: new Date(m.sent_at).toISOString(), title: fullTime(m.sent_at) }, timeLabel(m.sent_at)));
     if (pending) node.append(pendingStatus(pending));
     return node;
@@ -191,6 +600,10 @@ export function createConversationView(id, { onBack }) {
       }
       group.body.append(messageEl(m, p));
       if (!p && m.seq === seen) group.body.append(h('div', { class: 'seen', 'data-testid': 'seen' }, 'Seen'));
+      if (isRoom && !p && m === messages.at(-1)) {
+        const node = seenBy(m);
+        if (node) group.body.append(node);
+      }
       prev = m;
     }
     return { nodes, messages };
@@ -201,7 +614,8 @@ export function createConversationView(id, { onBack }) {
     if (t.error) text = `Could not load messages: ${t.error}`;
     else if (t.loading) text = 'Loading messages…';
     else if (t.loaded && !t.hasMore) {
-      text = count ? `This is the beginning of your conversation with ${otherName()}.` : `No messages yet. Say hello to ${otherName()}!`;
+      if (isRoom) text = count ? `This is the beginning of ${otherName()}.` : `No messages in ${otherName()} yet.`;
+      else text = count ? `This is the beginning of your conversation with ${otherName()}.` : `No messages yet. Say hello to ${otherName()}!`;
     }
     edge.textContent = text;
     edge.classList.toggle('error', Boolean(t.error));
@@ -237,6 +651,7 @@ export function createConversationView(id, { onBack }) {
     if (!state.me) return;
     renderHeader();
     renderTyping();
+    renderNotice();
     const rev = store.rev(id);
     if (rev !== renderedRev) {
       renderedRev = rev;
@@ -246,6 +661,7 @@ export function createConversationView(id, { onBack }) {
 
   const unsubscribe = store.subscribe(render);
   render();
+  applyPanel();
 
   return {
     el,
@@ -260,6 +676,7 @@ export function createConversationView(id, { onBack }) {
     },
     destroy() {
       unsubscribe();
+      narrow.removeEventListener('change', applyPanel);
       store.saveDraft(id, input.value);
     },
   };

@@ -5,6 +5,8 @@ import * as store from '../store.js';
 import { createSidebar } from './sidebar.js';
 import { createConversationView } from './conversation.js';
 import { createAdminView } from './admin.js';
+import { createRoomBrowser } from './rooms.js';
+import { createMentionsView, createSettingsView } from './pages.js';
 
 export function createShell({ onSignOut, onUsersChanged }) {
   const sidebar = createSidebar({ onSignOut });
@@ -36,13 +38,22 @@ export function createShell({ onSignOut, onUsersChanged }) {
     el,
     showEmpty() {
       show('empty', () => placeholder(`Hello, ${store.state.me?.display_name ?? ''}`,
-        'Pick a person on the left to start a conversation. Ctrl+K finds someone quickly.'), 'list');
+        'Pick a room or a person on the left. Ctrl+K finds one quickly.'), 'list');
     },
     showNotFound(name) {
       show(`missing:${name}`, () => placeholder('Nobody here by that name', `There is no one called “${name}” on this server.`), 'pane');
     },
     showConversation(id) {
       return show(`conv:${id}`, () => createConversationView(id, { onBack: back }), 'pane');
+    },
+    showRooms() {
+      return show('rooms', () => createRoomBrowser({ onBack: back }), 'pane');
+    },
+    showMentions() {
+      show('mentions', () => createMentionsView({ onBack: back }), 'pane');
+    },
+    showSettings() {
+      show('settings', () => createSettingsView({ onBack: back }), 'pane');
     },
     showAdmin() {
       show('admin', () => createAdminView({ me: store.state.me, onBack: back, onUsersChanged }), 'pane');
