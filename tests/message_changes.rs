@@ -60,7 +60,10 @@ async fn an_edit_reaches_every_tab_and_history_and_only_the_author_may_edit() {
         .await;
     assert_eq!(alice_tab.ack_for("e1").await["message"], acked);
     assert_eq!(summary(&bob, &conv).await["change_seq"], 1);
-    assert_eq!(full_history(&bob, &conv).await, std::slice::from_ref(&acked));
+    assert_eq!(
+        full_history(&bob, &conv).await,
+        std::slice::from_ref(&acked)
+    );
 
     bob_tab
         .send_json(&edit(&conv, 1, "bob was here", "e2"))

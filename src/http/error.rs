@@ -131,9 +131,11 @@ fn rejection_status(rejection: ChatRejection) -> StatusCode {
             StatusCode::BAD_REQUEST
         }
         R::NoSuchMessage => StatusCode::NOT_FOUND,
-        R::Forbidden | R::MentionNotAllowed | R::NotYourMessage | R::EditWindowPassed => {
-            StatusCode::FORBIDDEN
-        }
+        R::Forbidden
+        | R::OpenRoomsAreJoined
+        | R::MentionNotAllowed
+        | R::NotYourMessage
+        | R::EditWindowPassed => StatusCode::FORBIDDEN,
         R::MessageDeleted | R::TooManyReactions => StatusCode::CONFLICT,
         R::ClientIdReused
         | R::RoomArchived

@@ -458,6 +458,8 @@ pub enum ChatRejection {
     RoomArchived,
     #[error("only the room's creator or an administrator can do that")]
     Forbidden,
+    #[error("people join open rooms themselves")]
+    OpenRoomsAreJoined,
     #[error("they are already a member")]
     AlreadyMember,
     #[error("everyone is in General; nobody can leave it or be removed")]
@@ -498,7 +500,7 @@ impl ChatRejection {
             ChatRejection::InvalidSeq => "invalid_seq",
             ChatRejection::NotFound => "not_found",
             ChatRejection::RoomArchived => "room_archived",
-            ChatRejection::Forbidden => "forbidden",
+            ChatRejection::Forbidden | ChatRejection::OpenRoomsAreJoined => "forbidden",
             ChatRejection::AlreadyMember => "already_member",
             ChatRejection::CannotLeaveGeneral => "cannot_leave_general",
             ChatRejection::GeneralIsFixed => "general_is_fixed",

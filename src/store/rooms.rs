@@ -556,7 +556,7 @@ impl BatchTables<'_> {
             return Ok(Err(ChatRejection::NotFound));
         };
         if info.visibility == Visibility::Open {
-            return Ok(Err(ChatRejection::Forbidden));
+            return Ok(Err(ChatRejection::OpenRoomsAreJoined));
         }
         if info.archived {
             return Ok(Err(ChatRejection::RoomArchived));
