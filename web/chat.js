@@ -40,10 +40,21 @@ export async function start(me, { onSessionEnded }) {
   await refreshDirectory();
 }
 
+/** Request frames seen so far: a list fetched while one arrived may predate it. */
+let requestFrames = 0;
+
 /** Requests and blocks have no snapshot in `hello`: fetched at start and after every reconnect. */
 function refreshRequestsAndBlocks() {
-  api.get('/api/requests').then(store.setRequests, () => {});
+  refreshRequests();
   api.get('/api/blocks').then((res) => store.setBlocked(res.blocked ?? []), () => {});
+}
+
+function refreshRequests() {
+  const seen = requestFrames;
+  api.get('/api/requests').then((res) => {
+    if (requestFrames !== seen) refreshRequests();
+    else store.setRequests(res);
+  }, () => {});
 }
 
 export function stop() {
@@ -186,6 +197,7 @@ function onConversation(frame) {
 }
 
 function onRequest(frame) {
+  requestFrames += 1;
   switch (frame.action) {
     case 'received': {
       store.requestReceived(frame);

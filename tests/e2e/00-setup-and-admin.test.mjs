@@ -62,6 +62,7 @@ test('first-run setup, sign in, create a user on the admin page, sign out', { ti
   assert.equal(login.body.user.must_change_password, true);
 
   await page.getByRole('button', { name: 'Done' }).click();
+  await secret.waitFor({ state: 'detached' });
   assert.equal(await secret.count(), 0, 'the temporary password is shown only once');
   const bobRow = page.locator(`[data-testid="admin-user-row"][data-user-id="${login.body.user.id}"]`);
   await bobRow.getByText('Bob Builder').waitFor();
