@@ -777,8 +777,14 @@ impl Member {
         Ok(at)
     }
 
+    /// The next ack or error; an error if the connection ended or nothing came.
     async fn reply(&mut self) -> Fallible<Reply> {
         match tokio::time::timeout(STALL, self.replies.recv()).await {
+            Ok(Some(reply)) if reply.client_id.is_empty() => Err(format!(
+                "user {}: connection ended: {}",
+                self.id,
+                reply.error.unwrap_or_default()
+            )),
             Ok(Some(reply)) => Ok(reply),
             Ok(None) => Err(format!("user {}: connection ended", self.id)),
             Err(_) => Err(format!("user {}: no ack within {STALL:?}", self.id)),
@@ -786,9 +792,28 @@ impl Member {
     }
 }
 
+/// Reads one connection until told to stop; returns why it ended otherwise, and tells the
+/// driver too (a reply without a client id).
 async fn read_frames(
-    mut stream: SplitStream<Ws>,
+    stream: SplitStream<Ws>,
     replies: tokio::sync::mpsc::UnboundedSender<Reply>,
+    arrivals: Arc<Arrivals>,
+    stop: watch::Receiver<bool>,
+) -> Option<String> {
+    let ended = read_until_stopped(stream, &replies, arrivals, stop).await;
+    if let Some(reason) = &ended {
+        let _ = replies.send(Reply {
+            client_id: String::new(),
+            at: Instant::now(),
+            error: Some(reason.clone()),
+        });
+    }
+    ended
+}
+
+async fn read_until_stopped(
+    mut stream: SplitStream<Ws>,
+    replies: &tokio::sync::mpsc::UnboundedSender<Reply>,
     arrivals: Arc<Arrivals>,
     mut stop: watch::Receiver<bool>,
 ) -> Option<String> {
@@ -855,6 +880,22 @@ async fn await_deliveries(arrivals: &Arrivals, expected: usize) -> usize {
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+}
+
+/// CPU time (user + system) a process has used so far, from /proc/<pid>/stat (in USER_HZ
+/// ticks, 100 per second on x86 and ARM Linux).
+fn cpu_time(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or_else(Vec::new, |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 fn latency_line(sorted: &[Duration]) -> String {
@@ -930,6 +971,31 @@ impl Rooms {
         )
     }
 
+    /// CPU used so far by the server and by this load generator.
+    fn cpu(&self) -> (Duration, Duration) {
+        (
+            cpu_time(&self.server.child.id().to_string()),
+            cpu_time("self"),
+        )
+    }
+
+    /// CPU used since `before`, in all and per message: the figure the shared cores cannot
+    /// blur, unlike latency.
+    fn cpu_since(&self, before: (Duration, Duration), messages: usize) -> String {
+        let (server, harness) = self.cpu();
+        let server = server.saturating_sub(before.0);
+        let harness = harness.saturating_sub(before.1);
+        let per = |d: Duration| d.as_secs_f64() * 1000.0 / messages.max(1) as f64;
+        format!(
+            "CPU: server {:.2} s ({:.2} ms per message), load generator {:.2} s ({:.2} ms per \
+             message)",
+            server.as_secs_f64(),
+            per(server),
+            harness.as_secs_f64(),
+            per(harness)
+        )
+    }
+
     fn check_connections(&mut self, scenario: &str) {
         let closed = self
             .members
@@ -959,6 +1025,7 @@ async fn room_fanout(ctx: &mut Rooms, args: &Args, room: &str) -> Fallible<()> {
     let first = ctx.tags(n);
     let expected = ctx.arrivals.count.load(Ordering::Relaxed) + n * recipients;
     ctx.arrivals.record.store(true, Ordering::Relaxed);
+    let cpu = ctx.cpu();
     let mut sent_at = vec![None; n];
     let mut acks = Vec::with_capacity(n);
     let mut errors = Vec::new();
@@ -1028,6 +1095,7 @@ async fn room_fanout(ctx: &mut Rooms, args: &Args, room: &str) -> Fallible<()> {
     let p99 = percentile(&last_member, 99.0);
     println!("  last member: {}", latency_line(&last_member));
     println!("  ack:         {}", latency_line(&acks));
+    println!("  {}", ctx.cpu_since(cpu, n));
     println!(
         "  target: last-member p99 <= 50 ms: {} ({})",
         verdict(p99 <= Duration::from_millis(50) && incomplete == 0),
@@ -1058,6 +1126,7 @@ async fn commit_cost(ctx: &mut Rooms, args: &Args, room: &str) -> Fallible<()> {
     );
     let first = ctx.tags(2 * n);
     let mut expected = ctx.arrivals.count.load(Ordering::Relaxed);
+    let cpu = ctx.cpu();
     let (mut dm, mut in_room) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for k in 0..2 * n {
         let seen = await_deliveries(&ctx.arrivals, expected).await;
@@ -1100,6 +1169,10 @@ async fn commit_cost(ctx: &mut Rooms, args: &Args, room: &str) -> Fallible<()> {
     in_room.sort_unstable();
     let ratio =
         |p: f64| percentile(&in_room, p).as_secs_f64() / percentile(&dm, p).as_secs_f64().max(1e-9);
+    println!(
+        "  {} (DMs and room sends together)",
+        ctx.cpu_since(cpu, 2 * n)
+    );
     println!("  DM ack:   {}, mean {}", latency_line(&dm), ms(dm_mean));
     println!(
         "  room ack: {}, mean {}",
@@ -1125,6 +1198,8 @@ async fn commit_cost(ctx: &mut Rooms, args: &Args, room: &str) -> Fallible<()> {
 /// What one sender of the busy room measured.
 struct Posted {
     latencies: Vec<Duration>,
+    /// Why the connection ended before every send was acked.
+    ended: Option<String>,
     rate_limited: usize,
     first_send: Option<Instant>,
     last_ack: Option<Instant>,
@@ -1141,6 +1216,7 @@ async fn post_share(
 ) -> Fallible<(Member, Posted)> {
     let mut out = Posted {
         latencies: Vec::with_capacity(quota),
+        ended: None,
         rate_limited: 0,
         first_send: None,
         last_ack: None,
@@ -1157,14 +1233,26 @@ async fn post_share(
             });
             let frame = json!({"type": "send", "conversation": &*room,
                                "body": format!("#{tag} {body}"), "client_id": format!("t{tag}")});
-            let at = member.send(frame).await?;
+            let at = match member.send(frame).await {
+                Ok(at) => at,
+                Err(e) => {
+                    out.ended = Some(e);
+                    return Ok((member, out));
+                }
+            };
             out.first_send.get_or_insert(at);
             pending.insert(tag, at);
         }
         if pending.is_empty() {
             return Ok((member, out));
         }
-        let reply = member.reply().await?;
+        let reply = match member.reply().await {
+            Ok(reply) => reply,
+            Err(e) => {
+                out.ended = Some(e);
+                return Ok((member, out));
+            }
+        };
         let Some(sent) = tag_of(&reply.client_id).and_then(|t| pending.remove(&t)) else {
             return Err(format!(
                 "unexpected reply {} {:?}",
@@ -1202,6 +1290,7 @@ async fn room_throughput(ctx: &mut Rooms, args: &Args) -> Fallible<()> {
     let first = ctx.tags(n);
     let expected = ctx.arrivals.count.load(Ordering::Relaxed) + n * recipients;
     let body: Arc<str> = ctx.body.clone().into();
+    let cpu = ctx.cpu();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(senders);
     let mut tag = first;
@@ -1221,10 +1310,12 @@ async fn room_throughput(ctx: &mut Rooms, args: &Args) -> Fallible<()> {
     let mut latencies = Vec::with_capacity(n);
     let (mut rate_limited, mut first_send, mut last_ack) = (0, None::<Instant>, started);
     let mut failed = None;
+    let mut ended = Vec::new();
     for task in tasks {
         match task.await.map_err(|e| e.to_string())? {
             Ok((member, posted)) => {
                 returned.push(member);
+                ended.extend(posted.ended);
                 latencies.extend(posted.latencies);
                 rate_limited += posted.rate_limited;
                 first_send = match (first_send, posted.first_send) {
@@ -1259,6 +1350,14 @@ async fn room_throughput(ctx: &mut Rooms, args: &Args) -> Fallible<()> {
         ctx.rss()
     );
     println!("  ack: {}", latency_line(&latencies));
+    println!("  {}", ctx.cpu_since(cpu, acked));
+    if !ended.is_empty() {
+        println!(
+            "  {} of {senders} senders' connections ended; first: {}",
+            ended.len(),
+            ended[0]
+        );
+    }
     println!(
         "  target: >= 5,000 msg/s acked: {} ({rate:.0} msg/s)",
         verdict(rate >= 5000.0)
