@@ -1,10 +1,18 @@
 //! Load harness: starts a release `confab` on a temp dir and an ephemeral loopback port, signs up
-//! N users, sends M DMs from all of them at once, and reports throughput, ack latency and memory.
+//! users, and measures one of these scenarios (docs/BENCHMARKS.md):
+//!
+//! - `dm` (the default): N users send M DMs at once; throughput, ack latency and memory.
+//! - `room-fanout`: every user is in one room and connected; a few senders post at a modest
+//!   rate; the latency until the *last* member has each message, and the ack latency.
+//! - `room-throughput`: many senders post into one busy room; acknowledged messages per second.
+//! - `commit-cost`: DMs and sends into the big room, one at a time, alternately; the ack latency
+//!   of each and their ratio.
+//! - `rooms`: the three room scenarios in one run, sharing the users (sign-ups are the slow part).
 //!
 //! ```text
 //! cargo build --release
-//! cargo run --release --example loadtest -- [--users N] [--messages M] [--idle-connections K]
-//!     [--window W] [--body-bytes B] [--bin PATH]
+//! cargo run --release --example loadtest -- [--scenario S] [--users N] [--messages M]
+//!     [--idle-connections K] [--window W] [--body-bytes B] [--bin PATH] [room flags]
 //! ```
 //!
 //! It builds nothing itself: it runs `target/release/confab` (or `--bin`). All traffic goes to
@@ -15,13 +23,15 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -41,26 +51,75 @@ const SIGNUP_CONCURRENCY: usize = 4;
 const STALL: Duration = Duration::from_secs(30);
 const ADMIN_PASSWORD: &str = "load test admin password";
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    Dm,
+    RoomFanout,
+    RoomThroughput,
+    CommitCost,
+    Rooms,
+}
+
+impl Scenario {
+    fn parse(name: &str) -> Option<Scenario> {
+        Some(match name {
+            "dm" => Scenario::Dm,
+            "room-fanout" => Scenario::RoomFanout,
+            "room-throughput" => Scenario::RoomThroughput,
+            "commit-cost" => Scenario::CommitCost,
+            "rooms" => Scenario::Rooms,
+            _ => return None,
+        })
+    }
+
+    /// Whether this run includes `part` (`rooms` is all three room scenarios).
+    fn includes(self, part: Scenario) -> bool {
+        self == part || (self == Scenario::Rooms && part != Scenario::Dm)
+    }
+}
+
 struct Args {
+    scenario: Scenario,
     users: usize,
     messages: usize,
     idle: usize,
     window: usize,
     body_bytes: usize,
     bin: PathBuf,
+    /// Room scenarios: users signed up, all members of the fan-out room.
+    room_members: usize,
+    fanout_senders: usize,
+    /// Messages per second from all fan-out senders together.
+    fanout_rate: usize,
+    fanout_messages: usize,
+    /// The busy room's members, every one of them sending.
+    throughput_senders: usize,
+    throughput_messages: usize,
+    /// DMs, and as many room sends, in the commit-cost scenario.
+    commit_messages: usize,
 }
 
-const USAGE: &str = "usage: loadtest [--users N] [--messages M] [--idle-connections K] \
-[--window W] [--body-bytes B] [--bin PATH]";
+const USAGE: &str = "usage: loadtest [--scenario dm|room-fanout|room-throughput|commit-cost|rooms] \
+[--users N] [--messages M] [--idle-connections K] [--window W] [--body-bytes B] [--bin PATH] \
+[--room-members N] [--fanout-senders S] [--fanout-rate R] [--fanout-messages M] \
+[--throughput-senders S] [--throughput-messages M] [--commit-messages M]";
 
 fn parse_args() -> Fallible<Args> {
     let mut args = Args {
+        scenario: Scenario::Dm,
         users: 100,
         messages: 20_000,
         idle: 500,
         window: 8,
         body_bytes: 100,
         bin: PathBuf::from("target/release/confab"),
+        room_members: 1000,
+        fanout_senders: 4,
+        fanout_rate: 10,
+        fanout_messages: 300,
+        throughput_senders: 100,
+        throughput_messages: 20_000,
+        commit_messages: 500,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -82,11 +141,33 @@ fn parse_args() -> Fallible<Args> {
             "--window" => args.window = number()?.max(1),
             "--body-bytes" => args.body_bytes = number()?.clamp(1, 4000),
             "--bin" => args.bin = PathBuf::from(&value),
+            "--scenario" => {
+                args.scenario = Scenario::parse(&value)
+                    .ok_or_else(|| format!("unknown scenario {value:?}\n{USAGE}"))?;
+            }
+            "--room-members" => args.room_members = number()?,
+            "--fanout-senders" => args.fanout_senders = number()?.max(1),
+            "--fanout-rate" => args.fanout_rate = number()?.max(1),
+            "--fanout-messages" => args.fanout_messages = number()?,
+            "--throughput-senders" => args.throughput_senders = number()?,
+            "--throughput-messages" => args.throughput_messages = number()?,
+            "--commit-messages" => args.commit_messages = number()?,
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
     if args.users < 2 {
         return Err("--users must be at least 2 (each sends to a partner)".to_owned());
+    }
+    if args.scenario != Scenario::Dm {
+        let needed = args.fanout_senders.max(args.throughput_senders).max(2);
+        if args.room_members < needed {
+            return Err(format!(
+                "--room-members must be at least {needed} (the senders are members)"
+            ));
+        }
+        if args.throughput_senders < 2 {
+            return Err("--throughput-senders must be at least 2".to_owned());
+        }
     }
     Ok(args)
 }
@@ -430,25 +511,9 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-async fn run(args: Args) -> Fallible<()> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut server = Server::start(&args.bin, args.users + args.idle + 64)?;
+/// First-time setup, then `count` users signed up through the admin API, 4 at a time.
+async fn sign_up_all(server: &Server, http: &reqwest::Client, count: usize) -> Fallible<Vec<User>> {
     let base = server.url("");
-    let http = http()?;
-    let health = call(http.get(server.url("/healthz")), 200, "healthz").await?;
-    println!("confab load test");
-    println!(
-        "server:   {} ({}) on {}, {cores} cores",
-        args.bin.display(),
-        health["version"].as_str().unwrap_or("?"),
-        server.addr
-    );
-    println!(
-        "workload: {} users, {} messages of {} bytes into DMs (fixed partner each), \
-         window {} per connection, {} idle connections",
-        args.users, args.messages, args.body_bytes, args.window, args.idle
-    );
-
     let setup = call(
         http.post(server.url("/api/setup")).json(&json!({
             "token": server.setup_token, "username": "admin",
@@ -462,7 +527,7 @@ async fn run(args: Args) -> Fallible<()> {
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(SIGNUP_CONCURRENCY));
     let mut signups = Vec::new();
-    for n in 0..args.users {
+    for n in 0..count {
         let (http, base, admin, gate) = (http.clone(), base.clone(), admin.clone(), gate.clone());
         signups.push(tokio::spawn(async move {
             let _slot = gate.acquire().await.map_err(|e| e.to_string())?;
@@ -478,6 +543,29 @@ async fn run(args: Args) -> Fallible<()> {
         users.len(),
         started.elapsed().as_secs_f64()
     );
+
+    Ok(users)
+}
+
+async fn run_dm(args: Args) -> Fallible<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut server = Server::start(&args.bin, args.users + args.idle + 64)?;
+    let http = http()?;
+    let health = call(http.get(server.url("/healthz")), 200, "healthz").await?;
+    println!("confab load test");
+    println!(
+        "server:   {} ({}) on {}, {cores} cores",
+        args.bin.display(),
+        health["version"].as_str().unwrap_or("?"),
+        server.addr
+    );
+    println!(
+        "workload: {} users, {} messages of {} bytes into DMs (fixed partner each), \
+         window {} per connection, {} idle connections",
+        args.users, args.messages, args.body_bytes, args.window, args.idle
+    );
+
+    let users = sign_up_all(&server, &http, args.users).await?;
 
     let mut sockets = Vec::new();
     for user in &users {
@@ -590,6 +678,788 @@ async fn run(args: Args) -> Fallible<()> {
     Ok(())
 }
 
+// Room scenarios. Every user keeps one connection whose reader task runs from connect to the
+// end, so fan-out is consumed as fast as the harness can; the drivers write through the
+// connections' sending halves and learn of acks from their readers.
+
+/// Senders in the commit-cost scenario (even: user i's DM partner is user i xor 1), so each
+/// sends well under its rate budget.
+const COMMIT_SENDERS: usize = 10;
+/// Seconds between scenarios, so every sender's rate budget is full again.
+const REFILL: Duration = Duration::from_secs(3);
+
+/// A tagged message frame's tag. Room scenario bodies start with `#<tag> `, so a reader knows
+/// which send a frame carries without parsing it (a thousand readers share two cores with the
+/// server). The server writes `type` first and the body once.
+fn message_tag(text: &str) -> Option<u32> {
+    let rest = text.strip_prefix("{\"type\":\"message\"")?;
+    let rest = &rest[rest.find("\"body\":\"")? + 8..];
+    let digits = rest.strip_prefix('#')?;
+    let end = digits.find(|c: char| !c.is_ascii_digit())?;
+    digits[..end].parse().ok()
+}
+
+/// An `ack` or an `error` for one of a connection's sends, stamped when its reader saw it.
+struct Reply {
+    client_id: String,
+    at: Instant,
+    /// `None` for an ack, else the error code.
+    error: Option<String>,
+}
+
+/// Tagged message frames seen by all readers.
+#[derive(Default)]
+struct Arrivals {
+    seen: StdMutex<Vec<(u32, Instant)>>,
+    count: AtomicUsize,
+    /// Off while only the count matters.
+    record: AtomicBool,
+}
+
+impl Arrivals {
+    fn take(&self) -> Vec<(u32, Instant)> {
+        std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// The client side of the server's per-connection rate limit, a token bucket.
+struct Pacer {
+    credit: f64,
+    refilled: Instant,
+}
+
+impl Pacer {
+    fn new() -> Pacer {
+        Pacer {
+            credit: CLIENT_BURST,
+            refilled: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let now = Instant::now();
+        let gained = now.duration_since(self.refilled).as_secs_f64() * CLIENT_RATE;
+        self.credit = (self.credit + gained).min(CLIENT_BURST);
+        self.refilled = now;
+    }
+
+    async fn take(&mut self) {
+        self.refill();
+        if self.credit < 1.0 {
+            let wait = (1.0 - self.credit) / CLIENT_RATE;
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+            self.refill();
+        }
+        self.credit -= 1.0;
+    }
+}
+
+/// One user's connection: its writing half, and the acks and errors its reader passes on.
+struct Member {
+    id: i64,
+    sink: SplitSink<Ws, Message>,
+    replies: tokio::sync::mpsc::UnboundedReceiver<Reply>,
+    /// Ends with why the connection ended, or `None` when told to stop.
+    reader: tokio::task::JoinHandle<Option<String>>,
+    pacer: Pacer,
+}
+
+impl Member {
+    /// Sends a frame within the rate budget; returns when it was written.
+    async fn send(&mut self, frame: Value) -> Fallible<Instant> {
+        let text = frame.to_string();
+        self.pacer.take().await;
+        let at = Instant::now();
+        self.sink
+            .send(Message::text(text))
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        Ok(at)
+    }
+
+    /// The next ack or error; an error if the connection ended or nothing came.
+    async fn reply(&mut self) -> Fallible<Reply> {
+        match tokio::time::timeout(STALL, self.replies.recv()).await {
+            Ok(Some(reply)) if reply.client_id.is_empty() => Err(format!(
+                "user {}: connection ended: {}",
+                self.id,
+                reply.error.unwrap_or_default()
+            )),
+            Ok(Some(reply)) => Ok(reply),
+            Ok(None) => Err(format!("user {}: connection ended", self.id)),
+            Err(_) => Err(format!("user {}: no ack within {STALL:?}", self.id)),
+        }
+    }
+}
+
+/// Reads one connection until told to stop; returns why it ended otherwise, and tells the
+/// driver too (a reply without a client id).
+async fn read_frames(
+    stream: SplitStream<Ws>,
+    replies: tokio::sync::mpsc::UnboundedSender<Reply>,
+    arrivals: Arc<Arrivals>,
+    stop: watch::Receiver<bool>,
+) -> Option<String> {
+    let ended = read_until_stopped(stream, &replies, arrivals, stop).await;
+    if let Some(reason) = &ended {
+        let _ = replies.send(Reply {
+            client_id: String::new(),
+            at: Instant::now(),
+            error: Some(reason.clone()),
+        });
+    }
+    ended
+}
+
+async fn read_until_stopped(
+    mut stream: SplitStream<Ws>,
+    replies: &tokio::sync::mpsc::UnboundedSender<Reply>,
+    arrivals: Arc<Arrivals>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<String> {
+    loop {
+        let next = tokio::select! {
+            _ = stop.changed() => return None,
+            next = stream.next() => next,
+        };
+        let text = match next {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(frame))) => return Some(format!("server closed: {frame:?}")),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Some(format!("WebSocket error: {e}")),
+            None => return Some("WebSocket ended".to_owned()),
+        };
+        let at = Instant::now();
+        if let Some(tag) = message_tag(text.as_str()) {
+            if arrivals.record.load(Ordering::Relaxed) {
+                arrivals
+                    .seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((tag, at));
+            }
+            arrivals.count.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let Ok(frame) = serde_json::from_str::<Value>(text.as_str()) else {
+            return Some(format!("bad frame: {text}"));
+        };
+        let error = match frame["type"].as_str() {
+            Some("ack") => None,
+            Some("error") => Some(frame["code"].as_str().unwrap_or("?").to_owned()),
+            _ => continue,
+        };
+        let client_id = frame["client_id"].as_str().unwrap_or_default().to_owned();
+        let _ = replies.send(Reply {
+            client_id,
+            at,
+            error,
+        });
+    }
+}
+
+fn tag_of(client_id: &str) -> Option<u32> {
+    client_id.strip_prefix('t')?.parse().ok()
+}
+
+/// Waits until the readers have seen `expected` tagged messages since the start, or nothing
+/// new arrived for `STALL`; returns how many they saw.
+async fn await_deliveries(arrivals: &Arrivals, expected: usize) -> usize {
+    let mut last = arrivals.count.load(Ordering::Relaxed);
+    let mut progress = Instant::now();
+    loop {
+        let now = arrivals.count.load(Ordering::Relaxed);
+        if now >= expected {
+            return now;
+        }
+        if now != last {
+            last = now;
+            progress = Instant::now();
+        } else if progress.elapsed() > STALL {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// CPU time (user + system) a process has used so far, from /proc/<pid>/stat (in USER_HZ
+/// ticks, 100 per second on x86 and ARM Linux).
+fn cpu_time(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or_else(Vec::new, |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+fn latency_line(sorted: &[Duration]) -> String {
+    format!(
+        "p50 {}, p95 {}, p99 {}, max {} (n = {})",
+        ms(percentile(sorted, 50.0)),
+        ms(percentile(sorted, 95.0)),
+        ms(percentile(sorted, 99.0)),
+        ms(sorted.last().copied().unwrap_or_default()),
+        sorted.len()
+    )
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass { "PASS" } else { "FAIL" }
+}
+
+/// What the room scenarios share: the server, every user's connection, the readers' log.
+struct Rooms {
+    server: Server,
+    http: reqwest::Client,
+    users: Vec<User>,
+    members: Vec<Member>,
+    arrivals: Arc<Arrivals>,
+    next_tag: u32,
+    body: String,
+    /// Broken expectations (missing acks or deliveries); reported at the end, fail the run.
+    problems: Vec<String>,
+}
+
+impl Rooms {
+    fn tags(&mut self, n: usize) -> u32 {
+        let first = self.next_tag;
+        self.next_tag += n as u32;
+        first
+    }
+
+    fn room_send(&self, room: &str, tag: u32) -> Value {
+        json!({"type": "send", "conversation": room, "body": format!("#{tag} {}", self.body),
+               "client_id": format!("t{tag}")})
+    }
+
+    fn dm_send(&self, to: i64, tag: u32) -> Value {
+        json!({"type": "send", "to": to, "body": format!("#{tag} {}", self.body),
+               "client_id": format!("t{tag}")})
+    }
+
+    /// A private room created by user 0 with users 1..n: n members.
+    async fn create_room(&self, name: &str, n: usize) -> Fallible<String> {
+        let others: Vec<i64> = self.users[1..n].iter().map(|u| u.id).collect();
+        let room = call(
+            self.http
+                .post(self.server.url("/api/rooms"))
+                .bearer_auth(&self.users[0].token)
+                .json(&json!({"name": name, "visibility": "private", "members": others})),
+            201,
+            "create room",
+        )
+        .await?;
+        if room["member_count"].as_u64() != Some(n as u64) {
+            return Err(format!("room {name} has {} members", room["member_count"]));
+        }
+        room["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("create room answered no id: {room}"))
+    }
+
+    fn rss(&self) -> String {
+        self.server.memory().map_or_else(
+            |e| e,
+            |(rss, hwm)| format!("RSS {} (peak {})", mib(rss), mib(hwm)),
+        )
+    }
+
+    /// CPU used so far by the server and by this load generator.
+    fn cpu(&self) -> (Duration, Duration) {
+        (
+            cpu_time(&self.server.child.id().to_string()),
+            cpu_time("self"),
+        )
+    }
+
+    /// CPU used since `before`, in all and per message: the figure the shared cores cannot
+    /// blur, unlike latency.
+    fn cpu_since(&self, before: (Duration, Duration), messages: usize) -> String {
+        let (server, harness) = self.cpu();
+        let server = server.saturating_sub(before.0);
+        let harness = harness.saturating_sub(before.1);
+        let per = |d: Duration| d.as_secs_f64() * 1000.0 / messages.max(1) as f64;
+        format!(
+            "CPU: server {:.2} s ({:.2} ms per message), load generator {:.2} s ({:.2} ms per \
+             message)",
+            server.as_secs_f64(),
+            per(server),
+            harness.as_secs_f64(),
+            per(harness)
+        )
+    }
+
+    fn check_connections(&mut self, scenario: &str) {
+        let closed = self
+            .members
+            .iter()
+            .filter(|m| m.reader.is_finished())
+            .count();
+        if closed > 0 {
+            self.problems.push(format!(
+                "{scenario}: {closed} connections ended (reasons at the end)"
+            ));
+        }
+    }
+}
+
+/// A few senders post at a modest rate into the room everyone is in; for each message, the
+/// time from its send to its arrival at the last member, and the time to its ack.
+async fn room_fanout(ctx: &mut Rooms, args: &Args, room: &str) -> Fallible<()> {
+    let n = args.fanout_messages;
+    let senders = args.fanout_senders;
+    let recipients = ctx.members.len() - 1;
+    println!(
+        "\nroom-fanout: {n} messages at {}/s from {senders} senders into {room} ({} members, \
+         one connection each); every other member gets each one",
+        args.fanout_rate,
+        ctx.members.len()
+    );
+    let first = ctx.tags(n);
+    let expected = ctx.arrivals.count.load(Ordering::Relaxed) + n * recipients;
+    ctx.arrivals.record.store(true, Ordering::Relaxed);
+    let cpu = ctx.cpu();
+    let mut sent_at = vec![None; n];
+    let mut acks = Vec::with_capacity(n);
+    let mut errors = Vec::new();
+    let mut record = |reply: Reply, sent_at: &[Option<Instant>]| {
+        let sent = tag_of(&reply.client_id).and_then(|t| {
+            sent_at
+                .get(t.checked_sub(first)? as usize)
+                .copied()
+                .flatten()
+        });
+        match (reply.error, sent) {
+            (None, Some(sent)) => acks.push(reply.at.duration_since(sent)),
+            (error, _) => errors.push(format!("{}: {error:?}", reply.client_id)),
+        }
+    };
+    let interval = Duration::from_secs_f64(1.0 / args.fanout_rate as f64);
+    let start = tokio::time::Instant::now();
+    let mut answered = vec![0; senders];
+    for k in 0..n {
+        tokio::time::sleep_until(start + interval * k as u32).await;
+        let frame = ctx.room_send(room, first + k as u32);
+        sent_at[k] = Some(ctx.members[k % senders].send(frame).await?);
+        for (s, member) in ctx.members[..senders].iter_mut().enumerate() {
+            while let Ok(reply) = member.replies.try_recv() {
+                answered[s] += 1;
+                record(reply, &sent_at);
+            }
+        }
+    }
+    for (s, member) in ctx.members[..senders].iter_mut().enumerate() {
+        let sent = (0..n).filter(|k| k % senders == s).count();
+        while answered[s] < sent {
+            answered[s] += 1;
+            record(member.reply().await?, &sent_at);
+        }
+    }
+    let seen = await_deliveries(&ctx.arrivals, expected).await;
+    ctx.arrivals.record.store(false, Ordering::Relaxed);
+    let mut last = vec![(0usize, None::<Instant>); n];
+    for (tag, at) in ctx.arrivals.take() {
+        if let Some(slot) = tag
+            .checked_sub(first)
+            .and_then(|i| last.get_mut(i as usize))
+        {
+            slot.0 += 1;
+            slot.1 = slot.1.max(Some(at));
+        }
+    }
+    let mut last_member = Vec::with_capacity(n);
+    let mut incomplete = 0;
+    for (k, &(count, at)) in last.iter().enumerate() {
+        match (count == recipients, at, sent_at[k]) {
+            (true, Some(at), Some(sent)) => last_member.push(at.duration_since(sent)),
+            _ => incomplete += 1,
+        }
+    }
+    last_member.sort_unstable();
+    acks.sort_unstable();
+    let delivered: usize = last.iter().map(|l| l.0).sum();
+    println!(
+        "  acked {} of {n}; delivered {delivered} of {} ({recipients} per message); \
+         server {}",
+        acks.len(),
+        n * recipients,
+        ctx.rss()
+    );
+    let p99 = percentile(&last_member, 99.0);
+    println!("  last member: {}", latency_line(&last_member));
+    println!("  ack:         {}", latency_line(&acks));
+    println!("  {}", ctx.cpu_since(cpu, n));
+    println!(
+        "  target: last-member p99 <= 50 ms: {} ({})",
+        verdict(p99 <= Duration::from_millis(50) && incomplete == 0),
+        ms(p99)
+    );
+    if !errors.is_empty() || incomplete > 0 || seen < expected {
+        ctx.problems.push(format!(
+            "room-fanout: {} errors (first: {:?}), {incomplete} messages not delivered to \
+             every member",
+            errors.len(),
+            errors.first()
+        ));
+    }
+    ctx.check_connections("room-fanout");
+    Ok(())
+}
+
+/// DMs and sends into the big room, alternately, one at a time: each waits for the previous
+/// one's ack and for its delivery to every recipient, so the two see the same light load.
+async fn commit_cost(ctx: &mut Rooms, args: &Args, room: &str) -> Fallible<()> {
+    let n = args.commit_messages;
+    let recipients = ctx.members.len() - 1;
+    println!(
+        "\ncommit-cost: {n} DMs and {n} sends into {room} ({} members), alternately, one at a \
+         time (closed loop, each after the previous one reached everyone), from {COMMIT_SENDERS} \
+         senders",
+        ctx.members.len()
+    );
+    let first = ctx.tags(2 * n);
+    let mut expected = ctx.arrivals.count.load(Ordering::Relaxed);
+    let cpu = ctx.cpu();
+    let (mut dm, mut in_room) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for k in 0..2 * n {
+        let seen = await_deliveries(&ctx.arrivals, expected).await;
+        if seen < expected {
+            return Err(format!(
+                "commit-cost: {} deliveries missing",
+                expected - seen
+            ));
+        }
+        let sender = (k / 2) % COMMIT_SENDERS;
+        let tag = first + k as u32;
+        let is_dm = k % 2 == 0;
+        let frame = if is_dm {
+            ctx.dm_send(ctx.members[sender ^ 1].id, tag)
+        } else {
+            ctx.room_send(room, tag)
+        };
+        let member = &mut ctx.members[sender];
+        let sent = member.send(frame).await?;
+        let reply = member.reply().await?;
+        if reply.error.is_some() || tag_of(&reply.client_id) != Some(tag) {
+            return Err(format!(
+                "commit-cost: expected the ack of t{tag}, got {} {:?}",
+                reply.client_id, reply.error
+            ));
+        }
+        let latency = reply.at.duration_since(sent);
+        if is_dm {
+            dm.push(latency);
+            expected += 1;
+        } else {
+            in_room.push(latency);
+            expected += recipients;
+        }
+    }
+    await_deliveries(&ctx.arrivals, expected).await;
+    let mean = |v: &[Duration]| v.iter().sum::<Duration>() / v.len().max(1) as u32;
+    let (dm_mean, room_mean) = (mean(&dm), mean(&in_room));
+    dm.sort_unstable();
+    in_room.sort_unstable();
+    let ratio =
+        |p: f64| percentile(&in_room, p).as_secs_f64() / percentile(&dm, p).as_secs_f64().max(1e-9);
+    println!(
+        "  {} (DMs and room sends together)",
+        ctx.cpu_since(cpu, 2 * n)
+    );
+    println!("  DM ack:   {}, mean {}", latency_line(&dm), ms(dm_mean));
+    println!(
+        "  room ack: {}, mean {}",
+        latency_line(&in_room),
+        ms(room_mean)
+    );
+    let mean_ratio = room_mean.as_secs_f64() / dm_mean.as_secs_f64().max(1e-9);
+    println!(
+        "  room / DM: p50 {:.2}x, p95 {:.2}x, p99 {:.2}x, mean {mean_ratio:.2}x; server {}",
+        ratio(50.0),
+        ratio(95.0),
+        ratio(99.0),
+        ctx.rss()
+    );
+    println!(
+        "  target: room <= 2x DM (p50 and mean): {}",
+        verdict(ratio(50.0) <= 2.0 && mean_ratio <= 2.0)
+    );
+    ctx.check_connections("commit-cost");
+    Ok(())
+}
+
+/// What one sender of the busy room measured.
+struct Posted {
+    latencies: Vec<Duration>,
+    /// Why the connection ended before every send was acked.
+    ended: Option<String>,
+    rate_limited: usize,
+    first_send: Option<Instant>,
+    last_ack: Option<Instant>,
+}
+
+/// Posts `quota` messages into `room` with at most `window` unacked, paced under the rate limit.
+async fn post_share(
+    mut member: Member,
+    room: Arc<str>,
+    first: u32,
+    quota: usize,
+    window: usize,
+    body: Arc<str>,
+) -> Fallible<(Member, Posted)> {
+    let mut out = Posted {
+        latencies: Vec::with_capacity(quota),
+        ended: None,
+        rate_limited: 0,
+        first_send: None,
+        last_ack: None,
+    };
+    let mut pending: HashMap<u32, Instant> = HashMap::new();
+    let mut retry = Vec::new();
+    let mut next = first;
+    let end = first + quota as u32;
+    loop {
+        while pending.len() < window && (next < end || !retry.is_empty()) {
+            let tag = retry.pop().unwrap_or_else(|| {
+                next += 1;
+                next - 1
+            });
+            let frame = json!({"type": "send", "conversation": &*room,
+                               "body": format!("#{tag} {body}"), "client_id": format!("t{tag}")});
+            let at = match member.send(frame).await {
+                Ok(at) => at,
+                Err(e) => {
+                    out.ended = Some(e);
+                    return Ok((member, out));
+                }
+            };
+            out.first_send.get_or_insert(at);
+            pending.insert(tag, at);
+        }
+        if pending.is_empty() {
+            return Ok((member, out));
+        }
+        let reply = match member.reply().await {
+            Ok(reply) => reply,
+            Err(e) => {
+                out.ended = Some(e);
+                return Ok((member, out));
+            }
+        };
+        let Some(sent) = tag_of(&reply.client_id).and_then(|t| pending.remove(&t)) else {
+            return Err(format!(
+                "unexpected reply {} {:?}",
+                reply.client_id, reply.error
+            ));
+        };
+        match reply.error.as_deref() {
+            None => {
+                out.latencies.push(reply.at.duration_since(sent));
+                out.last_ack = Some(reply.at);
+            }
+            Some("rate_limited") => {
+                out.rate_limited += 1;
+                retry.extend(tag_of(&reply.client_id));
+                member.pacer.credit = 0.0;
+            }
+            Some(code) => return Err(format!("send {}: {code}", reply.client_id)),
+        }
+    }
+}
+
+/// Every member of one room sends at once; acknowledged messages per second.
+async fn room_throughput(ctx: &mut Rooms, args: &Args) -> Fallible<()> {
+    let senders = args.throughput_senders;
+    let n = args.throughput_messages;
+    let room: Arc<str> = ctx.create_room("busy", senders).await?.into();
+    let recipients = senders - 1;
+    println!(
+        "\nroom-throughput: {n} messages into {room} from all of its {senders} members at once, \
+         window {} per connection (offered at most a burst of {CLIENT_BURST} then {CLIENT_RATE}/s \
+         per sender = {:.0} msg/s sustained)",
+        args.window,
+        senders as f64 * CLIENT_RATE
+    );
+    let first = ctx.tags(n);
+    let expected = ctx.arrivals.count.load(Ordering::Relaxed) + n * recipients;
+    let body: Arc<str> = ctx.body.clone().into();
+    let cpu = ctx.cpu();
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(senders);
+    let mut tag = first;
+    for (i, member) in ctx.members.drain(..senders).enumerate() {
+        let quota = n / senders + usize::from(i < n % senders);
+        tasks.push(tokio::spawn(post_share(
+            member,
+            room.clone(),
+            tag,
+            quota,
+            args.window,
+            body.clone(),
+        )));
+        tag += quota as u32;
+    }
+    let mut returned = Vec::with_capacity(senders);
+    let mut latencies = Vec::with_capacity(n);
+    let (mut rate_limited, mut first_send, mut last_ack) = (0, None::<Instant>, started);
+    let mut failed = None;
+    let mut ended = Vec::new();
+    for task in tasks {
+        match task.await.map_err(|e| e.to_string())? {
+            Ok((member, posted)) => {
+                returned.push(member);
+                ended.extend(posted.ended);
+                latencies.extend(posted.latencies);
+                rate_limited += posted.rate_limited;
+                first_send = match (first_send, posted.first_send) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                last_ack = last_ack.max(posted.last_ack.unwrap_or(started));
+            }
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    if let Some(e) = failed {
+        return Err(format!("room-throughput: {e}"));
+    }
+    ctx.members.splice(0..0, returned);
+    let acked = latencies.len();
+    let elapsed = last_ack.duration_since(first_send.unwrap_or(started));
+    let seen = await_deliveries(&ctx.arrivals, expected).await;
+    let delivered_in = started.elapsed();
+    let delivered = seen + n * recipients - expected;
+    latencies.sort_unstable();
+    let rate = acked as f64 / elapsed.as_secs_f64().max(f64::EPSILON);
+    println!(
+        "  acked {acked} in {:.2} s = {rate:.0} msg/s; {rate_limited} rate_limited (retried)",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  delivered {delivered} of {} ({recipients} per message), the last {:.2} s after the \
+         first send; server {}",
+        n * recipients,
+        delivered_in.as_secs_f64(),
+        ctx.rss()
+    );
+    println!("  ack: {}", latency_line(&latencies));
+    println!("  {}", ctx.cpu_since(cpu, acked));
+    if !ended.is_empty() {
+        println!(
+            "  {} of {senders} senders' connections ended; first: {}",
+            ended.len(),
+            ended[0]
+        );
+    }
+    println!(
+        "  target: >= 5,000 msg/s acked: {} ({rate:.0} msg/s)",
+        verdict(rate >= 5000.0)
+    );
+    if acked != n || delivered != n * recipients {
+        ctx.problems.push(format!(
+            "room-throughput: {acked} of {n} acked, {delivered} of {} delivered",
+            n * recipients
+        ));
+    }
+    ctx.check_connections("room-throughput");
+    Ok(())
+}
+
+async fn run_rooms(args: Args) -> Fallible<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let server = Server::start(&args.bin, args.room_members + 64)?;
+    let http = http()?;
+    let health = call(http.get(server.url("/healthz")), 200, "healthz").await?;
+    println!("confab load test: room scenarios");
+    println!(
+        "server:   {} ({}) on {}, {cores} cores",
+        args.bin.display(),
+        health["version"].as_str().unwrap_or("?"),
+        server.addr
+    );
+    let users = sign_up_all(&server, &http, args.room_members).await?;
+    let arrivals = Arc::new(Arrivals::default());
+    let (stop, stopped) = watch::channel(false);
+    let opened = Instant::now();
+    let mut members = Vec::with_capacity(users.len());
+    for user in &users {
+        let (sink, stream) = open_socket(server.addr, &user.token).await?.split();
+        let (tx, replies) = tokio::sync::mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_frames(stream, tx, arrivals.clone(), stopped.clone()));
+        members.push(Member {
+            id: user.id,
+            sink,
+            replies,
+            reader,
+            pacer: Pacer::new(),
+        });
+    }
+    println!(
+        "connect:  {} WebSockets open (each got its hello) in {:.1} s",
+        members.len(),
+        opened.elapsed().as_secs_f64()
+    );
+    let mut ctx = Rooms {
+        server,
+        http,
+        users,
+        members,
+        arrivals,
+        next_tag: 1,
+        body: "x".repeat(args.body_bytes),
+        problems: Vec::new(),
+    };
+    println!("server:   {}", ctx.rss());
+
+    let big = if args.scenario.includes(Scenario::RoomFanout)
+        || args.scenario.includes(Scenario::CommitCost)
+    {
+        Some(ctx.create_room("everyone", args.room_members).await?)
+    } else {
+        None
+    };
+    if let (true, Some(room)) = (args.scenario.includes(Scenario::RoomFanout), &big) {
+        tokio::time::sleep(REFILL).await;
+        room_fanout(&mut ctx, &args, room).await?;
+    }
+    if let (true, Some(room)) = (args.scenario.includes(Scenario::CommitCost), &big) {
+        tokio::time::sleep(REFILL).await;
+        commit_cost(&mut ctx, &args, room).await?;
+    }
+    if args.scenario.includes(Scenario::RoomThroughput) {
+        tokio::time::sleep(REFILL).await;
+        room_throughput(&mut ctx, &args).await?;
+    }
+
+    let _ = stop.send(true);
+    let mut ended = Vec::new();
+    for member in ctx.members.drain(..) {
+        if let Ok(Some(reason)) = member.reader.await {
+            ended.push(reason);
+        }
+    }
+    println!("\nstop:     {}", ctx.server.stop());
+    if !ended.is_empty() {
+        ctx.problems.push(format!(
+            "{} connections ended early; first: {}",
+            ended.len(),
+            ended[0]
+        ));
+    }
+    if ctx.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ctx.problems.join("; "))
+    }
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
@@ -608,7 +1478,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let run = async move {
+        match args.scenario {
+            Scenario::Dm => run_dm(args).await,
+            _ => run_rooms(args).await,
+        }
+    };
+    match runtime.block_on(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("loadtest failed: {message}");
