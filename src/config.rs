@@ -149,6 +149,10 @@ pub mod limits {
     /// healthy connection at once. Frames are reference-counted buffers shared by all
     /// recipients, so a slot costs a pointer.
     pub const CONNECTION_QUEUE: usize = 1024;
+    /// Most queued frames one connection's pump writes before flushing.
+    pub const PUMP_BATCH: usize = 64;
+    /// Bytes of frames a socket buffers before writing them out (a flush writes the rest).
+    pub const SOCKET_WRITE_BUFFER: usize = 8 * 1024;
     /// Sends waiting for the writer; when full, senders wait (backpressure), never grow memory.
     pub const WRITER_QUEUE: usize = 4096;
     /// Most sends the writer commits in one transaction.

@@ -128,6 +128,10 @@ impl Drop for Registered {
 }
 
 /// Writes queued frames and pings. Ends when the queue closes or the socket fails.
+///
+/// Every frame waiting in the queue is written in one go and flushed once: a committed batch
+/// fans out many frames to a busy member, and a system call per frame would cost more than
+/// the rest of the delivery.
 async fn pump(
     mut queue: mpsc::Receiver<Frame>,
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
@@ -135,15 +139,20 @@ async fn pump(
 ) {
     let mut ping = tokio::time::interval(limits::PING_INTERVAL);
     ping.tick().await;
+    let closed = control.closed();
+    tokio::pin!(closed);
+    let mut waiting = Vec::with_capacity(limits::PUMP_BATCH);
     loop {
         let sent = tokio::select! {
-            frame = queue.recv() => match frame {
-                Some(frame) => sink.send(Message::Text(frame)).await,
-                None => break,
-            },
+            received = queue.recv_many(&mut waiting, limits::PUMP_BATCH) => {
+                if received == 0 {
+                    break;
+                }
+                write_all(&mut sink, &mut waiting).await
+            }
             _ = ping.tick() => sink.send(Message::Ping(Default::default())).await,
             // Closing: stop writing ordinary frames and say goodbye below.
-            () = control.closed() => break,
+            () = &mut closed => break,
         };
         if sent.is_err() {
             control.close(close::INTERNAL);
@@ -153,6 +162,18 @@ async fn pump(
     let code = control.code().unwrap_or(close::NORMAL);
     let _ = sink.send(close_frame(code)).await;
     let _ = sink.close().await;
+}
+
+/// Feeds `frames` into the socket's write buffer (which writes out as it fills) and flushes
+/// once.
+async fn write_all(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    frames: &mut Vec<Frame>,
+) -> Result<(), tungstenite::Error> {
+    for frame in frames.drain(..) {
+        sink.feed(Message::Text(frame)).await?;
+    }
+    sink.flush().await
 }
 
 fn close_frame(code: u16) -> Message {
