@@ -105,6 +105,11 @@ impl Config {
         self.data_dir.join("confab.redb")
     }
 
+    /// The message search index: derived from the database, rebuilt if removed.
+    pub fn search_dir(&self) -> PathBuf {
+        self.data_dir.join("search")
+    }
+
     pub fn control_socket_path(&self) -> PathBuf {
         self.data_dir.join("control.sock")
     }
