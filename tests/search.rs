@@ -135,7 +135,9 @@ async fn words_prefixes_phrases_accents_compounds_and_chinese_are_found() {
         .as_array()
         .expect("highlights")
         .iter()
-        .map(|r| &body[r[0].as_u64().unwrap() as usize..r[1].as_u64().unwrap() as usize])
+        .map(|r| {
+            &body[r[0].as_u64().expect("offset") as usize..r[1].as_u64().expect("offset") as usize]
+        })
         .collect();
     assert_eq!(marked, ["invoice", "Friday"]);
     assert_eq!(found["complete"], true);

@@ -220,7 +220,7 @@ fn parse_day(value: &str, key: &str) -> Result<u64, Invalid> {
 }
 
 fn days_in_month(y: u64, m: u64) -> u64 {
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
     match m {
         2 if leap => 29,
         2 => 28,
@@ -250,7 +250,8 @@ mod tests {
 
     #[test]
     fn words_phrases_and_filters() {
-        let q = parse(r#"inv "next week" from:@Alice in:general after:2026-11-01"#).unwrap();
+        let q =
+            parse(r#"inv "next week" from:@Alice in:general after:2026-11-01"#).expect("parses");
         assert_eq!(q.words, words(&["inv"]));
         assert_eq!(q.phrases, words(&["next week"]));
         assert_eq!(q.from.as_deref(), Some("Alice"));
@@ -262,44 +263,47 @@ mod tests {
 
     #[test]
     fn quoted_room_names_and_dms() {
-        let q = parse(r#"in:"Secret plans" budget"#).unwrap();
+        let q = parse(r#"in:"Secret plans" budget"#).expect("parses");
         assert_eq!(q.within, Some(Within::Room("Secret plans".into())));
         assert_eq!(q.words, words(&["budget"]));
-        let q = parse("IN:@bob").unwrap();
+        let q = parse("IN:@bob").expect("parses");
         assert_eq!(q.within, Some(Within::Dm("bob".into())));
-        let q = parse("in:#general x").unwrap();
+        let q = parse("in:#general x").expect("parses");
         assert_eq!(q.within, Some(Within::Room("general".into())));
     }
 
     #[test]
     fn dates_are_utc_days() {
-        assert_eq!(parse("before:1970-01-02").unwrap().before, Some(DAY_MS));
         assert_eq!(
-            parse("before:2024-03-01").unwrap().before,
+            parse("before:1970-01-02").expect("parses").before,
+            Some(DAY_MS)
+        );
+        assert_eq!(
+            parse("before:2024-03-01").expect("parses").before,
             Some(1_709_251_200_000)
         );
         assert_eq!(
-            parse("before:2024-02-29").unwrap().before,
+            parse("before:2024-02-29").expect("parses").before,
             Some(1_709_164_800_000)
         );
     }
 
     #[test]
     fn a_colon_in_an_ordinary_word_is_just_text() {
-        let q = parse("meet at 10:30 re:invoice").unwrap();
+        let q = parse("meet at 10:30 re:invoice").expect("parses");
         assert_eq!(q.words, words(&["meet", "at", "10:30", "re:invoice"]));
     }
 
     #[test]
     fn an_unclosed_quote_runs_to_the_end() {
-        let q = parse(r#"a "b c"#).unwrap();
+        let q = parse(r#"a "b c"#).expect("parses");
         assert_eq!(q.words, words(&["a"]));
         assert_eq!(q.phrases, words(&["b c"]));
     }
 
     #[test]
     fn bad_filters_and_dates_say_what_is_wrong() {
-        let message = |q: &str| parse(q).unwrap_err().0;
+        let message = |q: &str| parse(q).expect_err("refused").0;
         assert!(message("before:2026-13-01").contains("not a date"));
         assert!(message("after:2026-02-30").contains("not a date"));
         assert!(message("after:yesterday").contains("after:2026-11-01"));
@@ -314,9 +318,9 @@ mod tests {
 
     #[test]
     fn filters_alone_are_a_search() {
-        let q = parse("from:alice").unwrap();
+        let q = parse("from:alice").expect("parses");
         assert!(q.words.is_empty());
         assert_eq!(q.from.as_deref(), Some("alice"));
-        assert!(parse("has:file").unwrap().has_file);
+        assert!(parse("has:file").expect("parses").has_file);
     }
 }
