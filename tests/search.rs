@@ -409,3 +409,27 @@ async fn an_index_of_an_older_format_is_rebuilt_at_start() {
     let format = std::fs::read_to_string(dir.join("search").join("format")).expect("format");
     assert_eq!(format.trim(), "confab-search 1");
 }
+
+#[tokio::test]
+async fn a_crash_loses_nothing_from_search() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path();
+    let (mut server, alice, bob, _carol) = office_on(TestServer::start_in(dir)).await;
+    let mut tab = Socket::online(&server, &alice).await;
+    tab.send_acked(bob.id(), "the vault code is 1234", "v1")
+        .await;
+    eventually(&bob, "vault", &["the vault code is 1234"]).await;
+    // Acked (committed to redb) but killed before the index's next commit.
+    tab.send_acked(bob.id(), "the vault moved upstairs", "v2")
+        .await;
+    let conv = dm_id(&alice, &bob);
+    tab.send_json(&json!({"type": "delete", "conversation": conv, "seq": 1, "client_id": "d1"}))
+        .await;
+    tab.ack_for("d1").await;
+    server.kill();
+
+    let server = TestServer::start_in(dir);
+    let bob = common::login_client(&server, "bob", &common::password_of("bob")).await;
+    eventually(&bob, "vault", &["the vault moved upstairs"]).await;
+    assert!(server.wait_for_log("not closed cleanly", Duration::from_secs(1)));
+}

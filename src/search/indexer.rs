@@ -236,7 +236,13 @@ impl Indexer {
         // the pass's newer reads come after it.
         self.drain();
         self.shared.stale.store(false, Ordering::SeqCst);
-        let result = self.scan(true).and_then(|_| self.commit());
+        let result = self.scan(true).and_then(|done| {
+            if done.is_none() {
+                // Stopped part way: no `clean` mark, so the next start catches up again.
+                self.shared.stale.store(true, Ordering::SeqCst);
+            }
+            self.commit()
+        });
         self.shared.catching_up.store(false, Ordering::SeqCst);
         if let Err(error) = result {
             tracing::error!(%error, "could not catch the search index up; rebuilding it");
