@@ -32,13 +32,10 @@ use tantivy::schema::{
 };
 use tantivy::{DocAddress, IndexReader, Order, TantivyDocument, Term};
 
+use crate::config::limits;
 use crate::store::{ConversationId, Message, Store, StoreError};
 use analyzer::Kind;
 pub use query::{Query, Within};
-
-/// Updates waiting for the indexer. Past this the writer drops them and marks the index stale
-/// rather than wait: chat never slows down for search.
-pub const FEED_QUEUE: usize = 8192;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -166,7 +163,7 @@ pub struct Search {
 impl Search {
     /// Starts the indexer on `dir` (opening, or building in the background); returns at once.
     pub fn start(dir: PathBuf, store: Store) -> Search {
-        let (queue, ops) = mpsc::sync_channel(FEED_QUEUE);
+        let (queue, ops) = mpsc::sync_channel(limits::SEARCH_QUEUE);
         let shared = Arc::new(Shared {
             fields: schema().1,
             dir,
