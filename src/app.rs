@@ -3,6 +3,7 @@
 use crate::auth::{Auth, AuthError, Authenticated};
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::search::Search;
 use crate::store::{Role, Store, User, UserPatch};
 
 /// Everything a request handler may need, shared behind one `Arc`.
@@ -11,6 +12,7 @@ pub struct App {
     pub store: Store,
     pub auth: Auth,
     pub hub: Hub,
+    pub search: Search,
 }
 
 impl App {

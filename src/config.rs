@@ -105,6 +105,11 @@ impl Config {
         self.data_dir.join("confab.redb")
     }
 
+    /// The message search index: derived from the database, rebuilt if removed.
+    pub fn search_dir(&self) -> PathBuf {
+        self.data_dir.join("search")
+    }
+
     pub fn control_socket_path(&self) -> PathBuf {
         self.data_dir.join("control.sock")
     }
@@ -202,6 +207,10 @@ pub mod limits {
     /// and the 5 s.
     pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
     pub const SOCKET_GOODBYE: Duration = Duration::from_millis(1500);
+    /// Search updates (committed messages, edits, deletes) waiting for the indexer. Past this
+    /// the writer drops them and marks the index stale rather than wait: chat never slows down
+    /// for search, and a catch-up pass re-reads the database.
+    pub const SEARCH_QUEUE: usize = 8192;
     /// Default and largest history page.
     pub const HISTORY_PAGE: u32 = 50;
     pub const HISTORY_PAGE_MAX: u32 = 100;

@@ -10,6 +10,7 @@ pub mod control;
 pub mod http;
 pub mod hub;
 pub mod json;
+pub mod search;
 pub mod store;
 pub mod text;
 
@@ -22,6 +23,7 @@ use app::App;
 use auth::Auth;
 use config::Config;
 use hub::Hub;
+use search::Search;
 use store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -89,12 +91,19 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
     let auth = Auth::new(store.clone())?;
-    let hub = Hub::start(store.clone(), config.max_connections, config.frame_rate);
+    let search = Search::start(config.search_dir(), store.clone());
+    let hub = Hub::start(
+        store.clone(),
+        search.feed(),
+        config.max_connections,
+        config.frame_rate,
+    );
     let app = Arc::new(App {
         config,
         store,
         auth,
         hub,
+        search,
     });
     announce(&listener, &app);
 
@@ -106,6 +115,9 @@ pub async fn run(
     control.abort();
     let _ = std::fs::remove_file(app.config.control_socket_path());
     app.hub.shutdown().await;
+    // After the writer: its last updates are committed to the index too.
+    let closing = app.clone();
+    let _ = tokio::task::spawn_blocking(move || closing.search.shutdown()).await;
     Ok(())
 }
 

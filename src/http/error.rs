@@ -9,6 +9,7 @@ use warp::{Rejection, Reply};
 
 use crate::auth::AuthError;
 use crate::hub::WriteFailed;
+use crate::search::SearchError;
 use crate::store::{ChatRejection, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,8 @@ pub enum ApiError {
     Invalid(&'static str, &'static str),
     #[error("{0}")]
     Internal(String),
+    #[error(transparent)]
+    Search(#[from] SearchError),
 }
 
 impl warp::reject::Reject for ApiError {}
@@ -103,6 +106,16 @@ impl ApiError {
             E::Write(WriteFailed::Internal) => internal(&"a write through the hub failed"),
             E::Invalid(code, _) => (StatusCode::BAD_REQUEST, code, message),
             E::Internal(cause) => internal(cause),
+            E::Search(search) => match search {
+                SearchError::Unavailable => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "search_unavailable",
+                    message,
+                ),
+                SearchError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_query", message),
+                SearchError::Store(cause) => store_error(cause),
+                SearchError::Index(cause) => internal(cause),
+            },
         }
     }
 
@@ -110,6 +123,7 @@ impl ApiError {
         match self {
             ApiError::Auth(AuthError::RateLimited { retry_after }) => Some(*retry_after),
             ApiError::Auth(AuthError::Busy) => Some(Duration::from_secs(1)),
+            ApiError::Search(SearchError::Unavailable) => Some(Duration::from_secs(2)),
             _ => None,
         }
     }

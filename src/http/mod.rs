@@ -8,6 +8,7 @@ mod chat;
 pub mod error;
 pub mod filters;
 mod rooms;
+mod search;
 mod server;
 pub(crate) mod ws;
 
@@ -184,7 +185,15 @@ fn chat_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(session(app.clone()))
         .and(warp::query())
         .then(|id, app, who, params| chat::history(app, id, who, params));
+    let search = warp::path!("search")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .and(warp::query())
+        .then(search::search);
     list.or(history)
+        .unify()
+        .or(search)
         .unify()
         .or(changes)
         .unify()

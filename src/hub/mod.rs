@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::limits;
+use crate::search;
 use crate::store::{self, ChatOp, ChatOutcome, Store, User};
 pub use connection::serve;
 use protocol::{Frame, ServerFrame};
@@ -56,6 +57,8 @@ struct Inner {
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     /// For reads on behalf of connections (typing membership checks, housekeeping).
     store: Store,
+    /// Committed messages, edits and deletes go to the search indexer; never blocks.
+    search: search::Feed,
     next_connection: AtomicU64,
     /// Sockets beyond this are refused with 1013.
     max_connections: usize,
@@ -152,7 +155,12 @@ impl Connection {
 }
 
 impl Hub {
-    pub fn start(store: Store, max_connections: usize, frame_rate: u32) -> Hub {
+    pub fn start(
+        store: Store,
+        search: search::Feed,
+        max_connections: usize,
+        frame_rate: u32,
+    ) -> Hub {
         let (writer, queue) = mpsc::channel(limits::WRITER_QUEUE);
         let hub = Hub {
             inner: Arc::new(Inner {
@@ -160,6 +168,7 @@ impl Hub {
                 writer,
                 writer_thread: Mutex::new(None),
                 store: store.clone(),
+                search,
                 next_connection: AtomicU64::new(1),
                 max_connections,
                 frame_rate,

@@ -254,6 +254,7 @@ impl FanOut<'_> {
                 members,
                 change_seq,
             } => {
+                hub.inner.search.message(message);
                 if let Some(origin) = origin {
                     ack(hub, origin, message);
                 }
@@ -279,6 +280,7 @@ impl FanOut<'_> {
 
     /// The ack to the sending tab, the message to every other tab of every member.
     fn message(&self, message: &Message, members: &[u64], origin: Option<&Origin>) {
+        self.hub.inner.search.message(message);
         if let Some(origin) = origin {
             ack(self.hub, origin, message);
         }

@@ -8,6 +8,7 @@ mod edits;
 mod file;
 mod people;
 mod rooms;
+mod search;
 mod users;
 
 use std::path::Path;
@@ -24,6 +25,7 @@ pub use edits::{ChangesPage, EDIT_WINDOW_MS, MAX_REACTIONS, MessageChange};
 pub use file::{OpenProblem, free_bytes};
 pub use people::{DmPolicy, PeopleEvent, PeopleOp, Requests};
 pub use rooms::{BrowsedRoom, RoomEvent, RoomMember, RoomOp, RoomPatch, RoomView, Visibility};
+pub use search::{ScanCursor, SearchScope};
 pub use users::{DirectoryEntry, NewUser, Role, Session, User, UserPatch};
 
 use codec::Stored;
