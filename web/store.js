@@ -31,6 +31,8 @@ export const state = {
   requestOutcomes: new Map(),
   /** People the user blocked. */
   blocked: new Set(),
+  /** conversation id → why the last edit, delete or reaction there was refused (shown in the pane). */
+  changeErrors: new Map(),
 };
 
 const listeners = new Set();
@@ -71,6 +73,7 @@ export function reset() {
   state.requests = { incoming: [], outgoing: [] };
   state.requestOutcomes.clear();
   state.blocked.clear();
+  state.changeErrors.clear();
   changed();
 }
 
@@ -289,6 +292,8 @@ export function applyMessage(msg, { live = true } = {}) {
     s.last_seq = msg.seq;
     s.last_message = msg;
     s.activity = msg.sent_at;
+  } else if (s.last_message?.seq === msg.seq) {
+    s.last_message = msg; // an edit or delete of the newest message changes the sidebar preview
   }
   if (msg.from === state.me?.id) {
     // Sending marks the conversation read for the sender (PROTOCOL.md, `message`).
@@ -311,7 +316,9 @@ export function applyMessage(msg, { live = true } = {}) {
   let result = 'ok';
   // History pages fill the timeline themselves; live messages join it only without a hole.
   const t = state.timelines.get(msg.conversation);
-  if (live && t?.loaded && !t.messages.has(msg.seq)) {
+  // A message we hold is replaced: acks and frames carry it "as it is now" (edits, reactions).
+  if (live && t?.messages.has(msg.seq)) t.messages.set(msg.seq, msg);
+  else if (live && t?.loaded) {
     const newest = newestSeq(t);
     if (msg.seq === newest + 1) t.messages.set(msg.seq, msg);
     else if (msg.seq > newest + 1) result = 'gap';
@@ -330,6 +337,31 @@ export function applyHistory(id, page, direction) {
   if (direction !== 'newer') t.hasMore = page.has_more;
   t.loaded = true;
   changed(id);
+}
+
+/**
+ * An `update` frame, an ack of our own edit/delete/react, or a catch-up from `…/changes`: the
+ * message as it is now. Only a message already held changes; one not loaded yet arrives in its
+ * current state when its page is fetched. `change_seq` (frames, catch-up) is how far this
+ * timeline is known to be current.
+ */
+export function applyUpdate(msg, changeSeq, { catchUp = false } = {}) {
+  const t = state.timelines.get(msg.conversation);
+  // A catch-up page may have been computed before a live update that overtook it: keep the newer.
+  if (catchUp && (t?.liveChanges?.get(msg.seq) ?? 0) > changeSeq) return;
+  if (!catchUp && t && changeSeq !== undefined) (t.liveChanges ??= new Map()).set(msg.seq, changeSeq);
+  const s = state.conversations.get(msg.conversation);
+  if (s?.last_message?.seq === msg.seq) s.last_message = msg;
+  if (t?.messages.has(msg.seq)) t.messages.set(msg.seq, msg);
+  if (t && changeSeq !== undefined && changeSeq > (t.changeSeq ?? 0)) t.changeSeq = changeSeq;
+  if (s && changeSeq !== undefined && changeSeq > (s.change_seq ?? 0)) s.change_seq = changeSeq;
+  changed(msg.conversation);
+}
+
+export function setChangeError(conversation, text) {
+  if (text) state.changeErrors.set(conversation, text);
+  else if (!state.changeErrors.delete(conversation)) return;
+  changed(conversation);
 }
 
 export function applyRead({ conversation, user, seq }) {
