@@ -63,9 +63,17 @@ test('alice edits her message: an inline editor, then the new text and "(edited)
   await message(alice, 1).getByTestId('edited').waitFor();
   assert.deepEqual(await messageTexts(alice), ['Lunch at 1pm?', 'Sounds good']);
 
-  // The Save button works too, and the keyboard reaches the action (focus shows it).
-  await message(alice, 1).focus();
-  await message(alice, 1).getByTestId('edit-message').focus();
+  // The keyboard reaches the action: arrows move between messages, Tab into the focused one's
+  // actions. The Save button works too.
+  await alice.locator('.messages').focus();
+  await alice.keyboard.press('ArrowUp');
+  await alice.keyboard.press('ArrowUp');
+  assert.equal(await alice.evaluate(() => document.activeElement.dataset.seq), '1');
+  await message(alice, 1).getByTestId('reply-message').waitFor({ state: 'visible' });
+  await alice.keyboard.press('Tab'); // Reply
+  await alice.keyboard.press('Tab'); // React
+  await alice.keyboard.press('Tab'); // Edit
+  assert.equal(await alice.evaluate(() => document.activeElement.dataset.testid), 'edit-message');
   await alice.keyboard.press('Enter');
   await editor.fill('Lunch at 1:30?');
   await alice.getByTestId('edit-save').click();

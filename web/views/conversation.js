@@ -113,7 +113,11 @@ export function createConversationView(id, { onBack }) {
 
   const edge = h('div', { class: 'history-edge', 'data-testid': 'history-edge' });
   const list = h('div', { class: 'message-list', 'data-testid': 'message-list' });
-  const scroller = h('div', { class: 'messages', tabindex: '0', role: 'log', 'aria-live': 'off' }, edge, list);
+  const listHint = h('span', { id: `messages-hint-${id}`, class: 'visually-hidden' },
+    'Arrow keys move between messages; Tab then reaches the actions of the message: reply, react, edit, delete.');
+  const scroller = h('div', {
+    class: 'messages', tabindex: '0', role: 'log', 'aria-live': 'off', 'aria-describedby': listHint.id,
+  }, listHint, edge, list);
   const pill = h('button', { type: 'button', class: 'new-pill', hidden: true, 'data-testid': 'new-messages-pill' }, 'New messages ↓');
   const typingLine = h('div', { class: 'typing', 'data-testid': 'typing-indicator', 'aria-live': 'polite' });
   const notice = h('div', { class: 'conv-notice', 'data-testid': 'conversation-notice', role: 'status' });
@@ -415,6 +419,33 @@ export function createConversationView(id, { onBack }) {
     stickToBottom = true;
     pill.hidden = true;
   }
+  // Keyboard: arrows move from message to message; a focused message shows its actions, which Tab
+  // reaches next. Escape goes back to the composer.
+  scroller.addEventListener('keydown', (event) => {
+    const onMessage = event.target.matches?.('.message[data-seq]');
+    if (event.key === 'Escape' && onMessage) {
+      event.preventDefault();
+      input.focus();
+      return;
+    }
+    if ((event.key !== 'ArrowUp' && event.key !== 'ArrowDown') || (!onMessage && event.target !== scroller)) return;
+    const messages = [...list.querySelectorAll('.message[data-seq]')];
+    let next;
+    if (onMessage) {
+      next = messages[messages.indexOf(event.target) + (event.key === 'ArrowUp' ? -1 : 1)];
+    } else {
+      const view = scroller.getBoundingClientRect();
+      const visible = messages.filter((m) => {
+        const box = m.getBoundingClientRect();
+        return box.bottom > view.top && box.top < view.bottom;
+      });
+      next = event.key === 'ArrowUp' ? visible.at(-1) : visible[0];
+    }
+    if (!next) return;
+    event.preventDefault();
+    next.focus({ preventScroll: true });
+    next.scrollIntoView({ block: 'nearest' });
+  });
   scroller.addEventListener('scroll', () => {
     stickToBottom = distanceFromBottom() < PINNED_PX;
     if (stickToBottom) pill.hidden = true;
