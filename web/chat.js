@@ -154,6 +154,7 @@ async function onHello(frame) {
     const s = store.state.conversations.get(id);
     if (t.loaded && s && s.last_seq > store.newestSeq(t)) jobs.push(catchUp(id));
     // Edits, deletes and reactions made while we were away, to messages we already show.
+    t.newer = undefined; // frames of the last connection: older pages are current by now
     if (t.loaded && s && (s.change_seq ?? 0) > (t.changeSeq ?? 0)) jobs.push(catchUpChanges(id));
   }
   await Promise.allSettled(jobs);

@@ -3,6 +3,8 @@
 import { dmId } from './format.js';
 
 export const TYPING_TTL_MS = 5000;
+/** Updates kept for messages not loaded yet (a page in flight may be older than them). */
+const MAX_HELD_UPDATES = 200;
 
 export const state = {
   me: null,
@@ -331,7 +333,8 @@ export function applyMessage(msg, { live = true } = {}) {
 export function applyHistory(id, page, direction) {
   const t = timeline(id);
   for (const msg of page.messages) {
-    if (!t.messages.has(msg.seq)) t.messages.set(msg.seq, msg);
+    if (!t.messages.has(msg.seq)) t.messages.set(msg.seq, t.newer?.get(msg.seq) ?? msg);
+    t.newer?.delete(msg.seq);
     applyMessage(msg, { live: false });
   }
   if (direction !== 'newer') t.hasMore = page.has_more;
@@ -352,7 +355,15 @@ export function applyUpdate(msg, changeSeq, { catchUp = false } = {}) {
   if (!catchUp && t && changeSeq !== undefined) (t.liveChanges ??= new Map()).set(msg.seq, changeSeq);
   const s = state.conversations.get(msg.conversation);
   if (s?.last_message?.seq === msg.seq) s.last_message = msg;
-  if (t?.messages.has(msg.seq)) t.messages.set(msg.seq, msg);
+  if (t?.messages.has(msg.seq)) {
+    t.messages.set(msg.seq, msg);
+  } else if (t && !catchUp) {
+    // A page in flight may predate this frame: it gives way to it when it lands (applyHistory).
+    // Frames come in order, so the entry is the newest state; a reconnect empties it (catch-up).
+    t.newer ??= new Map();
+    t.newer.set(msg.seq, msg);
+    if (t.newer.size > MAX_HELD_UPDATES) t.newer.delete(t.newer.keys().next().value);
+  }
   if (t && changeSeq !== undefined && changeSeq > (t.changeSeq ?? 0)) t.changeSeq = changeSeq;
   if (s && changeSeq !== undefined && changeSeq > (s.change_seq ?? 0)) s.change_seq = changeSeq;
   changed(msg.conversation);
