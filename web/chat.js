@@ -19,6 +19,8 @@ let syncing = false; // between hello and the end of its catch-up: the outbox wa
 const catchUps = new Map(); // conversation id → {promise, again}
 const readSent = new Map(); // conversation id → seq last sent in a read frame
 const typingSent = new Map(); // conversation id → ms of the last typing frame
+/** Edits, deletes and reactions on the wire: client_id → conversation id. Not queued offline. */
+const changesSent = new Map();
 let clock = null;
 
 /** Starts the live session. Resolves once the directory is loaded (routes need usernames). */
@@ -67,6 +69,7 @@ export function stop() {
   catchUps.clear();
   readSent.clear();
   typingSent.clear();
+  changesSent.clear();
   store.reset();
 }
 
@@ -101,11 +104,17 @@ function onFrame(frame) {
   switch (frame.type) {
     case 'hello': return onHello(frame);
     case 'ack': {
+      if (changesSent.delete(frame.client_id)) {
+        store.setChangeError(frame.message.conversation, '');
+        store.applyUpdate(frame.message);
+        return;
+      }
       if (store.applyAck(frame) === 'gap') catchUp(frame.message.conversation);
       flushOutbox();
       return;
     }
     case 'message': return onMessage(frame.message);
+    case 'update': return store.applyUpdate(frame.message, frame.change_seq);
     case 'read': return store.applyRead(frame);
     case 'unread': return store.applyUnread(frame);
     case 'typing': {
@@ -131,6 +140,7 @@ function onFrame(frame) {
 async function onHello(frame) {
   syncing = true;
   readSent.clear(); // the server's read state is authoritative again
+  changesSent.clear(); // acks never come on a new connection; catch-up shows what happened
   store.updateMe(frame.user);
   store.setOnline(frame.online ?? []);
   store.setConversations(frame.conversations ?? []);
@@ -143,6 +153,9 @@ async function onHello(frame) {
   for (const [id, t] of store.state.timelines) {
     const s = store.state.conversations.get(id);
     if (t.loaded && s && s.last_seq > store.newestSeq(t)) jobs.push(catchUp(id));
+    // Edits, deletes and reactions made while we were away, to messages we already show.
+    t.newer = undefined; // frames of the last connection: older pages are current by now
+    if (t.loaded && s && (s.change_seq ?? 0) > (t.changeSeq ?? 0)) jobs.push(catchUpChanges(id));
   }
   await Promise.allSettled(jobs);
   syncing = false;
@@ -238,9 +251,28 @@ const SEND_REFUSALS = {
   request_pending: 'Your chat request has not been answered yet.',
   request_declined: 'Your chat request was declined.',
   not_a_member: 'You are not in this conversation.',
+  no_such_message: 'The message you replied to is not there any more.',
+};
+
+/** Why an edit, delete or reaction was refused, in words. */
+const CHANGE_REFUSALS = {
+  no_such_message: 'That message no longer exists.',
+  not_your_message: 'You can only change your own messages.',
+  edit_window_passed: 'Messages can only be edited in the 24 hours after they were sent.',
+  message_deleted: 'That message was deleted.',
+  invalid_emoji: 'A reaction must be a single emoji.',
+  too_many_reactions: 'This message already has the most different reactions allowed.',
+  room_archived: 'This room is archived: it is read-only.',
+  rate_limited: 'Too much at once: try again in a moment.',
 };
 
 function onError(frame) {
+  const conversation = frame.client_id ? changesSent.get(frame.client_id) : undefined;
+  if (conversation) {
+    changesSent.delete(frame.client_id);
+    store.setChangeError(conversation, CHANGE_REFUSALS[frame.code] ?? frame.message);
+    return;
+  }
   const item = frame.client_id ? store.outboxItem(frame.client_id) : undefined;
   if (!item) return;
   if (frame.code in SEND_REFUSALS) {
@@ -289,6 +321,35 @@ function catchUp(id) {
   return job.promise;
 }
 
+const changesRunning = new Map(); // conversation id → promise
+
+/**
+ * Brings the messages a timeline holds up to date with the edits, deletes and reactions made since
+ * the `change_seq` it was last current at (GET …/changes?after=).
+ */
+function catchUpChanges(id) {
+  if (changesRunning.has(id)) return changesRunning.get(id);
+  const promise = (async () => {
+    try {
+      const t = store.timeline(id);
+      let after = t.changeSeq ?? 0;
+      for (;;) {
+        const page = await api.get(`/api/conversations/${encodeURIComponent(id)}/changes?after=${after}`);
+        for (const msg of page.messages) store.applyUpdate(msg, page.change_seq, { catchUp: true });
+        if (page.change_seq > (t.changeSeq ?? 0)) t.changeSeq = page.change_seq;
+        if (!page.has_more || page.change_seq <= after) break;
+        after = page.change_seq;
+      }
+    } catch {
+      // The next hello tries again from the same change_seq.
+    } finally {
+      changesRunning.delete(id);
+    }
+  })();
+  changesRunning.set(id, promise);
+  return promise;
+}
+
 // ---- conversations ----
 
 /** Shows a conversation (null for none): loads its latest page once, then keeps it live. */
@@ -301,6 +362,8 @@ export async function openConversation(id) {
     t.loading = true;
     t.error = null;
     t.errorCode = null;
+    // The page shows messages as they are now: current at least up to the change_seq known before.
+    t.changeSeq = store.state.conversations.get(id)?.change_seq ?? 0;
     try {
       store.applyHistory(id, await api.get(api.messagesPath(id, { limit: PAGE_SIZE })), 'latest');
     } catch (e) {
@@ -421,6 +484,18 @@ export async function loadOlder(id) {
 }
 
 /**
+ * Loads older pages until message `seq` is held (a reply's original). Resolves whether it is.
+ */
+export async function loadUntil(id, seq) {
+  const t = store.timeline(id);
+  while (!t.messages.has(seq) && t.loaded && t.hasMore && !t.error && store.oldestSeq(t) > seq) {
+    if (t.loading) await new Promise((resolve) => { setTimeout(resolve, 50); });
+    else await loadOlder(id);
+  }
+  return t.messages.has(seq);
+}
+
+/**
  * Read only counts when someone can actually see it: conversation open, tab visible, window focused.
  */
 export function markReadIfAttending() {
@@ -453,7 +528,8 @@ function newClientId() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-export function send(id, body) {
+/** `replyTo`: the seq of the message this one answers, if any. */
+export function send(id, body, replyTo) {
   const s = store.state.conversations.get(id);
   const item = {
     client_id: newClientId(),
@@ -464,12 +540,39 @@ export function send(id, body) {
     // Own messages after this seq with the same body may be this one (see settleTwins).
     after: s?.last_seq ?? 0,
   };
+  if (replyTo) item.reply_to = replyTo;
   // A DM that has never had a message is opened by addressing the person.
   const other = store.otherMember(id);
   if (other && !(s?.last_seq > 0)) item.to = other;
   typingSent.delete(id);
   store.enqueue(item);
   flushOutbox();
+}
+
+// ---- edits, deletes, reactions: answered by an ack with the message as it is now ----
+
+function sendChange(frame) {
+  const clientId = newClientId();
+  store.setChangeError(frame.conversation, '');
+  if (!socket?.send({ ...frame, client_id: clientId })) {
+    store.setChangeError(frame.conversation, 'Not connected: try again once the connection is back.');
+    return false;
+  }
+  changesSent.set(clientId, frame.conversation);
+  return true;
+}
+
+export function editMessage(id, seq, body) {
+  return sendChange({ type: 'edit', conversation: id, seq, body });
+}
+
+export function deleteMessage(id, seq) {
+  return sendChange({ type: 'delete', conversation: id, seq });
+}
+
+/** Toggles the user's own reaction. */
+export function react(id, seq, emoji) {
+  return sendChange({ type: 'react', conversation: id, seq, emoji });
 }
 
 /** Same client_id, same body, same conversation: the server stores it at most once. */
@@ -487,6 +590,7 @@ function transmit(item) {
   const frame = { type: 'send', body: item.body, client_id: item.client_id };
   if (item.to) frame.to = item.to;
   else frame.conversation = item.conversation;
+  if (item.reply_to) frame.reply_to = item.reply_to;
   if (socket?.send(frame)) store.setOutboxStatus(item.client_id, 'sending');
 }
 

@@ -29,11 +29,16 @@ function append(el, children) {
  * Replaces a container's children and puts keyboard focus back on the element with the same
  * data-key, so a live update (presence, unread) does not throw a keyboard user out of a list.
  */
-export function replaceKeepingFocus(container, children) {
+export function replaceKeepingFocus(container, children, { preventScroll = false } = {}) {
   const active = document.activeElement;
   const key = active && container.contains(active) ? active.dataset.key : undefined;
+  // A text field moved to its new place keeps its caret (an edit in progress).
+  const caret = typeof active?.selectionStart === 'number' ? [active.selectionStart, active.selectionEnd] : null;
   container.replaceChildren(...children);
-  if (key !== undefined) container.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus();
+  if (key === undefined) return;
+  const next = container.querySelector(`[data-key="${CSS.escape(key)}"]`);
+  next?.focus({ preventScroll });
+  if (next && next === active && caret) next.setSelectionRange(...caret);
 }
 
 let fieldCount = 0;

@@ -60,7 +60,7 @@ export function fullTime(ms) {
 
 // Candidate links: http(s) only. Trailing punctuation is usually the sentence, not the URL.
 const URL_RE = /\bhttps?:\/\/[^\s<>"]+/gi;
-const TRAILING = /[.,;:!?'")\]]+$/;
+const TRAILING = /[.,;:!?'")\]*]+$/;
 
 /**
  * Plain text with mentions wrapped in spans. `found` lists them ({name, index, length}, as
@@ -81,13 +81,9 @@ export function mentionify(text, found, { isMention, self }) {
   return frag;
 }
 
-/**
- * Message text as nodes: http/https URLs become links that open in a new tab, the rest is text
- * (passed through `plain` when given, e.g. to mark mentions).
- */
-export function linkify(text, plain = (t) => t) {
-  const frag = document.createDocumentFragment();
-  let last = 0;
+/** The http(s) links in `text`: {index, raw, url}, less the sentence's trailing punctuation. */
+function findLinks(text) {
+  const found = [];
   for (const match of text.matchAll(URL_RE)) {
     let raw = match[0];
     const trail = raw.match(TRAILING);
@@ -96,12 +92,119 @@ export function linkify(text, plain = (t) => t) {
     let url;
     try { url = new URL(raw); } catch { continue; }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') continue;
-    frag.append(plain(text.slice(last, match.index)));
+    found.push({ index: match.index, raw, url });
+  }
+  return found;
+}
+
+/**
+ * Message text as nodes: http/https URLs become links that open in a new tab, the rest is text
+ * (passed through `plain` when given, e.g. to mark mentions).
+ */
+export function linkify(text, plain = (t) => t) {
+  const frag = document.createDocumentFragment();
+  let last = 0;
+  for (const { index, raw, url } of findLinks(text)) {
+    frag.append(plain(text.slice(last, index)));
     frag.append(h('a', { href: url.href, rel: 'noopener noreferrer', target: '_blank' }, raw));
-    last = match.index + raw.length;
+    last = index + raw.length;
   }
   frag.append(plain(text.slice(last)));
   return frag;
+}
+
+// ---- formatting people type anyway: *bold*, _italic_, `code`, ``` fenced blocks ```; line breaks
+// are kept by the stylesheet (pre-wrap). Everything is built from nodes: the text stays text.
+
+const FENCE_RE = /```([\s\S]*?)```/g;
+const CODE_RE = /`([^`\n]+)`/g;
+// A delimiter opens only at the start of a word and closes only at the end of one, on the same
+// line, so snake_case_names, 2*3*4 and "a * b" stay as they are.
+const OPENER_RE = /(?<![\p{L}\p{N}*_])[*_](?=[^\s*_])/gu;
+const WORDISH = /[\p{L}\p{N}*_]/u;
+
+/** Where the links are in `text` (as linkify finds them), as [start, end) pairs. */
+function linkRanges(text) {
+  return findLinks(text).map(({ index, raw }) => [index, index + raw.length]);
+}
+
+/** The first emphasis span whose delimiters are outside links: {open, close}, or null. */
+function findEmphasis(text) {
+  const links = linkRanges(text);
+  const inLink = (i) => links.some(([a, b]) => i >= a && i < b);
+  for (const match of text.matchAll(OPENER_RE)) {
+    const open = match.index;
+    if (inLink(open)) continue;
+    const mark = text[open];
+    for (let close = text.indexOf(mark, open + 2); close !== -1; close = text.indexOf(mark, close + 1)) {
+      if (text.slice(open, close).includes('\n')) break;
+      const before = text[close - 1];
+      const after = text[close + 1];
+      if (/\s/.test(before) || before === '*' || before === '_') continue;
+      if (after !== undefined && WORDISH.test(after)) continue;
+      if (inLink(close)) continue;
+      return { open, close };
+    }
+  }
+  return null;
+}
+
+/** Bold and italic around text that linkify and `plain` render; never splits a link. */
+function emphasize(text, plain) {
+  const found = findEmphasis(text);
+  if (!found) return linkify(text, plain);
+  const { open, close } = found;
+  const frag = document.createDocumentFragment();
+  frag.append(linkify(text.slice(0, open), plain));
+  frag.append(h(text[open] === '*' ? 'strong' : 'em', {}, emphasize(text.slice(open + 1, close), plain)));
+  frag.append(emphasize(text.slice(close + 1), plain));
+  return frag;
+}
+
+function inline(text, plain) {
+  const frag = document.createDocumentFragment();
+  let last = 0;
+  for (const match of text.matchAll(CODE_RE)) {
+    frag.append(emphasize(text.slice(last, match.index), plain));
+    frag.append(h('code', { class: 'inline-code' }, match[1]));
+    last = match.index + match[0].length;
+  }
+  frag.append(emphasize(text.slice(last), plain));
+  return frag;
+}
+
+/**
+ * Message text as nodes: fenced code blocks, inline code, bold and italic, links, and the rest
+ * through `plain` (e.g. to mark mentions). Code shows exactly what was typed.
+ */
+export function formatText(text, plain = (t) => t) {
+  const frag = document.createDocumentFragment();
+  let last = 0;
+  for (const match of text.matchAll(FENCE_RE)) {
+    const code = match[1].replace(/^[^\S\n]*\n/, '').replace(/\n[^\S\n]*$/, '');
+    if (!code) continue;
+    // The line break around a block is the block's own (it is a block already).
+    frag.append(inline(text.slice(last, match.index).replace(/\n$/, ''), plain));
+    frag.append(h('pre', { class: 'code-block' }, h('code', {}, code)));
+    last = match.index + match[0].length;
+    if (text[last] === '\n') last += 1;
+  }
+  frag.append(inline(text.slice(last), plain));
+  return frag;
+}
+
+/** The first line of a message, for quotes and the reply bar. */
+export function firstLine(text, max = 120) {
+  const line = String(text ?? '').split('\n').find((l) => l.trim()) ?? '';
+  const chars = [...line.trim()];
+  return chars.length > max ? `${chars.slice(0, max - 1).join('')}…` : chars.join('');
+}
+
+/** One emoji (a single grapheme that is pictographic), as a reaction must be; at most 32 bytes. */
+export function isSingleEmoji(text) {
+  if (!text || new TextEncoder().encode(text).length > 32) return false;
+  const graphemes = [...new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(text)];
+  return graphemes.length === 1 && /\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20E3/u.test(text);
 }
 
 export function dmId(a, b) {

@@ -3,6 +3,8 @@
 import { dmId } from './format.js';
 
 export const TYPING_TTL_MS = 5000;
+/** Updates kept for messages not loaded yet (a page in flight may be older than them). */
+const MAX_HELD_UPDATES = 200;
 
 export const state = {
   me: null,
@@ -31,6 +33,8 @@ export const state = {
   requestOutcomes: new Map(),
   /** People the user blocked. */
   blocked: new Set(),
+  /** conversation id → why the last edit, delete or reaction there was refused (shown in the pane). */
+  changeErrors: new Map(),
 };
 
 const listeners = new Set();
@@ -71,6 +75,7 @@ export function reset() {
   state.requests = { incoming: [], outgoing: [] };
   state.requestOutcomes.clear();
   state.blocked.clear();
+  state.changeErrors.clear();
   changed();
 }
 
@@ -289,6 +294,8 @@ export function applyMessage(msg, { live = true } = {}) {
     s.last_seq = msg.seq;
     s.last_message = msg;
     s.activity = msg.sent_at;
+  } else if (s.last_message?.seq === msg.seq) {
+    s.last_message = msg; // an edit or delete of the newest message changes the sidebar preview
   }
   if (msg.from === state.me?.id) {
     // Sending marks the conversation read for the sender (PROTOCOL.md, `message`).
@@ -311,7 +318,9 @@ export function applyMessage(msg, { live = true } = {}) {
   let result = 'ok';
   // History pages fill the timeline themselves; live messages join it only without a hole.
   const t = state.timelines.get(msg.conversation);
-  if (live && t?.loaded && !t.messages.has(msg.seq)) {
+  // A message we hold is replaced: acks and frames carry it "as it is now" (edits, reactions).
+  if (live && t?.messages.has(msg.seq)) t.messages.set(msg.seq, msg);
+  else if (live && t?.loaded) {
     const newest = newestSeq(t);
     if (msg.seq === newest + 1) t.messages.set(msg.seq, msg);
     else if (msg.seq > newest + 1) result = 'gap';
@@ -324,12 +333,46 @@ export function applyMessage(msg, { live = true } = {}) {
 export function applyHistory(id, page, direction) {
   const t = timeline(id);
   for (const msg of page.messages) {
-    if (!t.messages.has(msg.seq)) t.messages.set(msg.seq, msg);
+    if (!t.messages.has(msg.seq)) t.messages.set(msg.seq, t.newer?.get(msg.seq) ?? msg);
+    t.newer?.delete(msg.seq);
     applyMessage(msg, { live: false });
   }
   if (direction !== 'newer') t.hasMore = page.has_more;
   t.loaded = true;
   changed(id);
+}
+
+/**
+ * An `update` frame, an ack of our own edit/delete/react, or a catch-up from `…/changes`: the
+ * message as it is now. Only a message already held changes; one not loaded yet arrives in its
+ * current state when its page is fetched. `change_seq` (frames, catch-up) is how far this
+ * timeline is known to be current.
+ */
+export function applyUpdate(msg, changeSeq, { catchUp = false } = {}) {
+  const t = state.timelines.get(msg.conversation);
+  // A catch-up page may have been computed before a live update that overtook it: keep the newer.
+  if (catchUp && (t?.liveChanges?.get(msg.seq) ?? 0) > changeSeq) return;
+  if (!catchUp && t && changeSeq !== undefined) (t.liveChanges ??= new Map()).set(msg.seq, changeSeq);
+  const s = state.conversations.get(msg.conversation);
+  if (s?.last_message?.seq === msg.seq) s.last_message = msg;
+  if (t?.messages.has(msg.seq)) {
+    t.messages.set(msg.seq, msg);
+  } else if (t && !catchUp) {
+    // A page in flight may predate this frame: it gives way to it when it lands (applyHistory).
+    // Frames come in order, so the entry is the newest state; a reconnect empties it (catch-up).
+    t.newer ??= new Map();
+    t.newer.set(msg.seq, msg);
+    if (t.newer.size > MAX_HELD_UPDATES) t.newer.delete(t.newer.keys().next().value);
+  }
+  if (t && changeSeq !== undefined && changeSeq > (t.changeSeq ?? 0)) t.changeSeq = changeSeq;
+  if (s && changeSeq !== undefined && changeSeq > (s.change_seq ?? 0)) s.change_seq = changeSeq;
+  changed(msg.conversation);
+}
+
+export function setChangeError(conversation, text) {
+  if (text) state.changeErrors.set(conversation, text);
+  else if (!state.changeErrors.delete(conversation)) return;
+  changed(conversation);
 }
 
 export function applyRead({ conversation, user, seq }) {

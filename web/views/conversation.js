@@ -2,7 +2,9 @@
 // (grouped by sender and day), typing, "Seen" / "Seen by N", the composer with @-completion, and for
 // rooms the member panel. The message list re-renders only when the conversation's revision changes.
 import { h, replaceKeepingFocus } from '../dom.js';
-import { avatar, dayKey, dayLabel, fullTime, linkify, mentionify, relativeTime, timeLabel } from '../format.js';
+import {
+  avatar, dayKey, dayLabel, firstLine, formatText, fullTime, isSingleEmoji, mentionify, relativeTime, timeLabel,
+} from '../format.js';
 import * as store from '../store.js';
 import * as chat from '../chat.js';
 import { confirmDialog } from './dialog.js';
@@ -18,6 +20,11 @@ const PINNED_PX = 48;
 /** Beyond this many typers the line stops naming them. */
 const MAX_TYPING_NAMES = 3;
 const MAX_SUGGESTIONS = 8;
+/** The server refuses edits after this (edit_window_passed), so the action is not offered. */
+const EDIT_WINDOW_MS = 24 * 60 * 60 * 1000;
+const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢', '🙏', '✅'];
+/** How long a message jumped to from a reply stays highlighted. */
+const HIGHLIGHT_MS = 2500;
 
 const LEVELS = [['all', 'All messages'], ['mentions', 'Mentions only'], ['muted', 'Muted']];
 
@@ -35,7 +42,7 @@ export function typingText(names) {
 }
 
 /**
- * Message text with links and highlighted mentions. A room message names its mentions (the
+ * Message text with formatting, links and highlighted mentions. A room message names its mentions (the
  * server's `mentions` and `mentions_room`), so exactly those are highlighted; elsewhere (a DM, a
  * message still being sent) any @username of someone on the server is.
  */
@@ -47,7 +54,7 @@ export function messageText(msg) {
     if (msg.mentions_room) names.add('room');
     isMention = (name) => names.has(name);
   }
-  return linkify(msg.body, (text) => {
+  return formatText(msg.body, (text) => {
     if (!text.includes('@')) return text;
     return mentionify(text, store.mentionedNames(text), { isMention, self });
   });
@@ -106,7 +113,11 @@ export function createConversationView(id, { onBack }) {
 
   const edge = h('div', { class: 'history-edge', 'data-testid': 'history-edge' });
   const list = h('div', { class: 'message-list', 'data-testid': 'message-list' });
-  const scroller = h('div', { class: 'messages', tabindex: '0', role: 'log', 'aria-live': 'off' }, edge, list);
+  const listHint = h('span', { id: `messages-hint-${id}`, class: 'visually-hidden' },
+    'Arrow keys move between messages; Tab then reaches the actions of the message: reply, react, edit, delete.');
+  const scroller = h('div', {
+    class: 'messages', tabindex: '0', role: 'log', 'aria-live': 'off', 'aria-describedby': listHint.id,
+  }, listHint, edge, list);
   const pill = h('button', { type: 'button', class: 'new-pill', hidden: true, 'data-testid': 'new-messages-pill' }, 'New messages ↓');
   const typingLine = h('div', { class: 'typing', 'data-testid': 'typing-indicator', 'aria-live': 'polite' });
   const notice = h('div', { class: 'conv-notice', 'data-testid': 'conversation-notice', role: 'status' });
@@ -118,6 +129,8 @@ export function createConversationView(id, { onBack }) {
     'aria-expanded': isRoom ? 'false' : null, 'aria-controls': isRoom ? 'mention-menu' : null,
   });
   const composerError = h('p', { class: 'composer-error', role: 'alert' });
+  const changeError = h('p', { class: 'composer-error', role: 'alert', 'data-testid': 'change-error' });
+  const replyBar = h('div', { class: 'reply-bar', hidden: true, 'data-testid': 'reply-bar' });
   const inputLabel = h('label', { for: 'composer-input', class: 'visually-hidden' });
   const sendButton = h('button', { type: 'submit', class: 'primary send' }, 'Send');
   const menu = h('ul', { id: 'mention-menu', class: 'mention-menu', role: 'listbox', 'aria-label': 'People to mention', hidden: true, 'data-testid': 'mention-menu' });
@@ -141,7 +154,7 @@ export function createConversationView(id, { onBack }) {
   h('div', { class: 'member-panel-footer' }, leaveButton));
 
   const column = h('div', { class: 'conv-column' },
-    h('div', { class: 'messages-wrap' }, scroller, pill), typingLine, notice, composerError, composer);
+    h('div', { class: 'messages-wrap' }, scroller, pill), typingLine, notice, composerError, changeError, replyBar, composer);
   const el = h('section', { class: 'conv-pane', 'data-conversation-id': id },
     header, h('div', { class: 'conv-body' }, column, isRoom ? panel : null));
 
@@ -360,6 +373,20 @@ export function createConversationView(id, { onBack }) {
         return;
       }
     }
+    if (event.key === 'Escape' && replyTo) {
+      event.preventDefault();
+      cancelReply();
+      return;
+    }
+    if (event.key === 'ArrowUp' && !input.value) {
+      // As in most chat apps: the arrow up in an empty composer edits your last message.
+      const last = store.sortedMessages(store.timeline(id)).reverse().find(canEdit);
+      if (last) {
+        event.preventDefault();
+        startEdit(last);
+      }
+      return;
+    }
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       composer.requestSubmit();
@@ -374,7 +401,9 @@ export function createConversationView(id, { onBack }) {
       composerError.textContent = `Messages can be at most ${MAX_BODY_CHARS} characters (this one has ${[...body].length}).`;
       return;
     }
-    chat.send(id, body);
+    chat.send(id, body, replyTo?.seq);
+    replyTo = null;
+    renderReplyBar();
     input.value = '';
     store.saveDraft(id, '');
     autosize();
@@ -390,6 +419,33 @@ export function createConversationView(id, { onBack }) {
     stickToBottom = true;
     pill.hidden = true;
   }
+  // Keyboard: arrows move from message to message; a focused message shows its actions, which Tab
+  // reaches next. Escape goes back to the composer.
+  scroller.addEventListener('keydown', (event) => {
+    const onMessage = event.target.matches?.('.message[data-seq]');
+    if (event.key === 'Escape' && onMessage) {
+      event.preventDefault();
+      input.focus();
+      return;
+    }
+    if ((event.key !== 'ArrowUp' && event.key !== 'ArrowDown') || (!onMessage && event.target !== scroller)) return;
+    const messages = [...list.querySelectorAll('.message[data-seq]')];
+    let next;
+    if (onMessage) {
+      next = messages[messages.indexOf(event.target) + (event.key === 'ArrowUp' ? -1 : 1)];
+    } else {
+      const view = scroller.getBoundingClientRect();
+      const visible = messages.filter((m) => {
+        const box = m.getBoundingClientRect();
+        return box.bottom > view.top && box.top < view.bottom;
+      });
+      next = event.key === 'ArrowUp' ? visible.at(-1) : visible[0];
+    }
+    if (!next) return;
+    event.preventDefault();
+    next.focus({ preventScroll: true });
+    next.scrollIntoView({ block: 'nearest' });
+  });
   scroller.addEventListener('scroll', () => {
     stickToBottom = distanceFromBottom() < PINNED_PX;
     if (stickToBottom) pill.hidden = true;
@@ -541,15 +597,288 @@ export function createConversationView(id, { onBack }) {
     return seen;
   }
 
-  function messageEl(m, pending) {
-    const node = h('div', {
-      class: `message${pending ? ` pending ${pending.status}` : ''}`,
-      'data-testid': 'message',
-      dataset: pending ? { clientId: pending.client_id, status: pending.status } : { seq: m.seq },
+  // ---- message actions: reply, react, edit, delete ----
+  let editing = null; // {seq, form, textarea, error} while an own message is being edited
+  let picker = null; // {seq, el} while the reaction picker is open under a message
+  let replyTo = null; // {seq} while the composer answers a message
+  let highlightSeq = null;
+  let highlightTimer = null;
+
+  const held = (seq) => store.timeline(id).messages.get(seq);
+  const readOnly = () => isRoom && Boolean(summary()?.archived);
+  const nameOf = (userId) => store.userById(userId)?.display_name ?? 'Someone';
+  const canEdit = (m) => m.from === state.me.id && !m.deleted && !readOnly() && Date.now() - m.sent_at < EDIT_WINDOW_MS;
+  const canDelete = (m) => !m.deleted && !readOnly() && (m.from === state.me.id || state.me.role === 'admin');
+
+  function rerenderList() {
+    renderedRev = -1;
+    render();
+  }
+
+  function startEdit(m) {
+    closePicker(false);
+    const textarea = h('textarea', {
+      class: 'edit-input', rows: 1, 'aria-label': 'Edit message', 'data-testid': 'edit-input', dataset: { key: 'edit-input' },
+    });
+    textarea.value = m.body;
+    const error = h('p', { class: 'form-error', role: 'alert' });
+    const form = h('form', { class: 'edit-form', 'data-testid': 'edit-form' }, textarea,
+      h('div', { class: 'edit-actions' },
+        h('span', { class: 'muted edit-hint' }, 'Enter to save · Esc to cancel'),
+        h('button', { type: 'button', 'data-testid': 'edit-cancel', dataset: { key: 'edit-cancel' }, onclick: () => stopEdit() }, 'Cancel'),
+        h('button', { type: 'submit', class: 'primary', 'data-testid': 'edit-save', dataset: { key: 'edit-save' } }, 'Save')),
+      error);
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      saveEdit();
+    });
+    textarea.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        saveEdit();
+      } else if (event.key === 'Escape') {
+        event.preventDefault();
+        event.stopPropagation();
+        stopEdit();
+      }
+    });
+    textarea.addEventListener('input', sizeEditor);
+    editing = { seq: m.seq, form, textarea, error };
+    rerenderList();
+    textarea.focus();
+    textarea.setSelectionRange(textarea.value.length, textarea.value.length);
+    sizeEditor();
+  }
+
+  function sizeEditor() {
+    const t = editing?.textarea;
+    if (!t) return;
+    t.style.height = 'auto';
+    t.style.height = `${Math.min(t.scrollHeight + (t.offsetHeight - t.clientHeight), 240)}px`;
+  }
+
+  function saveEdit() {
+    const m = editing && held(editing.seq);
+    if (!m || m.deleted) return stopEdit();
+    const body = editing.textarea.value.trim();
+    if (!body) {
+      editing.error.textContent = 'A message cannot be empty: delete it instead.';
+      return undefined;
+    }
+    if ([...body].length > MAX_BODY_CHARS) {
+      editing.error.textContent = `Messages can be at most ${MAX_BODY_CHARS} characters (this one has ${[...body].length}).`;
+      return undefined;
+    }
+    if (body !== m.body && !chat.editMessage(id, m.seq, body)) return undefined;
+    return stopEdit();
+  }
+
+  function stopEdit() {
+    if (!editing) return;
+    editing = null;
+    rerenderList();
+    input.focus();
+  }
+
+  async function confirmDelete(m) {
+    const own = m.from === state.me.id;
+    const ok = await confirmDialog('Delete this message?',
+      own ? 'Everyone will see “message deleted” in its place. This cannot be undone.'
+        : `${nameOf(m.from)}’s message will show as “message deleted” for everyone. This cannot be undone.`,
+      'Delete', { danger: true });
+    if (ok) chat.deleteMessage(id, m.seq);
+    list.querySelector(`[data-seq="${m.seq}"]`)?.focus({ preventScroll: true });
+  }
+
+  function togglePicker(m) {
+    if (picker?.seq === m.seq) {
+      closePicker(true);
+      return;
+    }
+    const other = h('input', {
+      type: 'text', class: 'emoji-input', 'aria-label': 'Any emoji', placeholder: 'Any emoji', autocomplete: 'off',
+      'data-testid': 'emoji-input', dataset: { key: 'emoji-input' },
+    });
+    const error = h('span', { class: 'form-error', role: 'alert' });
+    const form = h('form', { class: 'emoji-other' }, other,
+      h('button', { type: 'submit', dataset: { key: 'emoji-add' }, 'data-testid': 'emoji-add' }, 'Add'));
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const emoji = other.value.trim();
+      if (!isSingleEmoji(emoji)) {
+        error.textContent = 'Type one emoji.';
+        return;
+      }
+      pickReaction(m.seq, emoji);
+    });
+    const el = h('div', { class: 'reaction-picker', role: 'group', 'aria-label': 'Add a reaction', 'data-testid': 'reaction-picker' },
+      h('div', { class: 'quick-reactions' }, ...QUICK_REACTIONS.map((emoji) => h('button', {
+        type: 'button', class: 'emoji-button', 'aria-label': `React with ${emoji}`, title: `React with ${emoji}`,
+        dataset: { key: `pick${emoji}`, emoji, testid: 'quick-reaction' }, onclick: () => pickReaction(m.seq, emoji),
+      }, emoji))),
+      form, error);
+    el.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') {
+        event.preventDefault();
+        event.stopPropagation();
+        closePicker(true);
+      }
+    });
+    picker = { seq: m.seq, el };
+    rerenderList();
+    el.querySelector('button')?.focus({ preventScroll: true });
+  }
+
+  function pickReaction(seq, emoji) {
+    chat.react(id, seq, emoji);
+    closePicker(true);
+  }
+
+  function closePicker(returnFocus) {
+    if (!picker) return;
+    const { seq } = picker;
+    picker = null;
+    rerenderList();
+    if (returnFocus) list.querySelector(`[data-key="react${seq}"]`)?.focus({ preventScroll: true });
+  }
+
+  /** A click anywhere else closes the picker, as menus do. */
+  function onPointerDown(event) {
+    if (picker && !picker.el.contains(event.target) && !event.target.closest?.('[data-action="react"]')) closePicker(false);
+  }
+  document.addEventListener('pointerdown', onPointerDown);
+
+  function startReply(m) {
+    replyTo = { seq: m.seq };
+    renderReplyBar();
+    input.focus();
+  }
+
+  function cancelReply() {
+    replyTo = null;
+    renderReplyBar();
+    input.focus();
+  }
+
+  function renderReplyBar() {
+    const m = replyTo && held(replyTo.seq);
+    const text = m ? (m.deleted ? 'message deleted' : firstLine(m.body)) : '';
+    const key = m ? `${m.seq}\u0000${nameOf(m.from)}\u0000${text}` : '';
+    if (replyBar.dataset.key === key) return;
+    replyBar.dataset.key = key;
+    replyBar.hidden = !m;
+    if (!m) {
+      replyBar.replaceChildren();
+      return;
+    }
+    replyBar.replaceChildren(
+      h('span', { class: 'reply-bar-text', 'data-testid': 'reply-bar-text' },
+        'Replying to ', h('strong', {}, nameOf(m.from)), ': ', m.deleted ? h('em', {}, text) : text),
+      h('button', {
+        type: 'button', class: 'reply-cancel', 'aria-label': 'Cancel reply', 'data-testid': 'reply-cancel', onclick: cancelReply,
+      }, '×'));
+  }
+
+  /** Scrolls to a reply's original, fetching older pages until it is there, and flashes it. */
+  async function jumpTo(seq) {
+    const found = await chat.loadUntil(id, seq);
+    render();
+    const target = list.querySelector(`[data-seq="${seq}"]`);
+    if (!found || !target) {
+      store.setChangeError(id, 'The original message is not available.');
+      return;
+    }
+    clearTimeout(highlightTimer);
+    for (const el of list.querySelectorAll('.message.highlight')) el.classList.remove('highlight');
+    highlightSeq = seq;
+    target.classList.add('highlight');
+    target.scrollIntoView({ block: 'center' });
+    target.focus({ preventScroll: true });
+    highlightTimer = setTimeout(() => {
+      highlightSeq = null;
+      list.querySelector(`[data-seq="${seq}"]`)?.classList.remove('highlight');
+    }, HIGHLIGHT_MS);
+  }
+
+  /** The quoted original above a reply: as it reads now when we hold it, else the server's snippet. */
+  function quoteEl(ref, key) {
+    const original = held(ref.seq);
+    const from = original?.from ?? ref.from;
+    const deleted = original ? Boolean(original.deleted) : Boolean(ref.deleted);
+    const snippet = original ? firstLine(original.body) : firstLine(ref.snippet ?? '');
+    const name = from === undefined ? 'a message' : nameOf(from);
+    return h('button', {
+      type: 'button', class: 'reply-quote', 'data-testid': 'reply-quote', dataset: { key, replySeq: ref.seq },
+      'aria-label': `In reply to ${name}: ${deleted ? 'message deleted' : snippet}. Show the original.`,
+      onclick: () => jumpTo(ref.seq),
     },
-    h('div', { class: 'message-body' }, messageText(m)),
-    h('time', { class: 'message-time', datetime: new Date(m.sent_at).toISOString(), title: fullTime(m.sent_at) }, timeLabel(m.sent_at)));
-    if (pending) node.append(pendingStatus(pending));
+    h('span', { class: 'reply-quote-name' }, name),
+    deleted ? h('em', { class: 'reply-quote-text deleted-text' }, 'message deleted') : h('span', { class: 'reply-quote-text' }, snippet));
+  }
+
+  function actionsEl(m) {
+    if (m.deleted || readOnly()) return null;
+    const button = (action, label, onclick) => h('button', {
+      type: 'button', class: 'message-action', 'aria-label': label, title: label,
+      dataset: { key: `${action}${m.seq}`, action, testid: `${action}-message` }, onclick,
+    }, label);
+    const react = button('react', 'React', () => togglePicker(m));
+    react.setAttribute('aria-expanded', String(picker?.seq === m.seq));
+    return h('div', { class: 'message-actions', role: 'group', 'aria-label': 'Message actions' },
+      button('reply', 'Reply', () => startReply(m)), react,
+      canEdit(m) ? button('edit', 'Edit', () => startEdit(m)) : null,
+      canDelete(m) ? button('delete', 'Delete', () => confirmDelete(m)) : null);
+  }
+
+  /** Chips under a message: the emoji and a count; who reacted in the title and the accessible name. */
+  function reactionsEl(m) {
+    if (m.deleted || !m.reactions?.length) return null;
+    return h('div', { class: 'reactions', 'data-testid': 'reactions' }, ...m.reactions.map((r) => {
+      const mine = r.users.includes(state.me.id);
+      const names = nameList(r.users.map((u) => (u === state.me.id ? 'You' : nameOf(u))));
+      const count = r.users.length;
+      return h('button', {
+        type: 'button', class: `reaction${mine ? ' mine' : ''}`, 'aria-pressed': String(mine), disabled: readOnly(),
+        title: `${names} reacted with ${r.emoji}`,
+        'aria-label': `${r.emoji} ${count}: ${names}`,
+        dataset: { key: `r${m.seq}:${r.emoji}`, emoji: r.emoji, names, testid: 'reaction' },
+        onclick: () => chat.react(id, m.seq, r.emoji),
+      }, h('span', { class: 'reaction-emoji', 'aria-hidden': 'true' }, r.emoji),
+      h('span', { class: 'reaction-count', 'aria-hidden': 'true' }, String(count)));
+    }));
+  }
+
+  function messageEl(m, pending) {
+    const isEditing = !pending && editing?.seq === m.seq;
+    const classes = ['message'];
+    if (pending) classes.push('pending', pending.status);
+    if (m.deleted) classes.push('deleted');
+    if (isEditing) classes.push('editing');
+    if (!pending && m.seq === highlightSeq) classes.push('highlight');
+    const node = h('div', {
+      class: classes.join(' '),
+      'data-testid': 'message',
+      // Focusable so a tap (touch screens have no hover) or the keyboard can reach its actions.
+      tabindex: pending ? null : '-1',
+      dataset: pending ? { clientId: pending.client_id, status: pending.status } : { seq: m.seq, key: `m${m.seq}` },
+    });
+    if (m.reply_to) node.append(quoteEl(m.reply_to, pending ? `q${pending.client_id}` : `q${m.seq}`));
+    if (isEditing) {
+      node.append(editing.form);
+    } else {
+      node.append(h('div', { class: 'message-body' }, m.deleted ? h('em', { class: 'deleted-text' }, 'message deleted') : messageText(m)));
+      if (m.edited_at && !m.deleted) {
+        node.append(h('span', { class: 'message-edited', 'data-testid': 'edited', title: `Edited ${fullTime(m.edited_at)}` }, ' (edited)'));
+      }
+    }
+    node.append(h('time', { class: 'message-time', datetime: new Date(m.sent_at).toISOString(), title: fullTime(m.sent_at) }, timeLabel(m.sent_at)));
+    if (pending) {
+      node.append(pendingStatus(pending));
+      return node;
+    }
+    if (!isEditing) node.append(actionsEl(m) ?? '');
+    node.append(reactionsEl(m) ?? '');
+    if (picker?.seq === m.seq) node.append(picker.el);
     return node;
   }
 
@@ -576,8 +905,14 @@ export function createConversationView(id, { onBack }) {
     const seen = seenSeq(messages);
     const entries = [
       ...messages.map((m) => ({ m, pending: null })),
-      ...pending.map((p) => ({ m: { from: state.me.id, body: p.body, sent_at: p.at }, pending: p })),
+      ...pending.map((p) => ({
+        m: { from: state.me.id, body: p.body, sent_at: p.at, reply_to: p.reply_to ? { seq: p.reply_to } : undefined }, pending: p,
+      })),
     ];
+    // The message being edited (or reacted to) may have been deleted meanwhile.
+    const gone = (seq) => !t.messages.has(seq) || Boolean(t.messages.get(seq).deleted);
+    if (editing && gone(editing.seq)) editing = null;
+    if (picker && gone(picker.seq)) picker = null;
     const nodes = [];
     let day = null;
     let group = null;
@@ -627,7 +962,7 @@ export function createConversationView(id, { onBack }) {
     const prevHeight = scroller.scrollHeight;
     const prevTop = scroller.scrollTop;
     const { nodes, messages } = buildList(t);
-    list.replaceChildren(...nodes);
+    replaceKeepingFocus(list, nodes, { preventScroll: true });
     renderEdge(t, messages.length);
 
     const oldest = messages[0]?.seq ?? 0;
@@ -652,6 +987,8 @@ export function createConversationView(id, { onBack }) {
     renderHeader();
     renderTyping();
     renderNotice();
+    renderReplyBar();
+    setText(changeError, state.changeErrors.get(id) ?? '');
     const rev = store.rev(id);
     if (rev !== renderedRev) {
       renderedRev = rev;
@@ -676,6 +1013,8 @@ export function createConversationView(id, { onBack }) {
     },
     destroy() {
       unsubscribe();
+      clearTimeout(highlightTimer);
+      document.removeEventListener('pointerdown', onPointerDown);
       narrow.removeEventListener('change', applyPanel);
       store.saveDraft(id, input.value);
     },

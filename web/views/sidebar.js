@@ -17,6 +17,11 @@ function loadCollapsed() {
   }
 }
 
+/** A message on one line for a preview; a deleted one says so. */
+function previewText(msg) {
+  return msg.deleted ? 'message deleted' : msg.body.replace(/\s+/g, ' ');
+}
+
 export function createSidebar({ onSignOut }) {
   const { state } = store;
   const collapsed = loadCollapsed();
@@ -174,7 +179,7 @@ export function createSidebar({ onSignOut }) {
     const other = store.userById(store.otherMember(s.id));
     const name = other?.display_name ?? s.id;
     const last = s.last_message;
-    const preview = last ? `${last.from === state.me.id ? 'You: ' : ''}${last.body.replace(/\s+/g, ' ')}` : '';
+    const preview = last ? `${last.from === state.me.id ? 'You: ' : ''}${previewText(last)}` : '';
     const when = whenLabel(last);
     const current = state.openId === s.id;
     const muted = s.notify === 'muted';
@@ -194,7 +199,7 @@ export function createSidebar({ onSignOut }) {
   function roomEntry(s) {
     const last = s.last_message;
     const sender = last ? (last.from === state.me.id ? 'You' : store.userById(last.from)?.display_name ?? 'Someone') : '';
-    const preview = last ? `${sender}: ${last.body.replace(/\s+/g, ' ')}` : (s.topic || 'No messages yet');
+    const preview = last ? `${sender}: ${previewText(last)}` : (s.topic || 'No messages yet');
     const when = whenLabel(last);
     const current = state.openId === s.id;
     const muted = s.notify === 'muted';
