@@ -733,6 +733,12 @@ async fn a_blocked_person_reaches_nobody_and_is_never_told() {
         bodies(&common::ws::full_history(&carol, &dm).await),
         ["before the block", "are you ignoring me"]
     );
+    // What was withheld cannot be quoted either.
+    let mut quoting = send_frame(dm.as_str(), "what did you say?", "k5");
+    quoting["reply_to"] = json!(2);
+    bob_tab.send_json(&quoting).await;
+    bob_tab.error_with("no_such_message").await;
+
     // Her mentions of him in a room do not count for him.
     let room = create_room(&alice, "Floor 2", "open", &[&bob, &carol]).await;
     carol_tab

@@ -1054,8 +1054,14 @@ impl<'txn> BatchTables<'txn> {
             };
 
         if let Some(original) = reply_to {
-            let last_seq = existing.as_ref().map_or(0, |r| r.last_seq);
-            if original == 0 || original > last_seq {
+            // Only a message the sender can see may be answered.
+            let visible = self
+                .messages
+                .get((id, original))?
+                .map(|m| m.value().decode())
+                .transpose()?
+                .is_some_and(|m| !m.withheld || m.from == sender);
+            if !visible {
                 return Ok(ChatOutcome::Rejected(ChatRejection::NoSuchMessage));
             }
         }
@@ -1463,6 +1469,10 @@ pub(super) fn resolve_replies(
         {
             preview.from = original.from;
             preview.deleted = original.deleted;
+            if original.withheld {
+                // Quoted to both members, so never the text of a DM one of them may not see.
+                continue;
+            }
             preview.snippet = original
                 .body
                 .lines()
