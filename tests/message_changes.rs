@@ -4,7 +4,7 @@
 mod common;
 
 use common::ws::{Socket, dm_id, full_history, send_frame};
-use common::{Client, StatusCode, TestServer, Value, json};
+use common::{Client, StatusCode, Value, json, office};
 
 fn edit(conversation: &str, seq: u64, body: &str, client_id: &str) -> Value {
     json!({"type": "edit", "conversation": conversation, "seq": seq, "body": body, "client_id": client_id})
@@ -19,20 +19,9 @@ fn react(conversation: &str, seq: u64, emoji: &str, client_id: &str) -> Value {
 }
 
 async fn summary(client: &Client, id: &str) -> Value {
-    let (_, list) = client.get("/api/conversations").await;
-    list.as_array()
-        .and_then(|l| l.iter().find(|c| c["id"] == id))
-        .cloned()
-        .unwrap_or_else(|| panic!("{id} in {list}"))
-}
-
-async fn office() -> (TestServer, Client, Client, Client, Client) {
-    let server = TestServer::start();
-    let admin = common::setup_admin(&server).await;
-    let alice = common::create_user(&admin, "alice").await;
-    let bob = common::create_user(&admin, "bob").await;
-    let carol = common::create_user(&admin, "carol").await;
-    (server, admin, alice, bob, carol)
+    common::summary_of(client, id)
+        .await
+        .unwrap_or_else(|| panic!("{id} is listed"))
 }
 
 #[tokio::test]

@@ -6,17 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::ws::{Socket, send_frame, seq};
-use common::{Client, Method, StatusCode, TestServer, Value, json};
-
-/// Alice, Bob and Carol in a fresh office, plus its administrator.
-async fn office() -> (TestServer, Client, Client, Client, Client) {
-    let server = TestServer::start();
-    let admin = common::setup_admin(&server).await;
-    let alice = common::create_user(&admin, "alice").await;
-    let bob = common::create_user(&admin, "bob").await;
-    let carol = common::create_user(&admin, "carol").await;
-    (server, admin, alice, bob, carol)
-}
+use common::{Client, Method, StatusCode, TestServer, Value, json, office, summary_of as summary};
 
 async fn put(client: &Client, path: &str, body: Value) -> (StatusCode, Value) {
     common::send(client.request(Method::PUT, path).json(&body)).await
@@ -37,17 +27,6 @@ async fn create_room(client: &Client, name: &str, visibility: &str, members: &[&
         .await;
     assert_eq!(status, StatusCode::CREATED, "create {name}: {room}");
     room["id"].as_str().expect("room id").to_owned()
-}
-
-/// `client`'s summary of conversation `id`, from `GET /api/conversations`.
-async fn summary(client: &Client, id: &str) -> Option<Value> {
-    let (status, list) = client.get("/api/conversations").await;
-    assert_eq!(status, StatusCode::OK, "{list}");
-    list.as_array()
-        .expect("conversation list")
-        .iter()
-        .find(|c| c["id"] == id)
-        .cloned()
 }
 
 /// Asserts no `message` frame reaches `tab` for `wait` (presence and the like may).

@@ -835,21 +835,14 @@ impl SummaryView {
 
     /// Mentions of this user (by name or `@room`) after `read_seq`, not from people they block.
     fn mentions_after(&self, id: &str, read_seq: u64) -> Result<u64> {
-        let user = self.user;
-        let mut count = self
-            .mentions
-            .range((user, id, read_seq + 1)..=(user, id, u64::MAX))?
-            .count() as u64;
-        for entry in self
-            .room_mentions
-            .range((id, read_seq + 1)..=(id, u64::MAX))?
-        {
-            let sender = entry?.1.value();
-            if sender != user && !self.blocked.contains(&sender) {
-                count += 1;
-            }
-        }
-        Ok(count)
+        count_mentions(
+            &self.mentions,
+            &self.room_mentions,
+            self.user,
+            id,
+            read_seq,
+            |sender| Ok(self.blocked.contains(&sender)),
+        )
     }
 
     /// The newest message this user may see (a DM withheld from them is skipped).
@@ -1291,23 +1284,15 @@ impl<'txn> BatchTables<'txn> {
         })
     }
 
-    /// Mentions of `user` in room `id` after `read_seq` (by name, or `@room` from others who
-    /// are not blocked by them).
     fn mention_count(&self, user: u64, id: &str, read_seq: u64) -> Result<u64> {
-        let mut count = self
-            .mentions
-            .range((user, id, read_seq + 1)..=(user, id, u64::MAX))?
-            .count() as u64;
-        for entry in self
-            .room_mentions
-            .range((id, read_seq + 1)..=(id, u64::MAX))?
-        {
-            let sender = entry?.1.value();
-            if sender != user && self.blocks.get((user, sender))?.is_none() {
-                count += 1;
-            }
-        }
-        Ok(count)
+        count_mentions(
+            &self.mentions,
+            &self.room_mentions,
+            user,
+            id,
+            read_seq,
+            |sender| Ok(self.blocks.get((user, sender))?.is_some()),
+        )
     }
 
     /// Everyone in the conversation (from the cache when it is warm). `None` if it does not
@@ -1443,6 +1428,28 @@ pub(super) fn decode_or_skip<T: Record>(
 
 /// A stored message and whether it is withheld from its recipient; a damaged one is left out
 /// (and logged).
+/// Mentions of `user` in room `id` after `read_seq`: by name, or `@room` from someone else whom
+/// they do not block.
+fn count_mentions(
+    mentions: &impl ReadableTable<(u64, &'static str, u64), ()>,
+    room_mentions: &impl ReadableTable<(&'static str, u64), u64>,
+    user: u64,
+    id: &str,
+    read_seq: u64,
+    blocks: impl Fn(u64) -> Result<bool>,
+) -> Result<u64> {
+    let mut count = mentions
+        .range((user, id, read_seq + 1)..=(user, id, u64::MAX))?
+        .count() as u64;
+    for entry in room_mentions.range((id, read_seq + 1)..=(id, u64::MAX))? {
+        let sender = entry?.1.value();
+        if sender != user && !blocks(sender)? {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
 /// Deleted seqs of room `id` after `read_seq`: they are not unread.
 pub(super) fn deleted_after(
     deleted: &impl ReadableTable<(&'static str, u64), ()>,

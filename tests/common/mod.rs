@@ -832,3 +832,25 @@ pub fn dms_only(conversations: &Value) -> Value {
             .collect(),
     )
 }
+
+/// A small office for room and message stories: a fresh server, its administrator, and alice,
+/// bob and carol signed in.
+pub async fn office() -> (TestServer, Client, Client, Client, Client) {
+    let server = TestServer::start();
+    let admin = setup_admin(&server).await;
+    let alice = create_user(&admin, "alice").await;
+    let bob = create_user(&admin, "bob").await;
+    let carol = create_user(&admin, "carol").await;
+    (server, admin, alice, bob, carol)
+}
+
+/// `client`'s summary of conversation `id` from `GET /api/conversations`, if it is listed.
+pub async fn summary_of(client: &Client, id: &str) -> Option<Value> {
+    let (status, list) = client.get("/api/conversations").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list.as_array()
+        .expect("conversation list")
+        .iter()
+        .find(|c| c["id"] == id)
+        .cloned()
+}
