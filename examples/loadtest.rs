@@ -42,8 +42,17 @@ type Fallible<T> = Result<T, String>;
 
 /// The server allows 20 frames/s per connection with bursts of 60 (docs/PROTOCOL.md); the
 /// senders stay just under it, so the offered load is at most users × 19 messages/s.
-const CLIENT_RATE: f64 = 19.0;
-const CLIENT_BURST: f64 = 55.0;
+/// `--frame-rate N` raises both sides: the server's limit (its `--frame-rate`) and the
+/// senders' pace, which stays just under it (N − 5 %, bursts of 2.75 N).
+static FRAME_RATE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+
+fn client_rate() -> f64 {
+    FRAME_RATE.get().map_or(19.0, |n| n * 0.95)
+}
+
+fn client_burst() -> f64 {
+    FRAME_RATE.get().map_or(55.0, |n| n * 2.75)
+}
 /// Password hashes are the slow part of signing users up; the server hashes 2 at once
 /// (`limits::CONCURRENT_HASHES`), and 4 in flight keep both of its hashing threads busy.
 const SIGNUP_CONCURRENCY: usize = 4;
@@ -102,7 +111,7 @@ struct Args {
 const USAGE: &str = "usage: loadtest [--scenario dm|room-fanout|room-throughput|commit-cost|rooms] \
 [--users N] [--messages M] [--idle-connections K] [--window W] [--body-bytes B] [--bin PATH] \
 [--room-members N] [--fanout-senders S] [--fanout-rate R] [--fanout-messages M] \
-[--throughput-senders S] [--throughput-messages M] [--commit-messages M]";
+[--throughput-senders S] [--throughput-messages M] [--commit-messages M] [--frame-rate N]";
 
 fn parse_args() -> Fallible<Args> {
     let mut args = Args {
@@ -152,6 +161,9 @@ fn parse_args() -> Fallible<Args> {
             "--throughput-senders" => args.throughput_senders = number()?,
             "--throughput-messages" => args.throughput_messages = number()?,
             "--commit-messages" => args.commit_messages = number()?,
+            "--frame-rate" => {
+                let _ = FRAME_RATE.set(number()?.max(1) as f64);
+            }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
@@ -192,9 +204,14 @@ impl Server {
             .prefix("confab-load-")
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
-        let mut child = Command::new(bin)
+        let mut child = Command::new(bin);
+        child
             .args(["--listen", "127.0.0.1:0", "--max-connections"])
-            .arg(max_connections.to_string())
+            .arg(max_connections.to_string());
+        if let Some(rate) = FRAME_RATE.get() {
+            child.args(["--frame-rate", &rate.to_string()]);
+        }
+        let mut child = child
             .arg("--data-dir")
             .arg(data_dir.path())
             .env_remove("RUST_LOG")
@@ -422,11 +439,11 @@ async fn send_share(
     let mut pending: HashMap<String, Instant> = HashMap::new();
     let mut retry: Vec<String> = Vec::new();
     let (mut next, mut acked) = (0, 0);
-    let mut credit = CLIENT_BURST;
+    let mut credit = client_burst();
     let mut refilled = Instant::now();
     let mut progress = Instant::now();
     while acked < quota {
-        credit = (credit + refilled.elapsed().as_secs_f64() * CLIENT_RATE).min(CLIENT_BURST);
+        credit = (credit + refilled.elapsed().as_secs_f64() * client_rate()).min(client_burst());
         refilled = Instant::now();
         let mut fed = false;
         while pending.len() < window && credit >= 1.0 && (next < quota || !retry.is_empty()) {
@@ -448,7 +465,7 @@ async fn send_share(
         }
         let can_send_more = pending.len() < window && (next < quota || !retry.is_empty());
         let wait = if can_send_more {
-            Duration::from_secs_f64(((1.0 - credit).max(0.0) / CLIENT_RATE).max(0.001))
+            Duration::from_secs_f64(((1.0 - credit).max(0.0) / client_rate()).max(0.001))
         } else {
             Duration::from_millis(200)
         };
@@ -615,7 +632,7 @@ async fn run_dm(args: Args) -> Fallible<()> {
     }
     latencies.sort_unstable();
     let acked = latencies.len();
-    let ceiling = args.users as f64 * CLIENT_RATE;
+    let ceiling = args.users as f64 * client_rate();
     let (rss_after, hwm_after) = server.memory()?;
 
     println!(
@@ -625,7 +642,9 @@ async fn run_dm(args: Args) -> Fallible<()> {
     );
     println!(
         "          (offered load is paced under the server's per-connection rate limit: a burst \
-         of {CLIENT_BURST}, then {CLIENT_RATE}/s per connection = {ceiling:.0} msg/s sustained)"
+         of {:.0}, then {:.0}/s per connection = {ceiling:.0} msg/s sustained)",
+        client_burst(),
+        client_rate()
     );
     println!("          {received} delivered to partners, {rate_limited} rate_limited (retried)");
     println!(
@@ -731,22 +750,22 @@ struct Pacer {
 impl Pacer {
     fn new() -> Pacer {
         Pacer {
-            credit: CLIENT_BURST,
+            credit: client_burst(),
             refilled: Instant::now(),
         }
     }
 
     fn refill(&mut self) {
         let now = Instant::now();
-        let gained = now.duration_since(self.refilled).as_secs_f64() * CLIENT_RATE;
-        self.credit = (self.credit + gained).min(CLIENT_BURST);
+        let gained = now.duration_since(self.refilled).as_secs_f64() * client_rate();
+        self.credit = (self.credit + gained).min(client_burst());
         self.refilled = now;
     }
 
     async fn take(&mut self) {
         self.refill();
         if self.credit < 1.0 {
-            let wait = (1.0 - self.credit) / CLIENT_RATE;
+            let wait = (1.0 - self.credit) / client_rate();
             tokio::time::sleep(Duration::from_secs_f64(wait)).await;
             self.refill();
         }
@@ -1282,10 +1301,12 @@ async fn room_throughput(ctx: &mut Rooms, args: &Args) -> Fallible<()> {
     let recipients = senders - 1;
     println!(
         "\nroom-throughput: {n} messages into {room} from all of its {senders} members at once, \
-         window {} per connection (offered at most a burst of {CLIENT_BURST} then {CLIENT_RATE}/s \
+         window {} per connection (offered at most a burst of {:.0} then {:.0}/s \
          per sender = {:.0} msg/s sustained)",
         args.window,
-        senders as f64 * CLIENT_RATE
+        client_burst(),
+        client_rate(),
+        senders as f64 * client_rate()
     );
     let first = ctx.tags(n);
     let expected = ctx.arrivals.count.load(Ordering::Relaxed) + n * recipients;
