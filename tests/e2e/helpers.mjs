@@ -224,7 +224,9 @@ export class Office {
     await page.getByLabel('Username', { exact: true }).fill(person.username);
     await page.getByLabel('Password', { exact: true }).fill(person.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByTestId('people-filter').waitFor();
+    // Signed in: the sidebar exists. At phone width it is hidden while a conversation is open,
+    // so wait for it to be there, not to be visible.
+    await page.getByTestId('people-filter').waitFor({ state: 'attached' });
     return page;
   }
 
