@@ -90,6 +90,7 @@ fn run() -> Result<(), String> {
                     client_id: format!("bigdb-{n}"),
                     sent_at: confab::store::now_millis(),
                     reply_to: None,
+                    files: Vec::new(),
                 }
             })
             .collect();
