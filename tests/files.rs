@@ -439,3 +439,34 @@ async fn a_25_mb_upload_is_streamed_to_disk() {
         "RSS grew by {grew} KiB during a 25 MB upload"
     );
 }
+
+#[tokio::test]
+async fn confab_check_reports_a_file_missing_from_disk() {
+    let (mut server, _admin, alice, bob, _carol) = office_with(&[], &[]).await;
+    let conversation = dm_id(&alice, &bob);
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    let file = alice
+        .uploaded(&conversation, "notes.txt", b"keep me".to_vec())
+        .await;
+    alice_tab
+        .send_json(&send_files(&conversation, "", &[&file], "notes"))
+        .await;
+    alice_tab.ack_for("notes").await;
+    alice_tab.close().await;
+    server.signal_term();
+    assert!(server.wait_exit(Duration::from_secs(5)).is_some());
+
+    let dir = server.data_dir();
+    let dir_arg = dir.to_str().expect("utf-8 path");
+    let clean = common::run_cli(&["check", "--data-dir", dir_arg]);
+    let out = String::from_utf8_lossy(&clean.stdout);
+    assert!(clean.status.success(), "{out}");
+    assert!(out.contains("1 files (0 unreferenced"), "{out}");
+
+    let blob = blob_files(&dir).pop().expect("the blob");
+    std::fs::remove_file(dir.join("blobs").join(&blob[..2]).join(&blob)).expect("remove blob");
+    let found = common::run_cli(&["check", "--data-dir", dir_arg]);
+    let out = String::from_utf8_lossy(&found.stdout);
+    assert!(!found.status.success(), "{out}");
+    assert!(out.contains(&blob) && out.contains("missing"), "{out}");
+}
