@@ -9,6 +9,7 @@ mod file;
 mod files;
 mod people;
 mod rooms;
+mod scrub;
 mod search;
 mod users;
 
