@@ -305,10 +305,13 @@ impl Drop for TestServer {
 }
 
 /// The binary with a clean environment: no `RUST_LOG` and no inherited `CONFAB_*` settings, so a
-/// developer's shell cannot change what the tests see.
+/// developer's shell cannot change what the tests see; no display either, or a test server
+/// started from a desktop session (no terminal attached) would open a browser.
 pub fn base_command() -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.env_remove("RUST_LOG");
+    cmd.env_remove("RUST_LOG")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY");
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("CONFAB_") {
             cmd.env_remove(&key);

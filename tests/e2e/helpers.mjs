@@ -64,7 +64,8 @@ export class Server {
     const log = createWriteStream(path.join(ARTIFACTS, `server-${this.name}.log`), { flags: 'a' });
     const child = spawn(process.env.CONFAB_BIN, ['--listen', listen, '--data-dir', this.dataDir, ...this.args], {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1' },
+      // No display: a server started without a terminal from a desktop session opens a browser.
+      env: { ...process.env, NO_COLOR: '1', DISPLAY: '', WAYLAND_DISPLAY: '' },
     });
     running.add(child);
     this.child = child;
