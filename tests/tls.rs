@@ -93,6 +93,10 @@ async fn the_trust_page_and_ca_download_work_before_the_device_trusts_the_server
         !page.contains("<script") && !page.contains("style="),
         "no inline code under the CSP"
     );
+    assert!(
+        server.wait_for_log("(fingerprint ", Duration::from_secs(5)),
+        "the start-up log shows the CA fingerprint"
+    );
     let fingerprint = server
         .logs()
         .iter()
