@@ -271,8 +271,37 @@ async fn filters_narrow_by_sender_conversation_and_date_and_others_dms_stay_priv
         search(&bob, &format!("report after:{today}")).await,
         Vec::<String>::new()
     );
-    // No message has files yet.
-    assert_eq!(search(&bob, "report has:file").await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn has_file_finds_messages_with_files_and_a_file_is_found_by_its_name() {
+    let (server, alice, bob, _carol) = office().await;
+    let conv = dm_id(&alice, &bob);
+    let mut tab = Socket::online(&server, &alice).await;
+    tab.send_acked(bob.id(), "the report is late", "plain")
+        .await;
+    let file = alice
+        .uploaded(
+            &conv,
+            "Quarterly-Invoices.pdf",
+            b"%PDF-1.4 not really".to_vec(),
+        )
+        .await;
+    tab.send_json(
+        &json!({"type": "send", "conversation": conv, "body": "the report, attached",
+        "files": [file["id"]], "client_id": "with-file"}),
+    )
+    .await;
+    tab.ack_for("with-file").await;
+
+    eventually(&bob, "report has:file", &["the report, attached"]).await;
+    assert_eq!(
+        search(&bob, "report").await,
+        ["the report, attached", "the report is late"]
+    );
+    // The file's name is searchable, by the start of its words too.
+    assert_eq!(search(&bob, "invoic").await, ["the report, attached"]);
+    assert_eq!(search(&bob, "has:file").await, ["the report, attached"]);
 }
 
 #[tokio::test]
@@ -407,7 +436,7 @@ async fn an_index_of_an_older_format_is_rebuilt_at_start() {
     eventually(&bob, "archive", &["archive this thread"]).await;
     assert!(server.wait_for_log("building the search index", Duration::from_secs(1)));
     let format = std::fs::read_to_string(dir.join("search").join("format")).expect("format");
-    assert_eq!(format.trim(), "confab-search 1");
+    assert_eq!(format.trim(), "confab-search 2");
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use super::{Op, Shared, analyzer, key_of, schema};
 use crate::store::{Message, ScanCursor, Store};
 
 /// Bump when the schema or the analyzer changes: an index of another format is rebuilt.
-const FORMAT: &str = "confab-search 1";
+const FORMAT: &str = "confab-search 2";
 /// Updates become searchable within this long…
 const COMMIT_EVERY: Duration = Duration::from_millis(500);
 /// …or as soon as this many are waiting.
@@ -324,6 +324,10 @@ impl Indexer {
         doc.add_u64(fields.from, message.from);
         doc.add_u64(fields.sent_at, message.sent_at);
         doc.add_text(fields.body, &message.body);
+        for file in &message.files {
+            doc.add_text(fields.body, &file.name);
+        }
+        doc.add_u64(fields.has_file, u64::from(!message.files.is_empty()));
         open.writer.add_document(doc)?;
         Ok(())
     }

@@ -83,7 +83,10 @@ struct Fields {
     from: Field,
     /// Unix ms: date filters and newest-first order.
     sent_at: Field,
+    /// The message's text and its files' names.
     body: Field,
+    /// 1 when the message carries files: `has:file`.
+    has_file: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -100,6 +103,7 @@ fn schema() -> (Schema, Fields) {
         from: builder.add_u64_field("from", INDEXED),
         sent_at: builder.add_u64_field("sent_at", INDEXED | FAST),
         body: builder.add_text_field("body", body),
+        has_file: builder.add_u64_field("has_file", INDEXED),
     };
     (builder.build(), fields)
 }
@@ -224,11 +228,6 @@ impl Search {
                 complete,
             })
         };
-        // No message has files yet: `has:file` is accepted so clients can offer it, and
-        // matches nothing until attachments exist.
-        if query.has_file {
-            return nothing();
-        }
         let Some(plan) = self.plan(store, user, query)? else {
             return nothing();
         };
@@ -355,6 +354,15 @@ impl Search {
                     .map(|c| Term::from_field_text(fields.conversation, c.as_str())),
             )),
         )];
+        if query.has_file {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_u64(fields.has_file, 1),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
         if let Some(name) = &query.from {
             let from = store
                 .user_id_by_name(name)?
