@@ -152,7 +152,7 @@ async function onHello(frame) {
   const jobs = [];
   for (const [id, t] of store.state.timelines) {
     const s = store.state.conversations.get(id);
-    if (t.loaded && s && s.last_seq > store.newestSeq(t)) jobs.push(catchUp(id));
+    if (t.loaded && !t.hasNewer && s && s.last_seq > store.newestSeq(t)) jobs.push(catchUp(id));
     // Edits, deletes and reactions made while we were away, to messages we already show.
     t.newer = undefined; // frames of the last connection: older pages are current by now
     if (t.loaded && s && (s.change_seq ?? 0) > (t.changeSeq ?? 0)) jobs.push(catchUpChanges(id));
@@ -297,6 +297,8 @@ function catchUp(id) {
     running.again = true;
     return running.promise;
   }
+  // A timeline showing older history fills up by its newer pages, as the user scrolls down.
+  if (store.timeline(id).hasNewer) return Promise.resolve();
   const job = { again: true };
   job.promise = (async () => {
     try {
@@ -483,16 +485,94 @@ export async function loadOlder(id) {
   }
 }
 
-/**
- * Loads older pages until message `seq` is held (a reply's original). Resolves whether it is.
- */
-export async function loadUntil(id, seq) {
+/** The page after the newest message held, when the timeline stops short of the newest. */
+export async function loadNewer(id) {
   const t = store.timeline(id);
-  while (!t.messages.has(seq) && t.loaded && t.hasMore && !t.error && store.oldestSeq(t) > seq) {
-    if (t.loading) await new Promise((resolve) => { setTimeout(resolve, 50); });
-    else await loadOlder(id);
+  if (!t.loaded || t.loading || !t.hasNewer) return;
+  t.loading = true;
+  store.changed(id);
+  try {
+    const after = store.newestSeq(t);
+    store.applyHistory(id, await api.get(api.messagesPath(id, { after, limit: PAGE_SIZE })), 'newer');
+  } catch (e) {
+    t.error = e.message;
+  } finally {
+    t.loading = false;
+    store.changed(id);
+  }
+  // Live messages that came while the last page was on its way were not kept: fetch them.
+  const s = store.state.conversations.get(id);
+  if (!t.hasNewer && s && s.last_seq > store.newestSeq(t)) catchUp(id);
+}
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+/** Waits until no page is loading into a timeline (and no catch-up is filling it). */
+async function settled(id) {
+  const t = store.timeline(id);
+  while (t.loading || catchUps.has(id)) {
+    if (catchUps.has(id)) await catchUps.get(id).promise;
+    else await sleep(50);
+  }
+}
+
+/** Further back than this from the oldest message held, a jump loads the history around the
+ * message instead of every page in between. */
+const NEAR_JUMP = 2 * PAGE_SIZE;
+
+/**
+ * Makes message `seq` held (a reply's original, a search hit) with history around it: older pages
+ * when it is near, else a window around it that pages on in both directions. Resolves whether it is.
+ */
+export async function loadAround(id, seq) {
+  const t = store.timeline(id);
+  await settled(id);
+  if (t.messages.has(seq) || !t.loaded || t.error) return t.messages.has(seq);
+  if (store.oldestSeq(t) - seq <= NEAR_JUMP && seq < store.oldestSeq(t)) {
+    while (!t.messages.has(seq) && t.hasMore && !t.error && store.oldestSeq(t) > seq) {
+      await loadOlder(id);
+      await settled(id);
+    }
+    return t.messages.has(seq);
+  }
+  t.loading = true;
+  store.changed(id);
+  try {
+    const half = PAGE_SIZE / 2;
+    const [older, newer] = await Promise.all([
+      api.get(api.messagesPath(id, { before: seq + 1, limit: half })),
+      api.get(api.messagesPath(id, { after: seq, limit: half })),
+    ]);
+    store.applyWindow(id, older, newer);
+  } catch (e) {
+    t.error = e.message;
+  } finally {
+    t.loading = false;
+    store.changed(id);
   }
   return t.messages.has(seq);
+}
+
+/** Back to the newest messages from a window of older history (the "latest" button, a send). */
+export async function showLatest(id) {
+  const t = store.timeline(id);
+  if (!t.hasNewer) return;
+  await settled(id);
+  t.loading = true;
+  store.changed(id);
+  try {
+    const page = await api.get(api.messagesPath(id, { limit: PAGE_SIZE }));
+    t.messages.clear();
+    t.hasNewer = false;
+    store.applyHistory(id, page, 'latest');
+  } catch (e) {
+    t.error = e.message;
+  } finally {
+    t.loading = false;
+    store.changed(id);
+  }
+  const s = store.state.conversations.get(id);
+  if (!t.hasNewer && s && s.last_seq > store.newestSeq(t)) catchUp(id);
 }
 
 /**

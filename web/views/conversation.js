@@ -250,7 +250,8 @@ export function createConversationView(id, { onBack }) {
     const name = (u) => store.userById(u)?.display_name ?? '';
     const sorted = ids.sort((a, b) => online(b) - online(a) || name(a).localeCompare(name(b)));
     // Presence and typing re-render the pane often: rebuild the list only when it would change.
-    const key = [manage, room.general, room.created_by, ...sorted.map((u) => `${u}${online(u) ? '+' : '-'}${name(u)}`)].join('\u0000');
+    const pic = (u) => store.userById(u)?.avatar ?? '';
+    const key = [manage, room.general, room.created_by, ...sorted.map((u) => `${u}${online(u) ? '+' : '-'}${name(u)}:${pic(u)}`)].join('\u0000');
     if (memberList.dataset.key === key) return;
     memberList.dataset.key = key;
     replaceKeepingFocus(memberList, sorted.map((u) => memberEntry(u, room, manage)));
@@ -401,6 +402,8 @@ export function createConversationView(id, { onBack }) {
       composerError.textContent = `Messages can be at most ${MAX_BODY_CHARS} characters (this one has ${[...body].length}).`;
       return;
     }
+    // Showing older history (a search hit): the new message goes where the newest ones are.
+    if (store.timeline(id).hasNewer) chat.showLatest(id);
     chat.send(id, body, replyTo?.seq);
     replyTo = null;
     renderReplyBar();
@@ -447,11 +450,14 @@ export function createConversationView(id, { onBack }) {
     next.scrollIntoView({ block: 'nearest' });
   });
   scroller.addEventListener('scroll', () => {
-    stickToBottom = distanceFromBottom() < PINNED_PX;
+    const detached = store.timeline(id).hasNewer;
+    stickToBottom = !detached && distanceFromBottom() < PINNED_PX;
     if (stickToBottom) pill.hidden = true;
     if (scroller.scrollTop < LOAD_OLDER_PX) chat.loadOlder(id);
+    if (detached && distanceFromBottom() < LOAD_OLDER_PX) chat.loadNewer(id);
   });
-  pill.addEventListener('click', () => {
+  pill.addEventListener('click', async () => {
+    await chat.showLatest(id);
     scrollToBottom();
     input.focus();
   });
@@ -489,8 +495,12 @@ export function createConversationView(id, { onBack }) {
     const user = other();
     setText(title, otherName());
     inputLabel.textContent = `Message ${otherName()}`;
-    headerAvatar.replaceChildren(...(user ? [avatar(user),
-      h('span', { class: `presence-dot ${state.online.has(user.id) ? 'online' : 'offline'}` })] : []));
+    const key = user ? `${user.id}:${user.display_name}:${user.avatar ?? ''}:${state.online.has(user.id)}` : '';
+    if (key !== headerKey) {
+      headerKey = key;
+      headerAvatar.replaceChildren(...(user ? [avatar(user),
+        h('span', { class: `presence-dot ${state.online.has(user.id) ? 'online' : 'offline'}` })] : []));
+    }
     if (!user) status.textContent = '';
     else if (user.disabled) status.textContent = 'Account disabled';
     else if (state.online.has(user.id)) status.textContent = 'Online';
@@ -780,12 +790,12 @@ export function createConversationView(id, { onBack }) {
   }
 
   /** Scrolls to a reply's original, fetching older pages until it is there, and flashes it. */
-  async function jumpTo(seq) {
-    const found = await chat.loadUntil(id, seq);
+  async function jumpTo(seq, missing = 'The original message is not available.') {
+    const found = await chat.loadAround(id, seq);
     render();
     const target = list.querySelector(`[data-seq="${seq}"]`);
     if (!found || !target) {
-      store.setChangeError(id, 'The original message is not available.');
+      store.setChangeError(id, missing);
       return;
     }
     clearTimeout(highlightTimer);
@@ -958,7 +968,7 @@ export function createConversationView(id, { onBack }) {
 
   function renderList() {
     const t = store.timeline(id);
-    const pinned = stickToBottom;
+    const pinned = stickToBottom && !t.hasNewer;
     const prevHeight = scroller.scrollHeight;
     const prevTop = scroller.scrollTop;
     const { nodes, messages } = buildList(t);
@@ -974,6 +984,8 @@ export function createConversationView(id, { onBack }) {
       scroller.scrollTop = prevTop + (scroller.scrollHeight - prevHeight);
     }
     if (!pinned && renderedNewest && newest > renderedNewest) pill.hidden = false;
+    if (t.hasNewer) pill.hidden = false;
+    setText(pill, t.hasNewer ? 'Jump to the latest messages ↓' : 'New messages ↓');
     renderedOldest = oldest;
     renderedNewest = newest;
     // Not enough history to scroll? Fetch more so scrolling up is possible at all.
@@ -1010,6 +1022,10 @@ export function createConversationView(id, { onBack }) {
     },
     focus() {
       input.focus();
+    },
+    /** Shows message `seq` (a search hit, a link to it), loading the history around it. */
+    jumpTo(seq) {
+      return jumpTo(seq, 'That message is not available any more.');
     },
     destroy() {
       unsubscribe();

@@ -9,7 +9,8 @@ import { messageText } from './conversation.js';
 
 const MENTIONS_LIMIT = 50;
 
-function page(title, subtitle, onBack, testid, ...body) {
+/** A page in the pane: a header with a back button, then its body. */
+export function page(title, subtitle, onBack, testid, ...body) {
   return h('section', { class: 'page', 'data-testid': testid },
     h('header', { class: 'pane-header' },
       h('button', { type: 'button', class: 'back', onclick: onBack, 'aria-label': 'Back to conversations' }, '‹'),
@@ -89,7 +90,7 @@ export function createSettingsView({ onBack }) {
     ask.input.checked = policy === 'ask';
     const blocked = [...state.blocked].map((id) => store.userById(id) ?? { id, display_name: `User ${id}`, username: '' })
       .sort((a, b) => a.display_name.localeCompare(b.display_name));
-    const key = blocked.map((u) => `${u.id}:${u.display_name}`).join(',');
+    const key = blocked.map((u) => `${u.id}:${u.display_name}:${u.avatar ?? ''}`).join(',');
     if (blockedList.dataset.key === key) return;
     blockedList.dataset.key = key;
     blockedList.replaceChildren(...(blocked.length ? blocked.map((u) => h('li', { class: 'member', dataset: { testid: 'blocked-person', userId: u.id } },
