@@ -4,6 +4,7 @@ import * as api from './api.js';
 import * as store from './store.js';
 import { createSocket } from './socket.js';
 import { announce, notify } from './attention.js';
+import { summaryText } from './format.js';
 
 const PAGE_SIZE = 50;
 /** Unacknowledged sends on the wire at once: well under the server's burst of 60 frames. */
@@ -184,13 +185,14 @@ function onMessage(msg) {
     const name = sender?.display_name ?? 'Someone';
     const s = store.state.conversations.get(msg.conversation);
     const room = s?.kind === 'room';
-    if (msg.conversation === store.state.openId) announce(`${name}: ${msg.body}`);
+    const text = summaryText(msg);
+    if (msg.conversation === store.state.openId) announce(`${name}: ${text}`);
     // Muted: never. Mentions only: when it names us (or @room). All: always.
     const mentioned = room && !store.state.blocked.has(msg.from) && store.mentionsMe(msg);
     const level = s?.notify ?? 'all';
     if (level === 'all' || (level === 'mentions' && mentioned)) {
       const title = room ? `${name} in ${s.name}${mentioned ? ' (mentioned you)' : ''}` : name;
-      notify(title, msg.body, msg.conversation, () => { location.hash = store.hrefFor(msg.conversation); });
+      notify(title, text, msg.conversation, () => { location.hash = store.hrefFor(msg.conversation); });
     }
   }
   markReadIfAttending();
@@ -252,6 +254,7 @@ const SEND_REFUSALS = {
   request_declined: 'Your chat request was declined.',
   not_a_member: 'You are not in this conversation.',
   no_such_message: 'The message you replied to is not there any more.',
+  no_such_file: 'An attached file is not on the server any more (unsent uploads are kept for a day). Attach it again.',
 };
 
 /** Why an edit, delete or reaction was refused, in words. */
@@ -608,8 +611,11 @@ function newClientId() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** `replyTo`: the seq of the message this one answers, if any. */
-export function send(id, body, replyTo) {
+/**
+ * `replyTo`: the seq of the message this one answers, if any; `files`: uploaded files
+ * ({id, name, size, …}) the message carries.
+ */
+export function send(id, body, replyTo, files = []) {
   const s = store.state.conversations.get(id);
   const item = {
     client_id: newClientId(),
@@ -621,6 +627,10 @@ export function send(id, body, replyTo) {
     after: s?.last_seq ?? 0,
   };
   if (replyTo) item.reply_to = replyTo;
+  if (files.length) {
+    item.files = files.map((f) => f.id);
+    item.fileInfo = files.map(({ name, size }) => ({ name, size }));
+  }
   // A DM that has never had a message is opened by addressing the person.
   const other = store.otherMember(id);
   if (other && !(s?.last_seq > 0)) item.to = other;
@@ -671,6 +681,7 @@ function transmit(item) {
   if (item.to) frame.to = item.to;
   else frame.conversation = item.conversation;
   if (item.reply_to) frame.reply_to = item.reply_to;
+  if (item.files) frame.files = item.files;
   if (socket?.send(frame)) store.setOutboxStatus(item.client_id, 'sending');
 }
 

@@ -250,6 +250,15 @@ export function formatText(text, plain = (t) => t) {
   return frag;
 }
 
+/** A message as one line of plain text (previews, notifications): its text, else its files' names. */
+export function summaryText(msg) {
+  if (msg.deleted) return 'message deleted';
+  const text = (msg.body ?? '').replace(/\s+/g, ' ').trim();
+  if (text || !msg.files?.length) return text;
+  const pictures = msg.files.every((f) => f.thumb);
+  return `${pictures ? 'Picture' : 'File'}${msg.files.length > 1 ? 's' : ''}: ${msg.files.map((f) => f.name).join(', ')}`;
+}
+
 /** The first line of a message, for quotes and the reply bar. */
 export function firstLine(text, max = 120) {
   const line = String(text ?? '').split('\n').find((l) => l.trim()) ?? '';

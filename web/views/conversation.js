@@ -10,6 +10,8 @@ import * as chat from '../chat.js';
 import { confirmDialog } from './dialog.js';
 import { addPeopleDialog, roomSettingsDialog } from './rooms.js';
 import { roomIcon } from './sidebar.js';
+import { createAttachments } from './attachments.js';
+import { filesEl, pendingFilesEl } from './files.js';
 
 const MAX_BODY_CHARS = 4000;
 /** Messages further apart than this start a new group even from the same sender. */
@@ -132,10 +134,16 @@ export function createConversationView(id, { onBack }) {
   const changeError = h('p', { class: 'composer-error', role: 'alert', 'data-testid': 'change-error' });
   const replyBar = h('div', { class: 'reply-bar', hidden: true, 'data-testid': 'reply-bar' });
   const inputLabel = h('label', { for: 'composer-input', class: 'visually-hidden' });
-  const sendButton = h('button', { type: 'submit', class: 'primary send' }, 'Send');
+  const sendButton = h('button', { type: 'submit', class: 'primary send', 'data-testid': 'send' }, 'Send');
+  const fileInput = h('input', { type: 'file', multiple: true, hidden: true, 'data-testid': 'file-input', tabindex: '-1' });
+  const attachButton = h('button', {
+    type: 'button', class: 'attach', 'aria-label': 'Attach files', title: 'Attach files (or drop them here, or paste a picture)',
+    'data-testid': 'attach', onclick: () => fileInput.click(),
+  }, '+');
+  const attachments = createAttachments(id, { onChange: () => { renderComposerState(); sendWhenReady(); } });
   const menu = h('ul', { id: 'mention-menu', class: 'mention-menu', role: 'listbox', 'aria-label': 'People to mention', hidden: true, 'data-testid': 'mention-menu' });
   const composer = h('form', { class: 'composer', 'data-testid': 'composer-form' },
-    inputLabel, menu, input, sendButton,
+    inputLabel, menu, attachButton, fileInput, input, sendButton,
     h('span', { id: 'composer-hint', class: 'visually-hidden' },
       isRoom ? 'Enter sends, Shift+Enter starts a new line. Type @ to mention someone.' : 'Enter sends, Shift+Enter starts a new line.'));
 
@@ -154,7 +162,7 @@ export function createConversationView(id, { onBack }) {
   h('div', { class: 'member-panel-footer' }, leaveButton));
 
   const column = h('div', { class: 'conv-column' },
-    h('div', { class: 'messages-wrap' }, scroller, pill), typingLine, notice, composerError, changeError, replyBar, composer);
+    h('div', { class: 'messages-wrap' }, scroller, pill), typingLine, notice, composerError, changeError, replyBar, attachments.el, composer);
   const el = h('section', { class: 'conv-pane', 'data-conversation-id': id },
     header, h('div', { class: 'conv-body' }, column, isRoom ? panel : null));
 
@@ -396,22 +404,93 @@ export function createConversationView(id, { onBack }) {
   composer.addEventListener('submit', (event) => {
     event.preventDefault();
     const body = input.value.trim();
-    if (!body || input.disabled) return;
+    if ((!body && attachments.count === 0) || input.disabled || waiting) return;
     closeMenu();
     if ([...body].length > MAX_BODY_CHARS) {
       composerError.textContent = `Messages can be at most ${MAX_BODY_CHARS} characters (this one has ${[...body].length}).`;
       return;
     }
+    if (attachments.failed) {
+      composerError.textContent = 'Some files could not be uploaded: remove them (×) before sending.';
+      return;
+    }
+    // Files still uploading: the message goes out when they are done (or cancelled).
+    waiting = true;
+    renderComposerState();
+    sendWhenReady();
+  });
+
+  // ---- files: picked, dropped onto the conversation, or pasted ----
+  let waiting = false; // the user pressed Send while files were still uploading
+
+  function addFiles(files) {
+    if (!files.length || input.disabled) return;
+    composerError.textContent = attachments.add(files);
+    input.focus();
+  }
+
+  function sendWhenReady() {
+    if (!waiting || attachments.uploading) return;
+    waiting = false;
+    const body = input.value.trim();
+    const files = attachments.files;
+    if (attachments.failed || (!body && !files.length)) {
+      renderComposerState();
+      return;
+    }
     // Showing older history (a search hit): the new message goes where the newest ones are.
     if (store.timeline(id).hasNewer) chat.showLatest(id);
-    chat.send(id, body, replyTo?.seq);
+    chat.send(id, body, replyTo?.seq, files);
+    attachments.clear();
     replyTo = null;
     renderReplyBar();
     input.value = '';
     store.saveDraft(id, '');
     autosize();
     stickToBottom = true;
+    renderComposerState();
     input.focus();
+  }
+
+  function renderComposerState() {
+    input.readOnly = waiting;
+    setText(sendButton, waiting ? 'Sending when uploaded…' : 'Send');
+    sendButton.classList.toggle('waiting', waiting);
+  }
+
+  fileInput.addEventListener('change', () => {
+    addFiles([...fileInput.files]);
+    fileInput.value = '';
+  });
+  input.addEventListener('paste', (event) => {
+    const files = [...(event.clipboardData?.files ?? [])];
+    if (!files.length) return;
+    // A copied picture often comes with its file name or markup as text too: keep only the file.
+    event.preventDefault();
+    addFiles(files);
+  });
+  const dragHasFiles = (event) => [...(event.dataTransfer?.types ?? [])].includes('Files');
+  let dragDepth = 0;
+  el.addEventListener('dragenter', (event) => {
+    if (!dragHasFiles(event)) return;
+    dragDepth += 1;
+    el.classList.add('dropping');
+  });
+  el.addEventListener('dragleave', () => {
+    dragDepth = Math.max(0, dragDepth - 1);
+    if (dragDepth === 0) el.classList.remove('dropping');
+  });
+  el.addEventListener('dragover', (event) => {
+    if (!dragHasFiles(event)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = input.disabled ? 'none' : 'copy';
+  });
+  el.addEventListener('drop', (event) => {
+    dragDepth = 0;
+    el.classList.remove('dropping');
+    if (!dragHasFiles(event)) return;
+    event.preventDefault();
+    addFiles([...event.dataTransfer.files]);
   });
 
   // ---- scrolling ----
@@ -566,6 +645,7 @@ export function createConversationView(id, { onBack }) {
     notice.hidden = lines.length === 0;
     input.disabled = !writable;
     sendButton.disabled = !writable;
+    attachButton.disabled = !writable;
   }
 
   async function answer(action) {
@@ -877,6 +957,7 @@ export function createConversationView(id, { onBack }) {
       node.append(editing.form);
     } else {
       node.append(h('div', { class: 'message-body' }, m.deleted ? h('em', { class: 'deleted-text' }, 'message deleted') : messageText(m)));
+      if (!m.deleted) node.append((pending ? pendingFilesEl(pending.fileInfo) : filesEl(id, m.files)) ?? '');
       if (m.edited_at && !m.deleted) {
         node.append(h('span', { class: 'message-edited', 'data-testid': 'edited', title: `Edited ${fullTime(m.edited_at)}` }, ' (edited)'));
       }
@@ -1031,6 +1112,7 @@ export function createConversationView(id, { onBack }) {
       unsubscribe();
       clearTimeout(highlightTimer);
       document.removeEventListener('pointerdown', onPointerDown);
+      attachments.destroy();
       narrow.removeEventListener('change', applyPanel);
       store.saveDraft(id, input.value);
     },

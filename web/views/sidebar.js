@@ -1,7 +1,7 @@
 // The sidebar: chat requests, rooms, direct messages (latest activity first) and people (online
 // first), each section collapsible. One filter finds rooms (name, topic), conversations and people.
 import { h, replaceKeepingFocus } from '../dom.js';
-import { avatar, relativeTime, timeLabel, dayKey } from '../format.js';
+import { avatar, relativeTime, summaryText, timeLabel, dayKey } from '../format.js';
 import * as store from '../store.js';
 import * as chat from '../chat.js';
 import * as attention from '../attention.js';
@@ -18,10 +18,6 @@ function loadCollapsed() {
   }
 }
 
-/** A message on one line for a preview; a deleted one says so. */
-function previewText(msg) {
-  return msg.deleted ? 'message deleted' : msg.body.replace(/\s+/g, ' ');
-}
 
 export function createSidebar({ onSignOut }) {
   const { state } = store;
@@ -194,7 +190,7 @@ export function createSidebar({ onSignOut }) {
     const other = store.userById(store.otherMember(s.id));
     const name = other?.display_name ?? s.id;
     const last = s.last_message;
-    const preview = last ? `${last.from === state.me.id ? 'You: ' : ''}${previewText(last)}` : '';
+    const preview = last ? `${last.from === state.me.id ? 'You: ' : ''}${summaryText(last)}` : '';
     const when = whenLabel(last);
     const current = state.openId === s.id;
     const muted = s.notify === 'muted';
@@ -214,7 +210,7 @@ export function createSidebar({ onSignOut }) {
   function roomEntry(s) {
     const last = s.last_message;
     const sender = last ? (last.from === state.me.id ? 'You' : store.userById(last.from)?.display_name ?? 'Someone') : '';
-    const preview = last ? `${sender}: ${previewText(last)}` : (s.topic || 'No messages yet');
+    const preview = last ? `${sender}: ${summaryText(last)}` : (s.topic || 'No messages yet');
     const when = whenLabel(last);
     const current = state.openId === s.id;
     const muted = s.notify === 'muted';
