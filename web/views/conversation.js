@@ -3,7 +3,7 @@
 // rooms the member panel. The message list re-renders only when the conversation's revision changes.
 import { h, replaceKeepingFocus } from '../dom.js';
 import {
-  avatar, dayKey, dayLabel, firstLine, formatText, fullTime, isSingleEmoji, mentionify, relativeTime, timeLabel,
+  avatar, dayKey, dayLabel, firstLine, formatText, fullTime, isSingleEmoji, mentionify, relativeTime, summaryText, timeLabel,
 } from '../format.js';
 import * as store from '../store.js';
 import * as chat from '../chat.js';
@@ -695,6 +695,8 @@ export function createConversationView(id, { onBack }) {
   let highlightTimer = null;
 
   const held = (seq) => store.timeline(id).messages.get(seq);
+  /** A message's first line, or what files it carries when it has no text. */
+  const snippetOf = (m) => (m.body?.trim() ? firstLine(m.body) : firstLine(summaryText(m)));
   const readOnly = () => isRoom && Boolean(summary()?.archived);
   const nameOf = (userId) => store.userById(userId)?.display_name ?? 'Someone';
   const canEdit = (m) => m.from === state.me.id && !m.deleted && !readOnly() && Date.now() - m.sent_at < EDIT_WINDOW_MS;
@@ -852,7 +854,7 @@ export function createConversationView(id, { onBack }) {
 
   function renderReplyBar() {
     const m = replyTo && held(replyTo.seq);
-    const text = m ? (m.deleted ? 'message deleted' : firstLine(m.body)) : '';
+    const text = m ? (m.deleted ? 'message deleted' : snippetOf(m)) : '';
     const key = m ? `${m.seq}\u0000${nameOf(m.from)}\u0000${text}` : '';
     if (replyBar.dataset.key === key) return;
     replyBar.dataset.key = key;
@@ -895,7 +897,7 @@ export function createConversationView(id, { onBack }) {
     const original = held(ref.seq);
     const from = original?.from ?? ref.from;
     const deleted = original ? Boolean(original.deleted) : Boolean(ref.deleted);
-    const snippet = original ? firstLine(original.body) : firstLine(ref.snippet ?? '');
+    const snippet = original ? snippetOf(original) : firstLine(ref.snippet ?? '');
     const name = from === undefined ? 'a message' : nameOf(from);
     return h('button', {
       type: 'button', class: 'reply-quote', 'data-testid': 'reply-quote', dataset: { key, replySeq: ref.seq },
