@@ -471,15 +471,16 @@ export async function setBlock(userId, blocked) {
   store.setBlocked([...next]);
 }
 
-/** The page before the oldest message held. Never the whole history at once. */
-export async function loadOlder(id) {
+/**
+ * Runs `load` (which fetches and applies pages) with the timeline marked loading, so one load
+ * runs at a time and the pane can say so; a failure is shown at the edge of the history.
+ */
+async function loading(id, load) {
   const t = store.timeline(id);
-  if (!t.loaded || t.loading || !t.hasMore) return;
   t.loading = true;
   store.changed(id);
   try {
-    const before = store.oldestSeq(t);
-    store.applyHistory(id, await api.get(api.messagesPath(id, { before, limit: PAGE_SIZE })), 'older');
+    await load();
   } catch (e) {
     t.error = e.message;
   } finally {
@@ -488,21 +489,24 @@ export async function loadOlder(id) {
   }
 }
 
+/** The page before the oldest message held. Never the whole history at once. */
+export async function loadOlder(id) {
+  const t = store.timeline(id);
+  if (!t.loaded || t.loading || !t.hasMore) return;
+  await loading(id, async () => {
+    const before = store.oldestSeq(t);
+    store.applyHistory(id, await api.get(api.messagesPath(id, { before, limit: PAGE_SIZE })), 'older');
+  });
+}
+
 /** The page after the newest message held, when the timeline stops short of the newest. */
 export async function loadNewer(id) {
   const t = store.timeline(id);
   if (!t.loaded || t.loading || !t.hasNewer) return;
-  t.loading = true;
-  store.changed(id);
-  try {
+  await loading(id, async () => {
     const after = store.newestSeq(t);
     store.applyHistory(id, await api.get(api.messagesPath(id, { after, limit: PAGE_SIZE })), 'newer');
-  } catch (e) {
-    t.error = e.message;
-  } finally {
-    t.loading = false;
-    store.changed(id);
-  }
+  });
   // Live messages that came while the last page was on its way were not kept: fetch them.
   const s = store.state.conversations.get(id);
   if (!t.hasNewer && s && s.last_seq > store.newestSeq(t)) catchUp(id);
@@ -538,21 +542,14 @@ export async function loadAround(id, seq) {
     }
     return t.messages.has(seq);
   }
-  t.loading = true;
-  store.changed(id);
-  try {
+  await loading(id, async () => {
     const half = PAGE_SIZE / 2;
     const [older, newer] = await Promise.all([
       api.get(api.messagesPath(id, { before: seq + 1, limit: half })),
       api.get(api.messagesPath(id, { after: seq, limit: half })),
     ]);
     store.applyWindow(id, older, newer);
-  } catch (e) {
-    t.error = e.message;
-  } finally {
-    t.loading = false;
-    store.changed(id);
-  }
+  });
   return t.messages.has(seq);
 }
 
@@ -561,19 +558,12 @@ export async function showLatest(id) {
   const t = store.timeline(id);
   if (!t.hasNewer) return;
   await settled(id);
-  t.loading = true;
-  store.changed(id);
-  try {
+  await loading(id, async () => {
     const page = await api.get(api.messagesPath(id, { limit: PAGE_SIZE }));
     t.messages.clear();
     t.hasNewer = false;
     store.applyHistory(id, page, 'latest');
-  } catch (e) {
-    t.error = e.message;
-  } finally {
-    t.loading = false;
-    store.changed(id);
-  }
+  });
   const s = store.state.conversations.get(id);
   if (!t.hasNewer && s && s.last_seq > store.newestSeq(t)) catchUp(id);
 }

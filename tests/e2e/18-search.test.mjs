@@ -3,7 +3,7 @@
 // loading every page in between), from where the newest messages are one click away.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Office, eventually, sendFramesAs, dmIdOf, messageSeqs } from './helpers.mjs';
+import { Office, eventually, inView, sendFramesAs, dmIdOf, messageSeqs } from './helpers.mjs';
 
 let office;
 before(async () => { office = await Office.open('search', ['bob']); });
@@ -76,12 +76,7 @@ test('alice finds bob’s old invoice with from: and opens it in its conversatio
   await eventually(async () => assert.equal(await alice.getByTestId('conversation-title').textContent(), 'Bob'));
   await message(alice, 1).waitFor();
   await eventually(async () => assert.match(await message(alice, 1).getAttribute('class'), /highlight/));
-  const visible = await message(alice, 1).evaluate((el) => {
-    const box = el.getBoundingClientRect();
-    const view = el.closest('.messages').getBoundingClientRect();
-    return box.top >= view.top - 1 && box.bottom <= view.bottom + 1;
-  });
-  assert.ok(visible, 'the hit is scrolled into view');
+  assert.ok(await inView(message(alice, 1)), 'the hit is scrolled into view');
   const seqs = await messageSeqs(alice);
   assert.ok(seqs.includes(2) && seqs.includes(10), `the history after it is there: ${seqs.slice(0, 5)}…`);
   assert.ok(!seqs.includes(FILLER + 1), 'the newest message is not loaded yet');

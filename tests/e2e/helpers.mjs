@@ -259,6 +259,15 @@ export function messageSeqs(page) {
   return page.locator('[data-testid="message-list"] [data-seq]').evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
 }
 
+/** Whether a message is wholly inside the visible part of its scrolling list. */
+export function inView(locator) {
+  return locator.evaluate((el) => {
+    const box = el.getBoundingClientRect();
+    const view = el.closest('.messages').getBoundingClientRect();
+    return box.top >= view.top - 1 && box.bottom <= view.bottom + 1;
+  });
+}
+
 export async function typeAndSend(page, text) {
   const composer = page.getByTestId('composer');
   await composer.fill(text);
