@@ -6,7 +6,8 @@
 // Module map: api.js (HTTP), socket.js (the WebSocket and its backoff), store.js (all client state,
 // applied from frames and HTTP results), chat.js (the live session: frames in, intents out),
 // attention.js (title, favicon, notifications), views/* (DOM built from the store: shell, sidebar,
-// conversation with the member panel, rooms (dialogs, browser), pages (mentions, settings), search, admin,
+// conversation with the member panel, attachments (the composer's uploads), files (files in
+// messages, the picture viewer), rooms (dialogs, browser), pages (mentions, settings), search, admin,
 // auth, dialog), dom.js, format.js.
 import * as api from './api.js';
 import * as store from './store.js';
