@@ -1,7 +1,6 @@
 // Entry point: decides which screen shows (setup, sign in, password change, chat), routes the URL
 // hash (#/dm/<username>, #/room/<n>, either with /<seq> to show one message, #/rooms, #/mentions,
-// #/search/<query>, #/settings, #/admin) and keeps the
-// connection banner, title and favicon in step.
+// #/search/<query>, #/settings, #/admin) and keeps the connection banner, title and favicon in step.
 //
 // Module map: api.js (HTTP), socket.js (the WebSocket and its backoff), store.js (all client state,
 // applied from frames and HTTP results), chat.js (the live session: frames in, intents out),
