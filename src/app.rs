@@ -1,8 +1,10 @@
 //! The server's shared state and the operations that span accounts and live connections.
 
 use crate::auth::{Auth, AuthError, Authenticated};
+use crate::blobs::Blobs;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::media::Media;
 use crate::search::Search;
 use crate::store::{Role, Store, User, UserPatch};
 
@@ -13,6 +15,10 @@ pub struct App {
     pub auth: Auth,
     pub hub: Hub,
     pub search: Search,
+    /// Uploaded files, thumbnails and profile pictures.
+    pub blobs: Blobs,
+    /// Decodes pictures, a few at a time.
+    pub media: Media,
 }
 
 impl App {

@@ -1,7 +1,9 @@
 //! Console commands an administrator runs next to the server.
 
+use std::collections::HashSet;
 use std::process::ExitCode;
 
+use crate::blobs::Blobs;
 use crate::config::Config;
 use crate::control::{self, Request, Response};
 use crate::store::{self, StoreError};
@@ -40,6 +42,36 @@ pub async fn reset_user(config: &Config, username: &str) -> ExitCode {
     }
 }
 
+/// Every blob the database names must be on disk; a missing one is a problem only a backup
+/// can fix. Returns how many blobs on disk nothing names.
+fn check_blobs(config: &Config, report: &mut store::CheckReport) -> usize {
+    let on_disk = match Blobs::open(&config.blobs_dir()).and_then(|blobs| blobs.list()) {
+        Ok(list) => list,
+        Err(e) => {
+            report
+                .problems
+                .push(format!("cannot read {}: {e}", config.blobs_dir().display()));
+            return 0;
+        }
+    };
+    let present: HashSet<&str> = on_disk.iter().map(|(id, _)| id.as_str()).collect();
+    let named: HashSet<&str> = report.blobs.iter().map(String::as_str).collect();
+    let missing: Vec<String> = report
+        .blobs
+        .iter()
+        .filter(|b| !present.contains(b.as_str()))
+        .cloned()
+        .collect();
+    let orphans = present.difference(&named).count();
+    for blob in missing {
+        report.problems.push(format!(
+            "file {blob} is named by the database but missing from {}; restore it from a backup",
+            config.blobs_dir().display()
+        ));
+    }
+    orphans
+}
+
 /// `confab check [--repair]`: offline, on the database file itself.
 pub async fn check(config: &Config, repair: bool) -> ExitCode {
     if let Err(message) = existing_database(config) {
@@ -52,7 +84,7 @@ pub async fn check(config: &Config, repair: bool) -> ExitCode {
         let path = path.clone();
         store::blocking(move || store::check(&path, repair)).await
     };
-    let report = match checked {
+    let mut report = match checked {
         Ok(report) => report,
         Err(StoreError::InUse) => {
             eprintln!(
@@ -66,14 +98,17 @@ pub async fn check(config: &Config, repair: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let orphans = check_blobs(config, &mut report);
     println!(
-        "checked {} in {:.2} s (page checksums {:.2} s): {} users, {} conversations, {} messages",
+        "checked {} in {:.2} s (page checksums {:.2} s): {} users, {} conversations, {} messages, {} files ({} unreferenced, removed by the running server's sweep)",
         path.display(),
         started.elapsed().as_secs_f64(),
         report.integrity_time.as_secs_f64(),
         report.users,
         report.conversations,
         report.messages,
+        report.blobs.len(),
+        orphans,
     );
     for problem in &report.problems {
         println!("  problem: {problem}");

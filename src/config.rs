@@ -42,6 +42,20 @@ pub struct Cli {
     #[arg(long, env = "CONFAB_HEADER_TIMEOUT", default_value_t = 10)]
     pub header_timeout: u64,
 
+    /// Largest file one upload may be, in bytes or with a suffix (25MB, 1GB, 512KB).
+    #[arg(long, env = "CONFAB_MAX_FILE_SIZE", default_value = "25MB", value_parser = parse_size)]
+    pub max_file_size: u64,
+
+    /// Uploads are refused while the data directory's disk has less free space than this
+    /// (bytes or with a suffix).
+    #[arg(long, env = "CONFAB_UPLOAD_MIN_FREE", default_value = "1GB", value_parser = parse_size)]
+    pub upload_min_free: u64,
+
+    /// Tests only: sweep unreferenced blobs every N seconds, and consider blobs older than N
+    /// seconds (docs/ARCHITECTURE.md).
+    #[arg(long, env = "CONFAB_SWEEP_SECONDS", hide = true)]
+    pub sweep_seconds: Option<u64>,
+
     /// Give USER a new one-time temporary password, sign them out everywhere, and exit.
     #[arg(long, env = "CONFAB_RESET_USER", value_name = "USER")]
     pub reset_user: Option<String>,
@@ -70,6 +84,38 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Frames per second per WebSocket (bursts of [`limits::FRAME_BURST_SECONDS`] × that).
     pub frame_rate: u32,
+    /// Largest upload, bytes.
+    pub max_file_size: u64,
+    /// Free disk bytes below which uploads are refused.
+    pub upload_min_free: u64,
+    /// How often the blob sweep runs, and how old an unreferenced blob must be to go.
+    pub sweep: Sweep,
+}
+
+/// When unreferenced blobs are removed (see `blobs`).
+#[derive(Debug, Clone, Copy)]
+pub struct Sweep {
+    pub every: Duration,
+    /// Younger blobs may belong to an upload still being recorded.
+    pub min_age: Duration,
+}
+
+impl Default for Sweep {
+    fn default() -> Self {
+        Sweep {
+            every: Duration::from_secs(5 * 60),
+            min_age: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+impl Sweep {
+    fn every_seconds(seconds: u64) -> Sweep {
+        Sweep {
+            every: Duration::from_secs(seconds.max(1)),
+            min_age: Duration::from_secs(seconds),
+        }
+    }
 }
 
 impl Config {
@@ -87,6 +133,11 @@ impl Config {
             max_connections: cli.max_connections.max(1),
             frame_rate: cli.frame_rate,
             header_timeout: Duration::from_secs(cli.header_timeout.max(1)),
+            max_file_size: cli.max_file_size,
+            upload_min_free: cli.upload_min_free,
+            sweep: cli
+                .sweep_seconds
+                .map_or_else(Sweep::default, Sweep::every_seconds),
         })
     }
 
@@ -98,6 +149,9 @@ impl Config {
             max_connections: 1024,
             frame_rate: 20,
             header_timeout: Duration::from_secs(10),
+            max_file_size: 25_000_000,
+            upload_min_free: 1_000_000_000,
+            sweep: Sweep::default(),
         }
     }
 
@@ -110,9 +164,39 @@ impl Config {
         self.data_dir.join("search")
     }
 
+    /// Uploaded files, thumbnails and profile pictures: part of the data, back it up too.
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.data_dir.join("blobs")
+    }
+
     pub fn control_socket_path(&self) -> PathBuf {
         self.data_dir.join("control.sock")
     }
+}
+
+/// A byte count, plain or with a decimal suffix: `25MB`, `1GB`, `512KB`, `1000B`.
+fn parse_size(raw: &str) -> Result<u64, String> {
+    let text = raw.trim().to_ascii_uppercase();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let unit: u64 = match suffix.trim() {
+        "" | "B" => 1,
+        "KB" | "K" => 1_000,
+        "MB" | "M" => 1_000_000,
+        "GB" | "G" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "{raw:?}: use a number of bytes, or one with KB, MB or GB"
+            ));
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("{raw:?}: use a number of bytes, or one with KB, MB or GB"))
 }
 
 /// `--data-dir`, else systemd's `$STATE_DIRECTORY`, else the platform's user data dir.
@@ -162,6 +246,9 @@ pub mod limits {
     pub const WRITER_QUEUE: usize = 4096;
     /// Most sends the writer commits in one transaction.
     pub const WRITER_BATCH: usize = 256;
+    /// Deleted text is erased from the database file's free pages at most this often (a
+    /// scrub costs four commits and a write of the file's free space).
+    pub const SCRUB_INTERVAL: Duration = Duration::from_secs(1);
     /// How long the server stays quiet about a user going offline, so reloads don't flicker.
     pub const PRESENCE_GRACE: Duration = Duration::from_secs(3);
     pub const PING_INTERVAL: Duration = Duration::from_secs(20);
@@ -214,4 +301,37 @@ pub mod limits {
     /// Default and largest history page.
     pub const HISTORY_PAGE: u32 = 50;
     pub const HISTORY_PAGE_MAX: u32 = 100;
+    /// Files one message may carry.
+    pub const MAX_FILES_PER_MESSAGE: usize = 10;
+    /// Longest file name, in characters.
+    pub const MAX_FILE_NAME_CHARS: usize = 255;
+    /// Largest profile picture upload (it is re-encoded small; the original is not kept).
+    pub const MAX_AVATAR_BYTES: u64 = 10 * 1000 * 1000;
+    /// Pictures wider or taller than this are not decoded (a decompression bomb is refused
+    /// from its header).
+    pub const MAX_IMAGE_SIDE: u32 = 16_384;
+    /// Most memory one decode may allocate; a 24-megapixel photo needs 72 MB.
+    pub const MAX_DECODE_BYTES: u64 = 128 * 1024 * 1024;
+    /// Pictures decoded at once, so uploads cannot take every blocking thread or much memory.
+    pub const CONCURRENT_DECODES: usize = 2;
+    /// Longest side of a thumbnail.
+    pub const THUMBNAIL_SIDE: u32 = 480;
+    /// Side of a profile picture.
+    pub const AVATAR_SIDE: u32 = 256;
+    /// An upload no message names is removed after this long.
+    pub const PENDING_UPLOAD_TTL: Duration = Duration::from_secs(24 * 3600);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_decimal_suffixes() {
+        assert_eq!(parse_size("25MB"), Ok(25_000_000));
+        assert_eq!(parse_size("1gb"), Ok(1_000_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("12XB").is_err());
+        assert!(parse_size("MB").is_err());
+    }
 }

@@ -4,12 +4,14 @@
 
 pub mod app;
 pub mod auth;
+pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod http;
 pub mod hub;
 pub mod json;
+pub mod media;
 pub mod search;
 pub mod store;
 pub mod text;
@@ -21,6 +23,7 @@ use tokio::net::TcpListener;
 
 use app::App;
 use auth::Auth;
+use blobs::Blobs;
 use config::Config;
 use hub::Hub;
 use search::Search;
@@ -49,6 +52,11 @@ pub enum StartError {
     Auth(#[from] auth::AuthError),
     #[error("cannot open the control socket: {0}")]
     Control(std::io::Error),
+    #[error("cannot use the file store {path}: {source}")]
+    Blobs {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Opens the data directory and database, creating them if needed.
@@ -90,6 +98,10 @@ pub async fn run(
     store: Store,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
+    let blobs = Blobs::open(&config.blobs_dir()).map_err(|source| StartError::Blobs {
+        path: config.blobs_dir().display().to_string(),
+        source,
+    })?;
     let auth = Auth::new(store.clone())?;
     let search = Search::start(config.search_dir(), store.clone());
     let hub = Hub::start(
@@ -104,8 +116,11 @@ pub async fn run(
         auth,
         hub,
         search,
+        blobs,
+        media: media::Media::default(),
     });
     announce(&listener, &app);
+    let sweeper = tokio::spawn(sweep_blobs(app.clone()));
 
     let control = control::listen(app.clone()).map_err(StartError::Control)?;
     let routes = http::routes(app.clone());
@@ -113,12 +128,46 @@ pub async fn run(
 
     tracing::info!("shutting down");
     control.abort();
+    sweeper.abort();
     let _ = std::fs::remove_file(app.config.control_socket_path());
     app.hub.shutdown().await;
     // After the writer: its last updates are committed to the index too.
     let closing = app.clone();
     let _ = tokio::task::spawn_blocking(move || closing.search.shutdown()).await;
     Ok(())
+}
+
+/// At start and then every few minutes: forgets uploads no message took within a day, then
+/// removes blobs nothing names any more.
+async fn sweep_blobs(app: Arc<App>) {
+    let mut every = tokio::time::interval(app.config.sweep.every);
+    loop {
+        every.tick().await;
+        let (store, blobs) = (app.store.clone(), app.blobs.clone());
+        let min_age = app.config.sweep.min_age;
+        let swept = tokio::task::spawn_blocking(move || {
+            let before = store::now_millis()
+                .saturating_sub(config::limits::PENDING_UPLOAD_TTL.as_millis() as u64);
+            let expired = store.expire_uploads(before)?;
+            let swept = blobs
+                .sweep(min_age, || {
+                    store.referenced_blobs().map_err(std::io::Error::other)
+                })
+                .map_err(|e| store::StoreError::Task(e.to_string()))?;
+            Ok::<_, store::StoreError>((expired, swept))
+        })
+        .await;
+        match swept {
+            Ok(Ok((expired, swept))) if expired + swept.removed > 0 => tracing::info!(
+                expired_uploads = expired,
+                removed_files = swept.removed,
+                "swept unused files"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not sweep unused files"),
+            Err(error) => tracing::warn!(%error, "the file sweep stopped"),
+        }
+    }
 }
 
 /// One readable line with the address to open, and the setup link on first run.

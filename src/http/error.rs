@@ -9,6 +9,7 @@ use warp::{Rejection, Reply};
 
 use crate::auth::AuthError;
 use crate::hub::WriteFailed;
+use crate::media::MediaError;
 use crate::search::SearchError;
 use crate::store::{ChatRejection, StoreError};
 
@@ -45,6 +46,12 @@ pub enum ApiError {
     Internal(String),
     #[error(transparent)]
     Search(#[from] SearchError),
+    #[error("files are limited to {0} bytes")]
+    FileTooLarge(u64),
+    #[error("the server is low on disk space; uploads are paused")]
+    UploadStorageFull,
+    #[error(transparent)]
+    Media(MediaError),
 }
 
 impl warp::reject::Reject for ApiError {}
@@ -106,6 +113,21 @@ impl ApiError {
             E::Write(WriteFailed::Internal) => internal(&"a write through the hub failed"),
             E::Invalid(code, _) => (StatusCode::BAD_REQUEST, code, message),
             E::Internal(cause) => internal(cause),
+            E::FileTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large", message),
+            E::UploadStorageFull => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                "upload_storage_full",
+                message,
+            ),
+            E::Media(media) => match media {
+                MediaError::TooLarge => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "image_too_large", message)
+                }
+                MediaError::NotAnImage => {
+                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_an_image", message)
+                }
+                MediaError::Internal(cause) => internal(cause),
+            },
             E::Search(search) => match search {
                 SearchError::Unavailable => (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -151,6 +173,7 @@ fn rejection_status(rejection: ChatRejection) -> StatusCode {
         | R::NotYourMessage
         | R::EditWindowPassed => StatusCode::FORBIDDEN,
         R::MessageDeleted | R::TooManyReactions => StatusCode::CONFLICT,
+        R::NoSuchFile | R::FilesInRequest => StatusCode::BAD_REQUEST,
         R::ClientIdReused
         | R::RoomArchived
         | R::AlreadyMember

@@ -6,6 +6,7 @@ mod admin;
 mod assets;
 mod chat;
 pub mod error;
+mod files;
 pub mod filters;
 mod rooms;
 mod search;
@@ -199,9 +200,64 @@ fn chat_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(room_routes(app.clone()))
         .unify()
-        .or(people_routes(app))
+        .or(people_routes(app.clone()))
+        .unify()
+        .or(file_routes(app))
         .unify()
         .map(respond)
+        .boxed()
+}
+
+fn file_routes(app: Arc<App>) -> BoxedFilter<(Result<Response, ApiError>,)> {
+    let upload = warp::path!("conversations" / String / "uploads")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .and(warp::query())
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .then(|id, app, who, query, length, body| files::upload(app, id, who, query, length, body));
+    let download = warp::path!("conversations" / String / "files" / String)
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .and(warp::header::optional::<String>("if-none-match"))
+        .then(|id, file, app, who, etag| files::download(app, id, file, who, etag));
+    let thumbnail = warp::path!("conversations" / String / "files" / String / "thumb")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .and(warp::header::optional::<String>("if-none-match"))
+        .then(|id, file, app, who, etag| files::thumbnail(app, id, file, who, etag));
+    let set_avatar = warp::path!("me" / "avatar")
+        .and(warp::put())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .then(files::set_avatar);
+    let clear_avatar = warp::path!("me" / "avatar")
+        .and(warp::delete())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .then(files::clear_avatar);
+    let avatar = warp::path!("users" / u64 / "avatar")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app))
+        .and(warp::header::optional::<String>("if-none-match"))
+        .then(|user, app, who, etag| files::avatar(app, user, who, etag));
+    upload
+        .or(download)
+        .unify()
+        .or(thumbnail)
+        .unify()
+        .or(set_avatar)
+        .unify()
+        .or(clear_avatar)
+        .unify()
+        .or(avatar)
+        .unify()
         .boxed()
 }
 

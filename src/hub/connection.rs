@@ -266,10 +266,15 @@ impl Reader<'_> {
                 body,
                 client_id,
                 reply_to,
+                files,
             } => {
                 let with_id = |e: FrameError| e.with_client_id(Some(client_id.clone()));
                 let target = send_target(to, conversation).map_err(with_id)?;
-                check_send(&body, &client_id).map_err(with_id)?;
+                check_files(&files).map_err(with_id)?;
+                // With files, a caption is optional.
+                let caption_only = !files.is_empty() && text::is_blank(&body);
+                let checked_body = if caption_only { "-" } else { body.as_str() };
+                check_send(checked_body, &client_id).map_err(with_id)?;
                 let op = ChatOp::Send {
                     sender: self.user,
                     target,
@@ -277,6 +282,7 @@ impl Reader<'_> {
                     client_id: client_id.clone(),
                     sent_at: store::now_millis(),
                     reply_to,
+                    files,
                 };
                 self.submit(op, Some(client_id)).await
             }
@@ -418,6 +424,24 @@ fn is_emoji(text: &str) -> bool {
         && text
             .chars()
             .all(|c| !c.is_ascii_alphabetic() && !c.is_whitespace() && !c.is_control())
+}
+
+/// At most [`limits::MAX_FILES_PER_MESSAGE`] file ids; whether each is the sender's pending
+/// upload is the writer's to check.
+fn check_files(files: &[String]) -> Result<(), FrameError> {
+    if files.len() > limits::MAX_FILES_PER_MESSAGE {
+        return Err(FrameError::new(
+            "too_many_files",
+            format!(
+                "a message carries at most {} files",
+                limits::MAX_FILES_PER_MESSAGE
+            ),
+        ));
+    }
+    if files.iter().any(|id| id.len() > 64) {
+        return Err(crate::store::ChatRejection::NoSuchFile.into());
+    }
+    Ok(())
 }
 
 fn check_send(body: &str, client_id: &str) -> Result<(), FrameError> {

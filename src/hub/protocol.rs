@@ -142,6 +142,8 @@ pub enum ClientFrame {
         body: String,
         client_id: String,
         reply_to: Option<u64>,
+        /// Ids of the sender's pending uploads.
+        files: Vec<String>,
     },
     /// `edit`, `delete` or `react`.
     Change {
@@ -166,6 +168,8 @@ struct SendFields {
     body: String,
     client_id: String,
     reply_to: Option<u64>,
+    #[serde(default)]
+    files: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -279,6 +283,7 @@ impl ClientFrame {
                     body: f.body,
                     client_id: f.client_id,
                     reply_to: f.reply_to,
+                    files: f.files,
                 })
             }
             "edit" => {

@@ -18,13 +18,14 @@ use sha2::{Digest, Sha256};
 
 use super::codec::{Encoded, Record, Stored};
 use super::edits::MessageChange;
+use super::files::{self, AttachedFile, FileInfo};
 use super::people::{self, DmPolicy};
 use super::rooms::{self, RoomInfo, RoomView};
 use super::users::{self, SessionRecord, UserRecord};
 use super::{
-    BLOCKS, CHANGES, CLIENT_IDS, CONVERSATIONS, DECLINED, DELETED, LAST_SEEN, MEMBERSHIPS,
-    MENTIONS, MESSAGES, META, REQUESTS, ROOM_MEMBERS, ROOM_MENTIONS, ROOM_NAMES, Result, SESSIONS,
-    SETTINGS, Store, USER_SESSIONS, USERNAMES, USERS,
+    BLOB_REFS, BLOCKS, CHANGES, CLIENT_IDS, CONVERSATIONS, DECLINED, DELETED, FILES, LAST_SEEN,
+    MEMBERSHIPS, MENTIONS, MESSAGES, META, PENDING_UPLOADS, REQUESTS, ROOM_MEMBERS, ROOM_MENTIONS,
+    ROOM_NAMES, Result, SESSIONS, SETTINGS, Store, USER_SESSIONS, USERNAMES, USERS,
 };
 
 /// A conversation id in canonical form: `dm:<lower user id>:<higher user id>` or `room:<n>`.
@@ -112,6 +113,8 @@ pub struct Message {
     pub deleted: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<Reaction>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileInfo>,
 }
 
 /// What a reply shows of the message it answers: who wrote it and its first line.
@@ -275,6 +278,7 @@ pub(super) struct MessageRecord {
     pub(super) edited_at: Option<u64>,
     pub(super) deleted: bool,
     pub(super) reactions: Vec<Reaction>,
+    pub(super) files: Vec<AttachedFile>,
 }
 
 impl MessageRecord {
@@ -290,10 +294,12 @@ impl MessageRecord {
             edited_at: None,
             deleted: false,
             reactions: Vec::new(),
+            files: Vec::new(),
         }
     }
 }
 
+/// Format 1 (release 0.1): text only.
 #[derive(Deserialize)]
 struct MessageRecordV1 {
     from: u64,
@@ -301,15 +307,45 @@ struct MessageRecordV1 {
     sent_at: u64,
 }
 
+/// Format 2: mentions, replies, edits, deletes and reactions; no files.
+#[derive(Deserialize)]
+struct MessageRecordV2 {
+    from: u64,
+    body: String,
+    sent_at: u64,
+    mentions: Vec<u64>,
+    mentions_room: bool,
+    withheld: bool,
+    reply_to: Option<u64>,
+    edited_at: Option<u64>,
+    deleted: bool,
+    reactions: Vec<Reaction>,
+}
+
 impl Record for MessageRecord {
     const TYPE_NAME: &'static str = "confab::Message";
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
 
     fn decode_older(version: u8, body: &[u8]) -> Option<Result<Self, postcard::Error>> {
-        (version == 1).then(|| {
-            postcard::from_bytes::<MessageRecordV1>(body)
-                .map(|v1| MessageRecord::new(v1.from, v1.body, v1.sent_at))
-        })
+        match version {
+            1 => Some(
+                postcard::from_bytes::<MessageRecordV1>(body)
+                    .map(|v1| MessageRecord::new(v1.from, v1.body, v1.sent_at)),
+            ),
+            2 => Some(
+                postcard::from_bytes::<MessageRecordV2>(body).map(|v2| MessageRecord {
+                    mentions: v2.mentions,
+                    mentions_room: v2.mentions_room,
+                    withheld: v2.withheld,
+                    reply_to: v2.reply_to,
+                    edited_at: v2.edited_at,
+                    deleted: v2.deleted,
+                    reactions: v2.reactions,
+                    ..MessageRecord::new(v2.from, v2.body, v2.sent_at)
+                }),
+            ),
+            _ => None,
+        }
     }
 }
 
@@ -374,6 +410,8 @@ pub enum ChatOp {
         sent_at: u64,
         /// The seq of the message this one answers.
         reply_to: Option<u64>,
+        /// Pending uploads of the sender's in this conversation to carry.
+        files: Vec<String>,
     },
     /// An edit, delete or reaction (see `store::edits`).
     Change {
@@ -440,6 +478,18 @@ pub enum ChatOutcome {
     Rejected(ChatRejection),
 }
 
+impl ChatOutcome {
+    /// Text someone wrote was just removed (a deleted message, a declined request): its old
+    /// bytes are still in the file's free pages until [`Store::scrub_free_pages`].
+    pub fn erased_text(&self) -> bool {
+        match self {
+            ChatOutcome::Updated { message, .. } => message.deleted,
+            ChatOutcome::People(people::PeopleEvent::Declined { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ChatRejection {
     #[error("you are not a member of that conversation")]
@@ -486,6 +536,10 @@ pub enum ChatRejection {
     MessageDeleted,
     #[error("a message can carry at most 20 different reactions")]
     TooManyReactions,
+    #[error("no such file: upload it to this conversation first")]
+    NoSuchFile,
+    #[error("a chat request carries text only; send files once they accept")]
+    FilesInRequest,
 }
 
 impl ChatRejection {
@@ -514,6 +568,8 @@ impl ChatRejection {
             ChatRejection::EditWindowPassed => "edit_window_passed",
             ChatRejection::MessageDeleted => "message_deleted",
             ChatRejection::TooManyReactions => "too_many_reactions",
+            ChatRejection::NoSuchFile => "no_such_file",
+            ChatRejection::FilesInRequest => "files_in_request",
         }
     }
 }
@@ -890,6 +946,9 @@ pub(super) struct BatchTables<'txn> {
     pub(super) blocks: Table<'txn, (u64, u64), ()>,
     pub(super) changes: Table<'txn, (&'static str, u64), u64>,
     pub(super) deleted: Table<'txn, (&'static str, u64), ()>,
+    pub(super) files: Table<'txn, &'static str, Stored<files::FileRecord>>,
+    pub(super) pending_uploads: Table<'txn, (u64, &'static str), ()>,
+    pub(super) blob_refs: Table<'txn, &'static str, u64>,
     /// Rooms whose members this batch changed, invalidated again once it commits.
     pub(super) changed_rooms: Vec<ConversationId>,
 }
@@ -918,6 +977,9 @@ impl<'txn> BatchTables<'txn> {
             blocks: txn.open_table(BLOCKS)?,
             changes: txn.open_table(CHANGES)?,
             deleted: txn.open_table(DELETED)?,
+            files: txn.open_table(FILES)?,
+            pending_uploads: txn.open_table(PENDING_UPLOADS)?,
+            blob_refs: txn.open_table(BLOB_REFS)?,
             changed_rooms: Vec::new(),
         })
     }
@@ -931,7 +993,18 @@ impl<'txn> BatchTables<'txn> {
                 client_id,
                 sent_at,
                 reply_to,
-            } => self.send(*sender, target, body, client_id, *sent_at, *reply_to),
+                files,
+            } => self.send(
+                *sender,
+                target,
+                Outgoing {
+                    body,
+                    files,
+                    reply_to: *reply_to,
+                },
+                client_id,
+                *sent_at,
+            ),
             ChatOp::Change {
                 user,
                 conversation,
@@ -969,11 +1042,15 @@ impl<'txn> BatchTables<'txn> {
         &mut self,
         sender: u64,
         target: &SendTarget,
-        body: &str,
+        outgoing: Outgoing<'_>,
         client_id: &str,
         sent_at: u64,
-        reply_to: Option<u64>,
     ) -> Result<ChatOutcome> {
+        let Outgoing {
+            body,
+            files,
+            reply_to,
+        } = outgoing;
         let conversation = match target {
             SendTarget::User(to) if *to == sender => {
                 return Ok(ChatOutcome::Rejected(ChatRejection::CannotMessageSelf));
@@ -982,7 +1059,7 @@ impl<'txn> BatchTables<'txn> {
             SendTarget::Conversation(id) => id.clone(),
         };
         let id = conversation.as_str();
-        let body_sha256: [u8; 32] = Sha256::digest(body.as_bytes()).into();
+        let body_sha256 = send_fingerprint(body, files);
 
         // A retry is answered from the sender's own record before anything about the other
         // members is checked: the message was accepted once, so its ack stands even if the
@@ -1040,6 +1117,9 @@ impl<'txn> BatchTables<'txn> {
                     }
                     let blocked = self.blocks.get((other, sender))?.is_some();
                     if existing.is_none() && (blocked || self.dm_policy(other)? == DmPolicy::Ask) {
+                        if !files.is_empty() {
+                            return Ok(ChatOutcome::Rejected(ChatRejection::FilesInRequest));
+                        }
                         return self.request_chat(sender, other, body, client_id, sent_at, blocked);
                     }
                     (Vec::new(), false, blocked)
@@ -1058,11 +1138,17 @@ impl<'txn> BatchTables<'txn> {
                 return Ok(ChatOutcome::Rejected(ChatRejection::NoSuchMessage));
             }
         }
+        let next_seq = existing.as_ref().map_or(0, |r| r.last_seq) + 1;
+        let attached = match self.attach_files(sender, id, next_seq, files)? {
+            Ok(attached) => attached,
+            Err(rejection) => return Ok(ChatOutcome::Rejected(rejection)),
+        };
         let message = MessageRecord {
             mentions,
             mentions_room,
             withheld,
             reply_to,
+            files: attached,
             ..MessageRecord::new(sender, body.to_owned(), sent_at)
         };
         self.append(&conversation, existing, members, message, client_id)
@@ -1080,7 +1166,8 @@ impl<'txn> BatchTables<'txn> {
     ) -> Result<ChatOutcome> {
         let id = conversation.as_str();
         let (sender, sent_at, withheld) = (stored.from, stored.sent_at, stored.withheld);
-        let body_sha256: [u8; 32] = Sha256::digest(stored.body.as_bytes()).into();
+        let file_ids: Vec<String> = stored.files.iter().map(|f| f.info().id).collect();
+        let body_sha256 = send_fingerprint(&stored.body, &file_ids);
         let mut record = existing.unwrap_or_else(|| ConversationRecord {
             kind: Kind::Dm,
             members: members.to_vec(),
@@ -1318,6 +1405,25 @@ impl<'txn> BatchTables<'txn> {
     }
 }
 
+/// What a send carries.
+struct Outgoing<'a> {
+    body: &'a str,
+    files: &'a [String],
+    reply_to: Option<u64>,
+}
+
+/// What a retry with the same client_id must match: the body, and the files if any (a send
+/// without files fingerprints as before files existed).
+fn send_fingerprint(body: &str, files: &[String]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(body.as_bytes());
+    for file in files {
+        hash.update([0]);
+        hash.update(file.as_bytes());
+    }
+    hash.finalize().into()
+}
+
 /// `not_a_member` for a conversation, `no_such_user` for a person.
 fn not_found_for(target: &SendTarget) -> ChatRejection {
     match target {
@@ -1525,6 +1631,7 @@ pub(super) fn to_message(conversation: &str, seq: u64, record: MessageRecord) ->
         edited_at: record.edited_at,
         deleted: record.deleted,
         reactions: record.reactions,
+        files: record.files.iter().map(AttachedFile::info).collect(),
     }
 }
 

@@ -30,6 +30,8 @@ pub struct CheckReport {
     pub users: u64,
     pub conversations: u64,
     pub messages: u64,
+    /// Blobs the database names (uploads, thumbnails, profile pictures): each must be on disk.
+    pub blobs: Vec<String>,
     /// Differences, each one line; fixed ones are also in `repaired`.
     pub problems: Vec<String>,
     /// Problems that `--repair` fixed.
@@ -90,6 +92,7 @@ pub fn check(path: &Path, repair: bool) -> Result<CheckReport> {
     let txn = db.begin_write()?;
     check_sessions(&txn, &users, &mut report, repair)?;
     check_conversations(&txn, &derived, &mut report, repair)?;
+    super::files::check_blob_refs(&txn, &mut report, repair)?;
     if repair {
         txn.commit()?;
     } else {

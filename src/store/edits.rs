@@ -229,6 +229,7 @@ impl BatchTables<'_> {
                 }
                 self.forget_mentions(id, seq, &message.mentions, message.mentions_room)?;
                 self.uncount(conversation, &members, seq, &message)?;
+                self.drop_files(&mut message)?;
                 message.body = String::new();
                 message.mentions = Vec::new();
                 message.mentions_room = false;

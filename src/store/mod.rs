@@ -6,8 +6,10 @@ mod check;
 pub mod codec;
 mod edits;
 mod file;
+mod files;
 mod people;
 mod rooms;
+mod scrub;
 mod search;
 mod users;
 
@@ -23,6 +25,7 @@ pub use chat::{
 pub use check::{CheckReport, check};
 pub use edits::{ChangesPage, EDIT_WINDOW_MS, MAX_REACTIONS, MessageChange};
 pub use file::{OpenProblem, free_bytes};
+pub use files::{FetchableFile, FileInfo, NewUpload};
 pub use people::{DmPolicy, PeopleEvent, PeopleOp, Requests};
 pub use rooms::{BrowsedRoom, RoomEvent, RoomMember, RoomOp, RoomPatch, RoomView, Visibility};
 pub use search::{ScanCursor, SearchScope};
@@ -81,6 +84,14 @@ const BLOCKS: TableDefinition<(u64, u64), ()> = TableDefinition::new("blocks");
 const CHANGES: TableDefinition<(&str, u64), u64> = TableDefinition::new("changes");
 /// (room id, seq) → (). Deleted room messages, which are not unread for anyone.
 const DELETED: TableDefinition<(&str, u64), ()> = TableDefinition::new("deleted");
+/// file id (`f_…`) → upload record: its blobs, name, uploader, conversation, and the message
+/// carrying it (none while pending). Removed with its message.
+const FILES: TableDefinition<&str, Stored<files::FileRecord>> = TableDefinition::new("files");
+/// (created unix ms, file id) → (). Uploads no message names yet, oldest first, for expiry.
+const PENDING_UPLOADS: TableDefinition<(u64, &str), ()> = TableDefinition::new("pending_uploads");
+/// blob sha256 hex → how many file records and profile pictures name it (no row: none, the
+/// sweep may remove it).
+const BLOB_REFS: TableDefinition<&str, u64> = TableDefinition::new("blob_refs");
 
 /// The database format this build writes. 1: release 0.1 (DMs). 2: rooms.
 pub const SCHEMA: u64 = 2;
@@ -292,6 +303,9 @@ impl Store {
             txn.open_table(BLOCKS)?;
             txn.open_table(CHANGES)?;
             txn.open_table(DELETED)?;
+            txn.open_table(FILES)?;
+            txn.open_table(PENDING_UPLOADS)?;
+            txn.open_table(BLOB_REFS)?;
             Ok(())
         })
     }

@@ -26,6 +26,9 @@ pub struct User {
     pub must_change_password: bool,
     /// Unix seconds of the last time the user was connected, if ever.
     pub last_seen: Option<u64>,
+    /// The profile picture's version (changes with the picture); none: initials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
 }
 
 impl User {
@@ -42,6 +45,7 @@ impl User {
             role: self.role,
             disabled: self.disabled,
             last_seen: self.last_seen,
+            avatar: self.avatar.as_deref(),
         }
     }
 }
@@ -55,6 +59,8 @@ pub struct DirectoryEntry<'a> {
     pub role: Role,
     pub disabled: bool,
     pub last_seen: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,11 +72,40 @@ pub(super) struct UserRecord {
     disabled: bool,
     must_change_password: bool,
     created_at: u64,
+    /// The profile picture's blob (sha256 hex), if any.
+    pub(super) avatar: Option<String>,
+}
+
+/// Format 1 (release 0.1): no profile pictures.
+#[derive(Deserialize)]
+struct UserRecordV1 {
+    username: String,
+    display_name: String,
+    password_hash: String,
+    role: Role,
+    disabled: bool,
+    must_change_password: bool,
+    created_at: u64,
 }
 
 impl Record for UserRecord {
     const TYPE_NAME: &'static str = "confab::User";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    fn decode_older(version: u8, body: &[u8]) -> Option<Result<Self, postcard::Error>> {
+        (version == 1).then(|| {
+            postcard::from_bytes::<UserRecordV1>(body).map(|v1| UserRecord {
+                username: v1.username,
+                display_name: v1.display_name,
+                password_hash: v1.password_hash,
+                role: v1.role,
+                disabled: v1.disabled,
+                must_change_password: v1.must_change_password,
+                created_at: v1.created_at,
+                avatar: None,
+            })
+        })
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -350,6 +385,7 @@ fn insert_user(txn: &WriteTransaction, new: NewUser) -> Result<User> {
         disabled: false,
         must_change_password: new.must_change_password,
         created_at: now_secs(),
+        avatar: None,
     };
     names.insert(record.username.as_str(), id)?;
     users.insert(id, Encoded::new(&record))?;
@@ -394,7 +430,13 @@ fn to_user(id: u64, record: &UserRecord, last_seen: Option<u64>) -> User {
         disabled: record.disabled,
         must_change_password: record.must_change_password,
         last_seen,
+        avatar: record.avatar.as_deref().map(avatar_version),
     }
+}
+
+/// What clients put in the picture's URL: changes whenever the picture does.
+pub(super) fn avatar_version(blob: &str) -> String {
+    blob.chars().take(12).collect()
 }
 
 impl UserRecord {

@@ -2,6 +2,8 @@
 //! docs/PROTOCOL.md, so every test file reads like a user story instead of plumbing.
 #![allow(dead_code)]
 
+/// Uploads, downloads, generated pictures and memory readings, used by the file stories.
+pub mod files;
 /// WebSocket helpers (one `Socket` per browser tab), used by the chat tests.
 pub mod ws;
 
