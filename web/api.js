@@ -77,8 +77,12 @@ export const get = (path) => request('GET', path);
 export const post = (path, body) => request('POST', path, body);
 export const patch = (path, body) => request('PATCH', path, body);
 
+/**
+ * `/api/conversations/<id><rest>`. The id's colons stay as they are (they are fine in a path, and
+ * the file routes take the id as written: `dm:3:7`, not `dm%3A3%3A7`).
+ */
 export function conversationPath(id, rest = '') {
-  return `/api/conversations/${encodeURIComponent(id)}${rest}`;
+  return `/api/conversations/${encodeURIComponent(id).replace(/%3A/gi, ':')}${rest}`;
 }
 
 export function messagesPath(id, params) {

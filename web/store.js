@@ -92,9 +92,19 @@ export function setMe(user) {
   changed();
 }
 
+/**
+ * A user object merged over what we hold. Optional fields the server leaves out when empty (a
+ * removed profile picture) are gone from the result too.
+ */
+function mergeUser(old, user) {
+  const next = { ...old, ...user };
+  if (!('avatar' in user)) delete next.avatar;
+  return next;
+}
+
 /** Fresh account details (hello, directory): the outbox in memory is left alone. */
 export function updateMe(user) {
-  state.me = { ...state.me, ...user };
+  state.me = mergeUser(state.me, user);
   changed();
 }
 
@@ -541,8 +551,8 @@ export function applyPresence({ user, online, last_seen }) {
 
 /** An account created or changed by an administrator (a `user` frame). */
 export function applyUser(user) {
-  state.users.set(user.id, { ...state.users.get(user.id), ...user });
-  if (state.me?.id === user.id) state.me = { ...state.me, ...user };
+  state.users.set(user.id, mergeUser(state.users.get(user.id), user));
+  if (state.me?.id === user.id) state.me = mergeUser(state.me, user);
   for (const id of state.revs.keys()) changed(id); // names in panes may have changed
   changed();
 }

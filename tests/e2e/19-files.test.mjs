@@ -4,7 +4,7 @@
 // is refused by the server: tests/files.rs.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Office, eventually, pngBytes, pasteFiles, throttleUploads } from './helpers.mjs';
+import { Office, eventually, pngBytes, pasteFiles, throttleUploads, typeAndSend } from './helpers.mjs';
 
 let office;
 before(async () => { office = await Office.open('files', ['bob', 'carol']); });
@@ -16,8 +16,15 @@ test('alice pastes a picture with a caption; bob sees the thumbnail and opens it
   const alice = await office.signIn('alice', { hash: '#/dm/bob' });
   const bob = await office.signIn('bob', { hash: '#/dm/alice' });
   const picture = await pngBytes(alice, 1600, 1200);
-
   const composer = alice.getByTestId('composer');
+
+  // A DM begins with words: files are offered once it has a message.
+  await pasteFiles(composer, [{ name: 'image.png', type: 'image/png', bytes: picture }]);
+  assert.match(await alice.getByTestId('composer-error').textContent(), /^Send Bob a message first/);
+  assert.equal(await alice.getByTestId('attachment').count(), 0);
+  await typeAndSend(alice, 'Morning!');
+  await message(bob, 1).waitFor();
+
   await composer.fill('Floor plan for Monday');
   await pasteFiles(composer, [{ name: 'image.png', type: 'image/png', bytes: picture }]);
   const attachment = alice.getByTestId('attachment');
@@ -28,9 +35,9 @@ test('alice pastes a picture with a caption; bob sees the thumbnail and opens it
   await eventually(async () => assert.equal(await alice.getByTestId('attachment').count(), 0, 'the tray empties on send'));
 
   // Bob: the caption and a thumbnail whose box is known before it loads (4:3 in 320 × 240).
-  const thumb = message(bob, 1).getByTestId('attachment-thumb');
+  const thumb = message(bob, 2).getByTestId('attachment-thumb');
   await thumb.waitFor();
-  assert.equal(await message(bob, 1).locator('.message-body').textContent(), 'Floor plan for Monday');
+  assert.equal(await message(bob, 2).locator('.message-body').textContent(), 'Floor plan for Monday');
   assert.deepEqual([await thumb.getAttribute('width'), await thumb.getAttribute('height')], ['320', '240']);
   assert.match(await thumb.getAttribute('src'), /\/files\/f_[A-Za-z0-9_-]{22}\/thumb$/);
   // The thumbnail is the server's small copy (longest side 480), not the 1600 px original.
@@ -50,6 +57,8 @@ test('alice pastes a picture with a caption; bob sees the thumbnail and opens it
 test('carol picks two files: each shows its progress, she cancels the big one and sends the other', { timeout: 120_000 }, async () => {
   const carol = await office.signIn('carol', { hash: '#/dm/alice' });
   const alice = await office.signIn('alice', { hash: '#/dm/carol' });
+  await typeAndSend(carol, 'Hi Alice');
+  await message(carol, 1).waitFor();
   await throttleUploads(carol, 1_000_000);
   const big = Buffer.alloc(12_000_000, 7);
   await carol.getByTestId('file-input').setInputFiles([
@@ -75,12 +84,12 @@ test('carol picks two files: each shows its progress, she cancels the big one an
   await carol.getByTestId('composer').fill('Minutes attached');
   await carol.getByTestId('composer').press('Enter');
   assert.equal(await carol.getByTestId('send').textContent(), 'Sending when uploaded…');
-  assert.equal(await alice.locator('[data-testid="message-list"] [data-seq]').count(), 0, 'nothing sent yet');
+  assert.equal(await alice.locator('[data-testid="message-list"] [data-seq]').count(), 1, 'nothing sent yet');
   await bigItem.getByTestId('upload-cancel').click();
 
-  const card = message(alice, 1).getByTestId('attachment-file');
+  const card = message(alice, 2).getByTestId('attachment-file');
   await card.waitFor();
-  assert.equal(await message(alice, 1).getByTestId('attachment-file').count(), 1, 'only the file that was not cancelled');
+  assert.equal(await message(alice, 2).getByTestId('attachment-file').count(), 1, 'only the file that was not cancelled');
   assert.equal(await card.locator('.attachment-name').textContent(), 'minutes.txt');
   assert.equal(await card.locator('.attachment-meta').textContent(), '23 B · TXT file');
   assert.equal(await card.getAttribute('download'), 'minutes.txt');
@@ -97,6 +106,8 @@ test('carol picks two files: each shows its progress, she cancels the big one an
 
 test('a file over the size limit is refused with a clear reason and must be removed before sending', { timeout: 60_000 }, async () => {
   const bob = await office.signIn('bob', { hash: '#/dm/carol' });
+  await typeAndSend(bob, 'The backup follows');
+  await message(bob, 1).waitFor();
   await bob.getByTestId('file-input').setInputFiles([
     { name: 'backup.zip', mimeType: 'application/zip', buffer: Buffer.alloc(25_000_001) },
   ]);
@@ -104,7 +115,7 @@ test('a file over the size limit is refused with a clear reason and must be remo
   await eventually(async () => assert.match(await status.textContent(), /^backup\.zip is too large \(25 MB\)/), { timeout: 20_000 });
   await bob.getByTestId('composer').fill('here');
   await bob.getByTestId('composer').press('Enter');
-  assert.match(await bob.locator('.composer-error').textContent(), /remove them/);
+  assert.match(await bob.getByTestId('composer-error').textContent(), /remove them/);
   await bob.getByTestId('upload-cancel').click();
   assert.equal(await bob.getByTestId('attachment').count(), 0);
   await bob.context().close();

@@ -130,7 +130,7 @@ export function createConversationView(id, { onBack }) {
     role: isRoom ? 'combobox' : null, 'aria-autocomplete': isRoom ? 'list' : null,
     'aria-expanded': isRoom ? 'false' : null, 'aria-controls': isRoom ? 'mention-menu' : null,
   });
-  const composerError = h('p', { class: 'composer-error', role: 'alert' });
+  const composerError = h('p', { class: 'composer-error', role: 'alert', 'data-testid': 'composer-error' });
   const changeError = h('p', { class: 'composer-error', role: 'alert', 'data-testid': 'change-error' });
   const replyBar = h('div', { class: 'reply-bar', hidden: true, 'data-testid': 'reply-bar' });
   const inputLabel = h('label', { for: 'composer-input', class: 'visually-hidden' });
@@ -425,6 +425,11 @@ export function createConversationView(id, { onBack }) {
 
   function addFiles(files) {
     if (!files.length || input.disabled) return;
+    if (!isRoom && !(summary()?.last_seq > 0)) {
+      // Uploads go into a conversation, and a DM starts with its first message.
+      composerError.textContent = `Send ${otherName()} a message first; files can follow once you are talking.`;
+      return;
+    }
     composerError.textContent = attachments.add(files);
     input.focus();
   }
