@@ -134,6 +134,7 @@ fn send(sender: u64, target: SendTarget, n: usize) -> ChatOp {
         client_id: format!("roomcost-{n}"),
         sent_at: now_millis(),
         reply_to: None,
+        files: Vec::new(),
     }
 }
 
