@@ -4,9 +4,11 @@ use crate::auth::{Auth, AuthError, Authenticated};
 use crate::blobs::Blobs;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::lan::join::Addresses;
 use crate::media::Media;
 use crate::search::Search;
 use crate::store::{Role, Store, User, UserPatch};
+use crate::tls::CaCertificate;
 
 /// Everything a request handler may need, shared behind one `Arc`.
 pub struct App {
@@ -19,6 +21,10 @@ pub struct App {
     pub blobs: Blobs,
     /// Decodes pictures, a few at a time.
     pub media: Media,
+    /// Where the server listens, for the links given to people.
+    pub addresses: Addresses,
+    /// The local CA's certificate, served at `/trust` (`--tls auto` only).
+    pub trust: Option<CaCertificate>,
 }
 
 impl App {

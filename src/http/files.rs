@@ -166,7 +166,10 @@ pub async fn set_avatar(
     if length.is_some_and(|n| n > limits::MAX_AVATAR_BYTES) {
         return Err(ApiError::FileTooLarge(limits::MAX_AVATAR_BYTES));
     }
-    let bytes = read_capped(body, limits::MAX_AVATAR_BYTES).await?;
+    let bytes = super::filters::read_capped(body, limits::MAX_AVATAR_BYTES, || {
+        ApiError::FileTooLarge(limits::MAX_AVATAR_BYTES)
+    })
+    .await?;
     let picture = app.media.avatar(bytes).await?;
     let _pause = app.blobs.pause_sweep().await;
     let blobs = app.blobs.clone();
@@ -386,27 +389,6 @@ fn percent_encode(name: &str) -> String {
         }
     }
     out
-}
-
-async fn read_capped(
-    body: impl Stream<Item = Result<impl Buf, warp::Error>>,
-    max: u64,
-) -> Result<Vec<u8>, ApiError> {
-    let mut bytes = Vec::new();
-    futures_util::pin_mut!(body);
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|_| ApiError::InvalidBody("the upload broke off".into()))?;
-        if (bytes.len() + chunk.remaining()) as u64 > max {
-            return Err(ApiError::FileTooLarge(max));
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            bytes.extend_from_slice(part);
-            let taken = part.len();
-            chunk.advance(taken);
-        }
-    }
-    Ok(bytes)
 }
 
 impl From<BlobError> for ApiError {

@@ -162,7 +162,9 @@ pub fn json_body<T: DeserializeOwned + Send>()
                 if !is_json {
                     return Err(warp::reject::custom(ApiError::UnsupportedMediaType));
                 }
-                let bytes = read_capped(body).await.map_err(warp::reject::custom)?;
+                let bytes = read_capped(body, limits::MAX_BODY_BYTES, || ApiError::PayloadTooLarge)
+                    .await
+                    .map_err(warp::reject::custom)?;
                 crate::json::from_slice(&bytes).map_err(|e| {
                     warp::reject::custom(ApiError::InvalidBody(format!(
                         "invalid request body: {e}"
@@ -172,8 +174,11 @@ pub fn json_body<T: DeserializeOwned + Send>()
         )
 }
 
-async fn read_capped(
+/// A whole body of at most `max` bytes, refused with `too_large()` as soon as it passes that.
+pub(super) async fn read_capped(
     body: impl futures_util::Stream<Item = Result<impl Buf, warp::Error>>,
+    max: u64,
+    too_large: impl Fn() -> ApiError,
 ) -> Result<Vec<u8>, ApiError> {
     use futures_util::StreamExt;
     let mut bytes = Vec::new();
@@ -181,8 +186,8 @@ async fn read_capped(
     while let Some(chunk) = body.next().await {
         let mut chunk =
             chunk.map_err(|_| ApiError::InvalidBody("the request body broke off".into()))?;
-        if bytes.len() + chunk.remaining() > limits::MAX_BODY_BYTES as usize {
-            return Err(ApiError::PayloadTooLarge);
+        if (bytes.len() + chunk.remaining()) as u64 > max {
+            return Err(too_large());
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
