@@ -1,11 +1,12 @@
 // Entry point: decides which screen shows (setup, sign in, password change, chat), routes the URL
-// hash (#/dm/<username>, #/room/<n>, #/rooms, #/mentions, #/settings, #/admin) and keeps the
-// connection banner, title and favicon in step.
+// hash (#/dm/<username>, #/room/<n>, either with /<seq> to show one message, #/rooms, #/mentions,
+// #/search/<query>, #/settings, #/admin) and keeps the connection banner, title and favicon in step.
 //
 // Module map: api.js (HTTP), socket.js (the WebSocket and its backoff), store.js (all client state,
 // applied from frames and HTTP results), chat.js (the live session: frames in, intents out),
 // attention.js (title, favicon, notifications), views/* (DOM built from the store: shell, sidebar,
-// conversation with the member panel, rooms (dialogs, browser), pages (mentions, settings), admin,
+// conversation with the member panel, attachments (the composer's uploads), files (files in
+// messages, the picture viewer), rooms (dialogs, browser), pages (mentions, settings), search, admin,
 // auth, dialog), dom.js, format.js.
 import * as api from './api.js';
 import * as store from './store.js';
@@ -107,7 +108,7 @@ function route() {
   if (hash === '#/admin' && state.me?.role === 'admin') {
     chat.openConversation(null);
     shell.showAdmin();
-  } else if ((match = /^#\/dm\/(.+)$/.exec(hash))) {
+  } else if ((match = /^#\/dm\/([^/]+)(?:\/([1-9]\d*))?$/.exec(hash))) {
     if (state.users.size === 0) return; // directory still loading: route() runs again when it is
     const user = store.userByName(match[1]);
     if (!user || user.id === state.me.id) {
@@ -115,18 +116,15 @@ function route() {
       shell.showNotFound(match[1]);
       return;
     }
-    const id = store.dmWith(user.id);
-    const view = shell.showConversation(id);
-    chat.openConversation(id);
-    if (!matchMedia('(pointer: coarse)').matches) view.focus();
-  } else if ((match = /^#\/room\/([1-9]\d*)$/.exec(hash))) {
-    const id = `room:${match[1]}`;
-    const view = shell.showConversation(id);
-    chat.openConversation(id);
-    if (!matchMedia('(pointer: coarse)').matches) view.focus();
+    openConversation(store.dmWith(user.id), match[2]);
+  } else if ((match = /^#\/room\/([1-9]\d*)(?:\/([1-9]\d*))?$/.exec(hash))) {
+    openConversation(`room:${match[1]}`, match[2]);
   } else if (hash === '#/rooms') {
     chat.openConversation(null);
     shell.showRooms().focus();
+  } else if ((match = /^#\/search(?:\/(.*))?$/s.exec(hash))) {
+    chat.openConversation(null);
+    shell.showSearch(match[1] ?? '');
   } else if (hash === '#/mentions') {
     chat.openConversation(null);
     shell.showMentions();
@@ -140,6 +138,14 @@ function route() {
     chat.openConversation(null);
     shell.showEmpty();
   }
+}
+
+/** A conversation on screen; `seq` (a search hit, a link to a message) is shown with its context. */
+function openConversation(id, seq) {
+  const view = shell.showConversation(id);
+  chat.openConversation(id);
+  if (seq) view.jumpTo(Number(seq));
+  else if (!matchMedia('(pointer: coarse)').matches) view.focus();
 }
 
 addEventListener('hashchange', route);
@@ -157,10 +163,19 @@ store.subscribe(() => {
   banner.hidden = !offline;
 });
 
+/** Whether a key press goes into something the user is typing in. */
+function typingTarget(target) {
+  return target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+}
+
 addEventListener('keydown', (event) => {
-  if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === 'k' && shell) {
+  if (!shell) return;
+  if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === 'k') {
     event.preventDefault();
     shell.focusFilter();
+  } else if (event.key === '/' && !event.ctrlKey && !event.metaKey && !event.altKey && !typingTarget(event.target)) {
+    event.preventDefault();
+    shell.focusSearch();
   }
 });
 

@@ -4,6 +4,7 @@ import * as api from './api.js';
 import * as store from './store.js';
 import { createSocket } from './socket.js';
 import { announce, notify } from './attention.js';
+import { summaryText } from './format.js';
 
 const PAGE_SIZE = 50;
 /** Unacknowledged sends on the wire at once: well under the server's burst of 60 frames. */
@@ -152,7 +153,7 @@ async function onHello(frame) {
   const jobs = [];
   for (const [id, t] of store.state.timelines) {
     const s = store.state.conversations.get(id);
-    if (t.loaded && s && s.last_seq > store.newestSeq(t)) jobs.push(catchUp(id));
+    if (t.loaded && !t.hasNewer && s && s.last_seq > store.newestSeq(t)) jobs.push(catchUp(id));
     // Edits, deletes and reactions made while we were away, to messages we already show.
     t.newer = undefined; // frames of the last connection: older pages are current by now
     if (t.loaded && s && (s.change_seq ?? 0) > (t.changeSeq ?? 0)) jobs.push(catchUpChanges(id));
@@ -184,13 +185,14 @@ function onMessage(msg) {
     const name = sender?.display_name ?? 'Someone';
     const s = store.state.conversations.get(msg.conversation);
     const room = s?.kind === 'room';
-    if (msg.conversation === store.state.openId) announce(`${name}: ${msg.body}`);
+    const text = summaryText(msg);
+    if (msg.conversation === store.state.openId) announce(`${name}: ${text}`);
     // Muted: never. Mentions only: when it names us (or @room). All: always.
     const mentioned = room && !store.state.blocked.has(msg.from) && store.mentionsMe(msg);
     const level = s?.notify ?? 'all';
     if (level === 'all' || (level === 'mentions' && mentioned)) {
       const title = room ? `${name} in ${s.name}${mentioned ? ' (mentioned you)' : ''}` : name;
-      notify(title, msg.body, msg.conversation, () => { location.hash = store.hrefFor(msg.conversation); });
+      notify(title, text, msg.conversation, () => { location.hash = store.hrefFor(msg.conversation); });
     }
   }
   markReadIfAttending();
@@ -252,6 +254,7 @@ const SEND_REFUSALS = {
   request_declined: 'Your chat request was declined.',
   not_a_member: 'You are not in this conversation.',
   no_such_message: 'The message you replied to is not there any more.',
+  no_such_file: 'An attached file is not on the server any more (unsent uploads are kept for a day). Attach it again.',
 };
 
 /** Why an edit, delete or reaction was refused, in words. */
@@ -297,6 +300,8 @@ function catchUp(id) {
     running.again = true;
     return running.promise;
   }
+  // A timeline showing older history fills up by its newer pages, as the user scrolls down.
+  if (store.timeline(id).hasNewer) return Promise.resolve();
   const job = { again: true };
   job.promise = (async () => {
     try {
@@ -466,15 +471,16 @@ export async function setBlock(userId, blocked) {
   store.setBlocked([...next]);
 }
 
-/** The page before the oldest message held. Never the whole history at once. */
-export async function loadOlder(id) {
+/**
+ * Runs `load` (which fetches and applies pages) with the timeline marked loading, so one load
+ * runs at a time and the pane can say so; a failure is shown at the edge of the history.
+ */
+async function loading(id, load) {
   const t = store.timeline(id);
-  if (!t.loaded || t.loading || !t.hasMore) return;
   t.loading = true;
   store.changed(id);
   try {
-    const before = store.oldestSeq(t);
-    store.applyHistory(id, await api.get(api.messagesPath(id, { before, limit: PAGE_SIZE })), 'older');
+    await load();
   } catch (e) {
     t.error = e.message;
   } finally {
@@ -483,16 +489,83 @@ export async function loadOlder(id) {
   }
 }
 
-/**
- * Loads older pages until message `seq` is held (a reply's original). Resolves whether it is.
- */
-export async function loadUntil(id, seq) {
+/** The page before the oldest message held. Never the whole history at once. */
+export async function loadOlder(id) {
   const t = store.timeline(id);
-  while (!t.messages.has(seq) && t.loaded && t.hasMore && !t.error && store.oldestSeq(t) > seq) {
-    if (t.loading) await new Promise((resolve) => { setTimeout(resolve, 50); });
-    else await loadOlder(id);
+  if (!t.loaded || t.loading || !t.hasMore) return;
+  await loading(id, async () => {
+    const before = store.oldestSeq(t);
+    store.applyHistory(id, await api.get(api.messagesPath(id, { before, limit: PAGE_SIZE })), 'older');
+  });
+}
+
+/** The page after the newest message held, when the timeline stops short of the newest. */
+export async function loadNewer(id) {
+  const t = store.timeline(id);
+  if (!t.loaded || t.loading || !t.hasNewer) return;
+  await loading(id, async () => {
+    const after = store.newestSeq(t);
+    store.applyHistory(id, await api.get(api.messagesPath(id, { after, limit: PAGE_SIZE })), 'newer');
+  });
+  // Live messages that came while the last page was on its way were not kept: fetch them.
+  const s = store.state.conversations.get(id);
+  if (!t.hasNewer && s && s.last_seq > store.newestSeq(t)) catchUp(id);
+}
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+/** Waits until no page is loading into a timeline (and no catch-up is filling it). */
+async function settled(id) {
+  const t = store.timeline(id);
+  while (t.loading || catchUps.has(id)) {
+    if (catchUps.has(id)) await catchUps.get(id).promise;
+    else await sleep(50);
   }
+}
+
+/** Further back than this from the oldest message held, a jump loads the history around the
+ * message instead of every page in between. */
+const NEAR_JUMP = 2 * PAGE_SIZE;
+
+/**
+ * Makes message `seq` held (a reply's original, a search hit) with history around it: older pages
+ * when it is near, else a window around it that pages on in both directions. Resolves whether it is.
+ */
+export async function loadAround(id, seq) {
+  const t = store.timeline(id);
+  await settled(id);
+  if (t.messages.has(seq) || !t.loaded || t.error) return t.messages.has(seq);
+  if (store.oldestSeq(t) - seq <= NEAR_JUMP && seq < store.oldestSeq(t)) {
+    while (!t.messages.has(seq) && t.hasMore && !t.error && store.oldestSeq(t) > seq) {
+      await loadOlder(id);
+      await settled(id);
+    }
+    return t.messages.has(seq);
+  }
+  await loading(id, async () => {
+    const half = PAGE_SIZE / 2;
+    const [older, newer] = await Promise.all([
+      api.get(api.messagesPath(id, { before: seq + 1, limit: half })),
+      api.get(api.messagesPath(id, { after: seq, limit: half })),
+    ]);
+    store.applyWindow(id, older, newer);
+  });
   return t.messages.has(seq);
+}
+
+/** Back to the newest messages from a window of older history (the "latest" button, a send). */
+export async function showLatest(id) {
+  const t = store.timeline(id);
+  if (!t.hasNewer) return;
+  await settled(id);
+  await loading(id, async () => {
+    const page = await api.get(api.messagesPath(id, { limit: PAGE_SIZE }));
+    t.messages.clear();
+    t.hasNewer = false;
+    store.applyHistory(id, page, 'latest');
+  });
+  const s = store.state.conversations.get(id);
+  if (!t.hasNewer && s && s.last_seq > store.newestSeq(t)) catchUp(id);
 }
 
 /**
@@ -528,8 +601,11 @@ function newClientId() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** `replyTo`: the seq of the message this one answers, if any. */
-export function send(id, body, replyTo) {
+/**
+ * `replyTo`: the seq of the message this one answers, if any; `files`: uploaded files
+ * ({id, name, size, …}) the message carries.
+ */
+export function send(id, body, replyTo, files = []) {
   const s = store.state.conversations.get(id);
   const item = {
     client_id: newClientId(),
@@ -541,6 +617,10 @@ export function send(id, body, replyTo) {
     after: s?.last_seq ?? 0,
   };
   if (replyTo) item.reply_to = replyTo;
+  if (files.length) {
+    item.files = files.map((f) => f.id);
+    item.fileInfo = files.map(({ name, size }) => ({ name, size }));
+  }
   // A DM that has never had a message is opened by addressing the person.
   const other = store.otherMember(id);
   if (other && !(s?.last_seq > 0)) item.to = other;
@@ -591,6 +671,7 @@ function transmit(item) {
   if (item.to) frame.to = item.to;
   else frame.conversation = item.conversation;
   if (item.reply_to) frame.reply_to = item.reply_to;
+  if (item.files) frame.files = item.files;
   if (socket?.send(frame)) store.setOutboxStatus(item.client_id, 'sending');
 }
 

@@ -12,10 +12,67 @@ export function avatarHue(id) {
   return (Number(id) * 137) % 360;
 }
 
+/** Where a user's profile picture is; the version in the URL makes it cacheable for good. */
+export function avatarUrl(user) {
+  return `/api/users/${encodeURIComponent(user.id)}/avatar?v=${encodeURIComponent(user.avatar)}`;
+}
+
+/**
+ * The person's picture when they set one, else their initials on a colour of their own. A picture
+ * that fails to load falls back to the initials.
+ */
 export function avatar(user, size = 'md') {
-  const el = h('span', { class: `avatar avatar-${size}`, 'aria-hidden': 'true' }, initials(user?.display_name));
+  const el = h('span', { class: `avatar avatar-${size}`, 'aria-hidden': 'true', dataset: { testid: 'avatar', userId: user?.id ?? '' } },
+    initials(user?.display_name));
   el.style.backgroundColor = `hsl(${avatarHue(user?.id ?? 0)} 52% 42%)`;
+  if (user?.avatar && user.id !== undefined) {
+    const img = h('img', { class: 'avatar-img', src: avatarUrl(user), alt: '', decoding: 'async', 'data-testid': 'avatar-img' });
+    img.addEventListener('error', () => img.remove());
+    el.append(img);
+  }
   return el;
+}
+
+/** "812 B", "14 KB", "3.2 MB": a file's size as people read it (powers of 1000, as the flag is). */
+export function fileSize(bytes) {
+  if (bytes < 1000) return `${bytes} B`;
+  const units = ['KB', 'MB', 'GB'];
+  let value = bytes / 1000;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+/**
+ * Text with the given parts in <mark>: `ranges` are UTF-8 byte offsets [start, end) on character
+ * boundaries (as the search API gives them). Only `max` characters around the first mark are kept,
+ * with "…" where text was cut; line breaks become spaces (one line per hit).
+ */
+export function highlighted(text, ranges, max = 240) {
+  const bytes = new TextEncoder().encode(text);
+  const decoder = new TextDecoder();
+  const toChar = (byte) => decoder.decode(bytes.subarray(0, Math.min(byte, bytes.length))).length;
+  const marks = ranges.map(([a, b]) => [toChar(a), toChar(b)]).filter(([a, b]) => b > a);
+  const flat = text.replace(/[\r\n]/g, ' ');
+  let from = 0;
+  if (flat.length > max && marks.length) from = Math.max(0, Math.min(marks[0][0] - Math.floor(max / 4), flat.length - max));
+  const to = Math.min(flat.length, from + max);
+  const frag = document.createDocumentFragment();
+  if (from > 0) frag.append('…');
+  let at = from;
+  for (const [a, b] of marks) {
+    const start = Math.max(a, at);
+    const end = Math.min(b, to);
+    if (end <= start) continue;
+    frag.append(flat.slice(at, start), h('mark', {}, flat.slice(start, end)));
+    at = end;
+  }
+  frag.append(flat.slice(at, to));
+  if (to < flat.length) frag.append('…');
+  return frag;
 }
 
 /** "just now", "5 min ago", "3 h ago", "yesterday", "4 days ago", or a date; `seconds` is Unix seconds. */
@@ -191,6 +248,15 @@ export function formatText(text, plain = (t) => t) {
   }
   frag.append(inline(text.slice(last), plain));
   return frag;
+}
+
+/** A message as one line of plain text (previews, notifications): its text, else its files' names. */
+export function summaryText(msg) {
+  if (msg.deleted) return 'message deleted';
+  const text = (msg.body ?? '').replace(/\s+/g, ' ').trim();
+  if (text || !msg.files?.length) return text;
+  const pictures = msg.files.every((f) => f.thumb);
+  return `${pictures ? 'Picture' : 'File'}${msg.files.length > 1 ? 's' : ''}: ${msg.files.map((f) => f.name).join(', ')}`;
 }
 
 /** The first line of a message, for quotes and the reply bar. */

@@ -13,7 +13,11 @@ export const state = {
   online: new Set(),
   /** id → conversation summary, plus `reads` as a Map user → seq and `activity` in ms. */
   conversations: new Map(),
-  /** id → {messages: Map seq → message, hasMore, loaded, loading}; only for conversations opened. */
+  /**
+   * id → {messages: Map seq → message, hasMore, hasNewer, loaded, loading}; only for conversations
+   * opened. The messages held are contiguous; `hasNewer` means they stop short of the newest (a jump
+   * to an old message loaded the history around it), so live messages wait for the newer pages.
+   */
   timelines: new Map(),
   /** conversation id → Map user id → expiry (ms). */
   typing: new Map(),
@@ -88,9 +92,19 @@ export function setMe(user) {
   changed();
 }
 
+/**
+ * A user object merged over what we hold. Optional fields the server leaves out when empty (a
+ * removed profile picture) are gone from the result too.
+ */
+function mergeUser(old, user) {
+  const next = { ...old, ...user };
+  if (!('avatar' in user)) delete next.avatar;
+  return next;
+}
+
 /** Fresh account details (hello, directory): the outbox in memory is left alone. */
 export function updateMe(user) {
-  state.me = { ...state.me, ...user };
+  state.me = mergeUser(state.me, user);
   changed();
 }
 
@@ -320,13 +334,25 @@ export function applyMessage(msg, { live = true } = {}) {
   const t = state.timelines.get(msg.conversation);
   // A message we hold is replaced: acks and frames carry it "as it is now" (edits, reactions).
   if (live && t?.messages.has(msg.seq)) t.messages.set(msg.seq, msg);
-  else if (live && t?.loaded) {
+  else if (live && t?.loaded && !t.hasNewer) {
     const newest = newestSeq(t);
     if (msg.seq === newest + 1) t.messages.set(msg.seq, msg);
     else if (msg.seq > newest + 1) result = 'gap';
   }
   changed(msg.conversation);
   return result;
+}
+
+/**
+ * Replaces what a timeline holds with the history around one message (`older`: the page up to and
+ * including it, `newer`: the page after it), for a jump far back in time.
+ */
+export function applyWindow(id, older, newer) {
+  const t = timeline(id);
+  t.messages.clear();
+  applyHistory(id, older, 'older');
+  applyHistory(id, newer, 'newer');
+  t.hasNewer = newer.has_more;
 }
 
 /** A history page. `direction`: 'latest' (first load), 'older' (before=) or 'newer' (after=). */
@@ -338,6 +364,7 @@ export function applyHistory(id, page, direction) {
     applyMessage(msg, { live: false });
   }
   if (direction !== 'newer') t.hasMore = page.has_more;
+  else if (t.hasNewer) t.hasNewer = page.has_more;
   t.loaded = true;
   changed(id);
 }
@@ -524,8 +551,8 @@ export function applyPresence({ user, online, last_seen }) {
 
 /** An account created or changed by an administrator (a `user` frame). */
 export function applyUser(user) {
-  state.users.set(user.id, { ...state.users.get(user.id), ...user });
-  if (state.me?.id === user.id) state.me = { ...state.me, ...user };
+  state.users.set(user.id, mergeUser(state.users.get(user.id), user));
+  if (state.me?.id === user.id) state.me = mergeUser(state.me, user);
   for (const id of state.revs.keys()) changed(id); // names in panes may have changed
   changed();
 }

@@ -3,7 +3,7 @@
 // pages when it is not loaded yet).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Office, eventually, messageTexts, typeAndSend, sendFramesAs, dmIdOf } from './helpers.mjs';
+import { Office, eventually, inView, messageTexts, typeAndSend, sendFramesAs, dmIdOf } from './helpers.mjs';
 
 let office;
 before(async () => { office = await Office.open('reactions-replies', ['bob', 'carol']); });
@@ -102,12 +102,7 @@ test('carol replies to a message; alice jumps to it from the quote, loading olde
   await message(fresh, 73).getByTestId('reply-quote').click();
   await message(fresh, 1).waitFor();
   await eventually(async () => assert.match(await message(fresh, 1).getAttribute('class'), /highlight/));
-  const visible = await message(fresh, 1).evaluate((el) => {
-    const box = el.getBoundingClientRect();
-    const view = el.closest('.messages').getBoundingClientRect();
-    return box.top >= view.top - 1 && box.bottom <= view.bottom + 1;
-  });
-  assert.ok(visible, 'the original is scrolled into view');
+  assert.ok(await inView(message(fresh, 1)), 'the original is scrolled into view');
   await eventually(async () => assert.doesNotMatch(await message(fresh, 1).getAttribute('class'), /highlight/), { timeout: 5000 });
 
   // The original is deleted: the quotes say so.

@@ -265,6 +265,15 @@ export function messageSeqs(page) {
   return page.locator('[data-testid="message-list"] [data-seq]').evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
 }
 
+/** Whether a message is wholly inside the visible part of its scrolling list. */
+export function inView(locator) {
+  return locator.evaluate((el) => {
+    const box = el.getBoundingClientRect();
+    const view = el.closest('.messages').getBoundingClientRect();
+    return box.top >= view.top - 1 && box.bottom <= view.bottom + 1;
+  });
+}
+
 export async function typeAndSend(page, text) {
   const composer = page.getByTestId('composer');
   await composer.fill(text);
@@ -294,4 +303,45 @@ export function sendFramesAs(page, person, frames, { lingerMs = 300 } = {}) {
 
 export function dmIdOf(a, b) {
   return `dm:${Math.min(a.id, b.id)}:${Math.max(a.id, b.id)}`;
+}
+
+// ---- files and pictures ----
+
+/** A PNG of `width` × `height` drawn in the page (two colours, so it is not a blank), as bytes. */
+export async function pngBytes(page, width, height) {
+  const base64 = await page.evaluate(([w, h]) => {
+    const canvas = document.createElement('canvas');
+    canvas.width = w;
+    canvas.height = h;
+    const ctx = canvas.getContext('2d');
+    ctx.fillStyle = '#2a6f97';
+    ctx.fillRect(0, 0, w, h);
+    ctx.fillStyle = '#f4a261';
+    ctx.fillRect(w / 4, h / 4, w / 2, h / 2);
+    return canvas.toDataURL('image/png').split(',')[1];
+  }, [width, height]);
+  return Buffer.from(base64, 'base64');
+}
+
+/**
+ * Pastes files into the element `locator` names, as Ctrl+V with a copied picture does: a `paste`
+ * event whose clipboard holds them. `files`: [{name, type, bytes}].
+ */
+export async function pasteFiles(locator, files) {
+  await locator.evaluate((el, list) => {
+    const data = new DataTransfer();
+    for (const f of list) data.items.add(new File([new Uint8Array(f.bytes)], f.name, { type: f.type }));
+    el.focus();
+    el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+  }, files.map((f) => ({ ...f, bytes: [...f.bytes] })));
+}
+
+/** Uploads through the page run at most `bytesPerSecond`, so their progress can be watched. */
+export async function throttleUploads(page, bytesPerSecond) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: bytesPerSecond,
+  });
+  return cdp;
 }

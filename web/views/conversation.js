@@ -3,13 +3,15 @@
 // rooms the member panel. The message list re-renders only when the conversation's revision changes.
 import { h, replaceKeepingFocus } from '../dom.js';
 import {
-  avatar, dayKey, dayLabel, firstLine, formatText, fullTime, isSingleEmoji, mentionify, relativeTime, timeLabel,
+  avatar, dayKey, dayLabel, firstLine, formatText, fullTime, isSingleEmoji, mentionify, relativeTime, summaryText, timeLabel,
 } from '../format.js';
 import * as store from '../store.js';
 import * as chat from '../chat.js';
 import { confirmDialog } from './dialog.js';
 import { addPeopleDialog, roomSettingsDialog } from './rooms.js';
 import { roomIcon } from './sidebar.js';
+import { createAttachments } from './attachments.js';
+import { filesEl, pendingFilesEl } from './files.js';
 
 const MAX_BODY_CHARS = 4000;
 /** Messages further apart than this start a new group even from the same sender. */
@@ -128,14 +130,20 @@ export function createConversationView(id, { onBack }) {
     role: isRoom ? 'combobox' : null, 'aria-autocomplete': isRoom ? 'list' : null,
     'aria-expanded': isRoom ? 'false' : null, 'aria-controls': isRoom ? 'mention-menu' : null,
   });
-  const composerError = h('p', { class: 'composer-error', role: 'alert' });
+  const composerError = h('p', { class: 'composer-error', role: 'alert', 'data-testid': 'composer-error' });
   const changeError = h('p', { class: 'composer-error', role: 'alert', 'data-testid': 'change-error' });
   const replyBar = h('div', { class: 'reply-bar', hidden: true, 'data-testid': 'reply-bar' });
   const inputLabel = h('label', { for: 'composer-input', class: 'visually-hidden' });
-  const sendButton = h('button', { type: 'submit', class: 'primary send' }, 'Send');
+  const sendButton = h('button', { type: 'submit', class: 'primary send', 'data-testid': 'send' }, 'Send');
+  const fileInput = h('input', { type: 'file', multiple: true, hidden: true, 'data-testid': 'file-input', tabindex: '-1' });
+  const attachButton = h('button', {
+    type: 'button', class: 'attach', 'aria-label': 'Attach files', title: 'Attach files (or drop them here, or paste a picture)',
+    'data-testid': 'attach', onclick: () => fileInput.click(),
+  }, '+');
+  const attachments = createAttachments(id, { onChange: () => { renderComposerState(); sendWhenReady(); } });
   const menu = h('ul', { id: 'mention-menu', class: 'mention-menu', role: 'listbox', 'aria-label': 'People to mention', hidden: true, 'data-testid': 'mention-menu' });
   const composer = h('form', { class: 'composer', 'data-testid': 'composer-form' },
-    inputLabel, menu, input, sendButton,
+    inputLabel, menu, attachButton, fileInput, input, sendButton,
     h('span', { id: 'composer-hint', class: 'visually-hidden' },
       isRoom ? 'Enter sends, Shift+Enter starts a new line. Type @ to mention someone.' : 'Enter sends, Shift+Enter starts a new line.'));
 
@@ -154,7 +162,7 @@ export function createConversationView(id, { onBack }) {
   h('div', { class: 'member-panel-footer' }, leaveButton));
 
   const column = h('div', { class: 'conv-column' },
-    h('div', { class: 'messages-wrap' }, scroller, pill), typingLine, notice, composerError, changeError, replyBar, composer);
+    h('div', { class: 'messages-wrap' }, scroller, pill), typingLine, notice, composerError, changeError, replyBar, attachments.el, composer);
   const el = h('section', { class: 'conv-pane', 'data-conversation-id': id },
     header, h('div', { class: 'conv-body' }, column, isRoom ? panel : null));
 
@@ -250,7 +258,8 @@ export function createConversationView(id, { onBack }) {
     const name = (u) => store.userById(u)?.display_name ?? '';
     const sorted = ids.sort((a, b) => online(b) - online(a) || name(a).localeCompare(name(b)));
     // Presence and typing re-render the pane often: rebuild the list only when it would change.
-    const key = [manage, room.general, room.created_by, ...sorted.map((u) => `${u}${online(u) ? '+' : '-'}${name(u)}`)].join('\u0000');
+    const pic = (u) => store.userById(u)?.avatar ?? '';
+    const key = [manage, room.general, room.created_by, ...sorted.map((u) => `${u}${online(u) ? '+' : '-'}${name(u)}:${pic(u)}`)].join('\u0000');
     if (memberList.dataset.key === key) return;
     memberList.dataset.key = key;
     replaceKeepingFocus(memberList, sorted.map((u) => memberEntry(u, room, manage)));
@@ -395,20 +404,98 @@ export function createConversationView(id, { onBack }) {
   composer.addEventListener('submit', (event) => {
     event.preventDefault();
     const body = input.value.trim();
-    if (!body || input.disabled) return;
+    if ((!body && attachments.count === 0) || input.disabled || waiting) return;
     closeMenu();
     if ([...body].length > MAX_BODY_CHARS) {
       composerError.textContent = `Messages can be at most ${MAX_BODY_CHARS} characters (this one has ${[...body].length}).`;
       return;
     }
-    chat.send(id, body, replyTo?.seq);
+    if (attachments.failed) {
+      composerError.textContent = 'Some files could not be uploaded: remove them (×) before sending.';
+      return;
+    }
+    // Files still uploading: the message goes out when they are done (or cancelled).
+    waiting = true;
+    renderComposerState();
+    sendWhenReady();
+  });
+
+  // ---- files: picked, dropped onto the conversation, or pasted ----
+  let waiting = false; // the user pressed Send while files were still uploading
+
+  function addFiles(files) {
+    if (!files.length || input.disabled) return;
+    if (!isRoom && !(summary()?.last_seq > 0)) {
+      // Uploads go into a conversation, and a DM starts with its first message.
+      composerError.textContent = `Send ${otherName()} a message first; files can follow once you are talking.`;
+      return;
+    }
+    composerError.textContent = attachments.add(files);
+    input.focus();
+  }
+
+  function sendWhenReady() {
+    if (!waiting || attachments.uploading) return;
+    waiting = false;
+    const body = input.value.trim();
+    const files = attachments.files;
+    if (attachments.failed || (!body && !files.length)) {
+      renderComposerState();
+      return;
+    }
+    // Showing older history (a search hit): the new message goes where the newest ones are.
+    if (store.timeline(id).hasNewer) chat.showLatest(id);
+    chat.send(id, body, replyTo?.seq, files);
+    attachments.clear();
     replyTo = null;
     renderReplyBar();
     input.value = '';
     store.saveDraft(id, '');
     autosize();
     stickToBottom = true;
+    renderComposerState();
     input.focus();
+  }
+
+  function renderComposerState() {
+    input.readOnly = waiting;
+    setText(sendButton, waiting ? 'Sending when uploaded…' : 'Send');
+    sendButton.classList.toggle('waiting', waiting);
+  }
+
+  fileInput.addEventListener('change', () => {
+    addFiles([...fileInput.files]);
+    fileInput.value = '';
+  });
+  input.addEventListener('paste', (event) => {
+    const files = [...(event.clipboardData?.files ?? [])];
+    if (!files.length) return;
+    // A copied picture often comes with its file name or markup as text too: keep only the file.
+    event.preventDefault();
+    addFiles(files);
+  });
+  const dragHasFiles = (event) => [...(event.dataTransfer?.types ?? [])].includes('Files');
+  let dragDepth = 0;
+  el.addEventListener('dragenter', (event) => {
+    if (!dragHasFiles(event)) return;
+    dragDepth += 1;
+    el.classList.add('dropping');
+  });
+  el.addEventListener('dragleave', () => {
+    dragDepth = Math.max(0, dragDepth - 1);
+    if (dragDepth === 0) el.classList.remove('dropping');
+  });
+  el.addEventListener('dragover', (event) => {
+    if (!dragHasFiles(event)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = input.disabled ? 'none' : 'copy';
+  });
+  el.addEventListener('drop', (event) => {
+    dragDepth = 0;
+    el.classList.remove('dropping');
+    if (!dragHasFiles(event)) return;
+    event.preventDefault();
+    addFiles([...event.dataTransfer.files]);
   });
 
   // ---- scrolling ----
@@ -447,11 +534,14 @@ export function createConversationView(id, { onBack }) {
     next.scrollIntoView({ block: 'nearest' });
   });
   scroller.addEventListener('scroll', () => {
-    stickToBottom = distanceFromBottom() < PINNED_PX;
+    const detached = store.timeline(id).hasNewer;
+    stickToBottom = !detached && distanceFromBottom() < PINNED_PX;
     if (stickToBottom) pill.hidden = true;
     if (scroller.scrollTop < LOAD_OLDER_PX) chat.loadOlder(id);
+    if (detached && distanceFromBottom() < LOAD_OLDER_PX) chat.loadNewer(id);
   });
-  pill.addEventListener('click', () => {
+  pill.addEventListener('click', async () => {
+    await chat.showLatest(id);
     scrollToBottom();
     input.focus();
   });
@@ -489,8 +579,12 @@ export function createConversationView(id, { onBack }) {
     const user = other();
     setText(title, otherName());
     inputLabel.textContent = `Message ${otherName()}`;
-    headerAvatar.replaceChildren(...(user ? [avatar(user),
-      h('span', { class: `presence-dot ${state.online.has(user.id) ? 'online' : 'offline'}` })] : []));
+    const key = user ? `${user.id}:${user.display_name}:${user.avatar ?? ''}:${state.online.has(user.id)}` : '';
+    if (key !== headerKey) {
+      headerKey = key;
+      headerAvatar.replaceChildren(...(user ? [avatar(user),
+        h('span', { class: `presence-dot ${state.online.has(user.id) ? 'online' : 'offline'}` })] : []));
+    }
     if (!user) status.textContent = '';
     else if (user.disabled) status.textContent = 'Account disabled';
     else if (state.online.has(user.id)) status.textContent = 'Online';
@@ -556,6 +650,7 @@ export function createConversationView(id, { onBack }) {
     notice.hidden = lines.length === 0;
     input.disabled = !writable;
     sendButton.disabled = !writable;
+    attachButton.disabled = !writable;
   }
 
   async function answer(action) {
@@ -605,6 +700,8 @@ export function createConversationView(id, { onBack }) {
   let highlightTimer = null;
 
   const held = (seq) => store.timeline(id).messages.get(seq);
+  /** A message's first line, or what files it carries when it has no text. */
+  const snippetOf = (m) => (m.body?.trim() ? firstLine(m.body) : firstLine(summaryText(m)));
   const readOnly = () => isRoom && Boolean(summary()?.archived);
   const nameOf = (userId) => store.userById(userId)?.display_name ?? 'Someone';
   const canEdit = (m) => m.from === state.me.id && !m.deleted && !readOnly() && Date.now() - m.sent_at < EDIT_WINDOW_MS;
@@ -762,7 +859,7 @@ export function createConversationView(id, { onBack }) {
 
   function renderReplyBar() {
     const m = replyTo && held(replyTo.seq);
-    const text = m ? (m.deleted ? 'message deleted' : firstLine(m.body)) : '';
+    const text = m ? (m.deleted ? 'message deleted' : snippetOf(m)) : '';
     const key = m ? `${m.seq}\u0000${nameOf(m.from)}\u0000${text}` : '';
     if (replyBar.dataset.key === key) return;
     replyBar.dataset.key = key;
@@ -780,12 +877,12 @@ export function createConversationView(id, { onBack }) {
   }
 
   /** Scrolls to a reply's original, fetching older pages until it is there, and flashes it. */
-  async function jumpTo(seq) {
-    const found = await chat.loadUntil(id, seq);
+  async function jumpTo(seq, missing = 'The original message is not available.') {
+    const found = await chat.loadAround(id, seq);
     render();
     const target = list.querySelector(`[data-seq="${seq}"]`);
     if (!found || !target) {
-      store.setChangeError(id, 'The original message is not available.');
+      store.setChangeError(id, missing);
       return;
     }
     clearTimeout(highlightTimer);
@@ -805,7 +902,7 @@ export function createConversationView(id, { onBack }) {
     const original = held(ref.seq);
     const from = original?.from ?? ref.from;
     const deleted = original ? Boolean(original.deleted) : Boolean(ref.deleted);
-    const snippet = original ? firstLine(original.body) : firstLine(ref.snippet ?? '');
+    const snippet = original ? snippetOf(original) : firstLine(ref.snippet ?? '');
     const name = from === undefined ? 'a message' : nameOf(from);
     return h('button', {
       type: 'button', class: 'reply-quote', 'data-testid': 'reply-quote', dataset: { key, replySeq: ref.seq },
@@ -867,6 +964,7 @@ export function createConversationView(id, { onBack }) {
       node.append(editing.form);
     } else {
       node.append(h('div', { class: 'message-body' }, m.deleted ? h('em', { class: 'deleted-text' }, 'message deleted') : messageText(m)));
+      if (!m.deleted) node.append((pending ? pendingFilesEl(pending.fileInfo) : filesEl(id, m.files)) ?? '');
       if (m.edited_at && !m.deleted) {
         node.append(h('span', { class: 'message-edited', 'data-testid': 'edited', title: `Edited ${fullTime(m.edited_at)}` }, ' (edited)'));
       }
@@ -958,7 +1056,7 @@ export function createConversationView(id, { onBack }) {
 
   function renderList() {
     const t = store.timeline(id);
-    const pinned = stickToBottom;
+    const pinned = stickToBottom && !t.hasNewer;
     const prevHeight = scroller.scrollHeight;
     const prevTop = scroller.scrollTop;
     const { nodes, messages } = buildList(t);
@@ -974,6 +1072,8 @@ export function createConversationView(id, { onBack }) {
       scroller.scrollTop = prevTop + (scroller.scrollHeight - prevHeight);
     }
     if (!pinned && renderedNewest && newest > renderedNewest) pill.hidden = false;
+    if (t.hasNewer) pill.hidden = false;
+    setText(pill, t.hasNewer ? 'Jump to the latest messages ↓' : 'New messages ↓');
     renderedOldest = oldest;
     renderedNewest = newest;
     // Not enough history to scroll? Fetch more so scrolling up is possible at all.
@@ -1011,10 +1111,15 @@ export function createConversationView(id, { onBack }) {
     focus() {
       input.focus();
     },
+    /** Shows message `seq` (a search hit, a link to it), loading the history around it. */
+    jumpTo(seq) {
+      return jumpTo(seq, 'That message is not available any more.');
+    },
     destroy() {
       unsubscribe();
       clearTimeout(highlightTimer);
       document.removeEventListener('pointerdown', onPointerDown);
+      attachments.destroy();
       narrow.removeEventListener('change', applyPanel);
       store.saveDraft(id, input.value);
     },

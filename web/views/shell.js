@@ -7,6 +7,7 @@ import { createConversationView } from './conversation.js';
 import { createAdminView } from './admin.js';
 import { createRoomBrowser } from './rooms.js';
 import { createMentionsView, createSettingsView } from './pages.js';
+import { createSearchView } from './search.js';
 
 export function createShell({ onSignOut, onUsersChanged }) {
   const sidebar = createSidebar({ onSignOut });
@@ -52,6 +53,12 @@ export function createShell({ onSignOut, onUsersChanged }) {
     showMentions() {
       show('mentions', () => createMentionsView({ onBack: back }), 'pane');
     },
+    showSearch(query) {
+      const view = show('search', () => createSearchView({ onBack: back }), 'pane');
+      sidebar.setSearch(query);
+      view.setQuery(query);
+      return view;
+    },
     showSettings() {
       show('settings', () => createSettingsView({ onBack: back }), 'pane');
     },
@@ -61,6 +68,12 @@ export function createShell({ onSignOut, onUsersChanged }) {
     focusFilter() {
       if (el.dataset.view === 'pane' && matchMedia('(max-width: 720px)').matches) back();
       sidebar.focusFilter();
+    },
+    /** "/": the search box of the search page when it is open (or the sidebar is hidden), else the sidebar's. */
+    focusSearch() {
+      if (current?.key === 'search') current.view.focus();
+      else if (el.dataset.view === 'pane' && matchMedia('(max-width: 720px)').matches) location.hash = '#/search';
+      else sidebar.focusSearch();
     },
     destroy() {
       current?.view.destroy();

@@ -1,11 +1,12 @@
 // The sidebar: chat requests, rooms, direct messages (latest activity first) and people (online
 // first), each section collapsible. One filter finds rooms (name, topic), conversations and people.
 import { h, replaceKeepingFocus } from '../dom.js';
-import { avatar, relativeTime, timeLabel, dayKey } from '../format.js';
+import { avatar, relativeTime, summaryText, timeLabel, dayKey } from '../format.js';
 import * as store from '../store.js';
 import * as chat from '../chat.js';
 import * as attention from '../attention.js';
 import { createRoomDialog } from './rooms.js';
+import { searchHref } from './search.js';
 
 const COLLAPSED_KEY = 'confab.sidebar.collapsed';
 
@@ -17,10 +18,6 @@ function loadCollapsed() {
   }
 }
 
-/** A message on one line for a preview; a deleted one says so. */
-function previewText(msg) {
-  return msg.deleted ? 'message deleted' : msg.body.replace(/\s+/g, ' ');
-}
 
 export function createSidebar({ onSignOut }) {
   const { state } = store;
@@ -28,6 +25,19 @@ export function createSidebar({ onSignOut }) {
   const filter = h('input', {
     type: 'search', id: 'people-filter', class: 'filter-input', placeholder: 'Find a room or person  (Ctrl+K)',
     autocomplete: 'off', spellcheck: 'false', 'data-testid': 'people-filter',
+  });
+  const search = h('input', {
+    type: 'search', id: 'message-search', class: 'filter-input', placeholder: 'Search messages  (/)',
+    autocomplete: 'off', spellcheck: 'false', 'data-testid': 'search-input',
+  });
+  const searchForm = h('form', { class: 'filter', role: 'search' },
+    h('label', { for: 'message-search', class: 'visually-hidden' }, 'Search messages'), search);
+  searchForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    location.hash = searchHref(search.value.trim());
+  });
+  search.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') search.value = '';
   });
   const requests = h('ul', { class: 'entries', 'data-testid': 'request-list' });
   const rooms = h('ul', { class: 'entries', 'data-testid': 'room-list' });
@@ -102,6 +112,7 @@ export function createSidebar({ onSignOut }) {
   const el = h('aside', { class: 'sidebar', 'aria-label': 'Rooms, people and conversations' },
     h('header', { class: 'sidebar-header' }, meBox,
       h('button', { type: 'button', class: 'icon-button', onclick: onSignOut, 'data-testid': 'sign-out' }, 'Sign out')),
+    searchForm,
     h('div', { class: 'filter' }, h('label', { for: 'people-filter', class: 'visually-hidden' }, 'Find a room, person or conversation'), filter),
     h('div', { class: 'sidebar-scroll' }, ...sections.map((s) => s.el)),
     h('footer', { class: 'sidebar-footer' }, mentionsLink, settingsLink, notifyButton, adminLink));
@@ -161,7 +172,7 @@ export function createSidebar({ onSignOut }) {
     const muted = dm?.notify === 'muted';
     const sub = online ? 'Online' : user.last_seen ? `Last seen ${relativeTime(user.last_seen)}` : 'Not signed in yet';
     const current = state.openId === id;
-    return cached(`p${user.id}`, [user.display_name, user.username, sub, unread, current, online, muted].join('\u0000'), () => h('li', {},
+    return cached(`p${user.id}`, [user.display_name, user.username, user.avatar, sub, unread, current, online, muted].join('\u0000'), () => h('li', {},
       h('a', {
         href: `#/dm/${encodeURIComponent(user.username)}`, class: 'entry person',
         'aria-current': current ? 'page' : null,
@@ -179,11 +190,11 @@ export function createSidebar({ onSignOut }) {
     const other = store.userById(store.otherMember(s.id));
     const name = other?.display_name ?? s.id;
     const last = s.last_message;
-    const preview = last ? `${last.from === state.me.id ? 'You: ' : ''}${previewText(last)}` : '';
+    const preview = last ? `${last.from === state.me.id ? 'You: ' : ''}${summaryText(last)}` : '';
     const when = whenLabel(last);
     const current = state.openId === s.id;
     const muted = s.notify === 'muted';
-    return cached(`c${s.id}`, [name, other?.id, preview, when, s.unread, current, muted].join('\u0000'), () => h('li', {},
+    return cached(`c${s.id}`, [name, other?.id, other?.avatar, preview, when, s.unread, current, muted].join('\u0000'), () => h('li', {},
       h('a', {
         href: store.hrefFor(s.id), class: `entry conversation${s.unread ? ' has-unread' : ''}${muted ? ' is-muted' : ''}`,
         'aria-current': current ? 'page' : null,
@@ -199,7 +210,7 @@ export function createSidebar({ onSignOut }) {
   function roomEntry(s) {
     const last = s.last_message;
     const sender = last ? (last.from === state.me.id ? 'You' : store.userById(last.from)?.display_name ?? 'Someone') : '';
-    const preview = last ? `${sender}: ${previewText(last)}` : (s.topic || 'No messages yet');
+    const preview = last ? `${sender}: ${summaryText(last)}` : (s.topic || 'No messages yet');
     const when = whenLabel(last);
     const current = state.openId === s.id;
     const muted = s.notify === 'muted';
@@ -232,7 +243,7 @@ export function createSidebar({ onSignOut }) {
         error.textContent = e.message;
       }
     };
-    return cached(`r${r.from}`, [name, r.body, r.sent_at].join('\u0000'), () => h('li', { class: 'request', dataset: { testid: 'request', from: r.from } },
+    return cached(`r${r.from}`, [name, user?.avatar, r.body, r.sent_at].join('\u0000'), () => h('li', { class: 'request', dataset: { testid: 'request', from: r.from } },
       h('div', { class: 'request-top' }, avatar(user ?? { id: r.from, display_name: name }, 'sm'),
         h('span', { class: 'entry-name' }, name), h('span', { class: 'muted' }, 'wants to chat')),
       h('p', { class: 'request-body' }, r.body ?? ''),
@@ -301,6 +312,14 @@ export function createSidebar({ onSignOut }) {
     focusFilter() {
       filter.focus();
       filter.select();
+    },
+    focusSearch() {
+      search.focus();
+      search.select();
+    },
+    /** The query the search page shows, so the box says what was searched. */
+    setSearch(query) {
+      if (document.activeElement !== search) search.value = query;
     },
     destroy: unsubscribe,
   };
