@@ -1,8 +1,11 @@
 //! The server's shared state and the operations that span accounts and live connections.
 
+use std::sync::Arc;
+
 use crate::auth::{Auth, AuthError, Authenticated};
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::search::Search;
 use crate::store::{Role, Store, User, UserPatch};
 
@@ -13,6 +16,8 @@ pub struct App {
     pub auth: Auth,
     pub hub: Hub,
     pub search: Search,
+    /// What the server counts about itself (`/metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl App {

@@ -10,7 +10,9 @@ pub mod control;
 pub mod http;
 pub mod hub;
 pub mod json;
+pub mod metrics;
 pub mod search;
+pub mod status;
 pub mod store;
 pub mod text;
 
@@ -90,13 +92,15 @@ pub async fn run(
     store: Store,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
-    let auth = Auth::new(store.clone())?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let auth = Auth::new(store.clone(), metrics.clone())?;
     let search = Search::start(config.search_dir(), store.clone());
     let hub = Hub::start(
         store.clone(),
         search.feed(),
         config.max_connections,
         config.frame_rate,
+        metrics.clone(),
     );
     let app = Arc::new(App {
         config,
@@ -104,6 +108,7 @@ pub async fn run(
         auth,
         hub,
         search,
+        metrics,
     });
     announce(&listener, &app);
 

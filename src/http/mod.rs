@@ -7,6 +7,7 @@ mod assets;
 mod chat;
 pub mod error;
 pub mod filters;
+mod monitoring;
 mod rooms;
 mod search;
 mod server;
@@ -49,6 +50,8 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
 
     let ws = warp::path!("ws").and(ws::upgrade(app.clone()));
 
+    let metrics = metrics_route(app.clone());
+
     let setup_page = warp::path!("setup")
         .and(warp::get())
         .and(with_app(app))
@@ -75,6 +78,8 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(ws)
         .unify()
+        .or(metrics)
+        .unify()
         .or(setup_page)
         .unify()
         .or(static_files)
@@ -82,6 +87,30 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .recover(error::recover)
         .unify()
         .map(security_headers)
+        .boxed()
+}
+
+/// `GET /metrics`: only for the token or loopback that `--metrics-*` configured; otherwise
+/// it does not exist (404), whatever the method.
+fn metrics_route(app: Arc<App>) -> BoxedFilter<(Response,)> {
+    use monitoring::MetricsDecision;
+    warp::path!("metrics")
+        .and(with_app(app))
+        .and(client_addr())
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(
+            |app: Arc<App>, from, authorization: Option<String>| async move {
+                let access = &app.config.metrics;
+                match monitoring::metrics_decision(access, from, authorization.as_deref()) {
+                    MetricsDecision::Serve => Ok(app),
+                    MetricsDecision::NeedToken => Err(warp::reject::custom(ApiError::MetricsToken)),
+                    MetricsDecision::Hidden => Err(warp::reject::not_found()),
+                }
+            },
+        )
+        .and(warp::get())
+        .then(monitoring::metrics)
+        .map(respond)
         .boxed()
 }
 
@@ -155,13 +184,21 @@ fn admin_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
     let reset = warp::path!("admin" / "users" / u64 / "reset-password")
         .and(warp::post())
         .and(with_app(app.clone()))
-        .and(admin(app))
+        .and(admin(app.clone()))
         .then(|id, app, admin| admin::reset_password(app, id, admin));
+    let status = warp::path!("admin" / "status")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(admin(app))
+        .and(warp::query())
+        .then(monitoring::admin_status);
     list.or(create)
         .unify()
         .or(update)
         .unify()
         .or(reset)
+        .unify()
+        .or(status)
         .unify()
         .map(respond)
         .boxed()

@@ -3,6 +3,7 @@
 //! block on fsync.
 
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -154,8 +155,14 @@ fn commit(store: &Store, hub: &Hub, ops: Vec<ChatOp>, callers: Vec<Caller>) {
     if ops.is_empty() {
         return;
     }
-    let error = match store.apply_chat_batch(&ops) {
+    let started = Instant::now();
+    let applied = store.apply_chat_batch(&ops);
+    let metrics = &hub.inner.metrics;
+    metrics.observe_commit(ops.len(), started.elapsed());
+    let error = match applied {
         Ok(outcomes) => {
+            let messages = outcomes.iter().filter(|o| o.is_new_message()).count();
+            metrics.messages_committed.inc_by(messages as u64);
             let fan_out = FanOut { store, hub };
             for (outcome, caller) in outcomes.into_iter().zip(callers) {
                 fan_out.deliver(&outcome, &caller);

@@ -440,6 +440,16 @@ pub enum ChatOutcome {
     Rejected(ChatRejection),
 }
 
+impl ChatOutcome {
+    /// Whether this stored a new message: a send, or an accepted chat request's first message.
+    pub fn is_new_message(&self) -> bool {
+        matches!(
+            self,
+            ChatOutcome::Sent { .. } | ChatOutcome::People(people::PeopleEvent::Accepted { .. })
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ChatRejection {
     #[error("you are not a member of that conversation")]

@@ -9,6 +9,7 @@ mod file;
 mod people;
 mod rooms;
 mod search;
+mod stats;
 mod users;
 
 use std::path::Path;
