@@ -86,42 +86,46 @@ impl Metrics {
     }
 
     fn register_fixed(mut self) -> Metrics {
-        let r = &mut self.registry;
-        r.register(
-            "messages_committed",
-            "Messages durably committed",
-            self.messages_committed.clone(),
-        );
-        r.register(
+        let counters = [
+            (
+                "messages_committed",
+                "Messages durably committed",
+                &self.messages_committed,
+            ),
+            (
+                "frames_rate_limited",
+                "WebSocket frames refused by the per-connection rate limit",
+                &self.frames_rate_limited,
+            ),
+            (
+                "slow_consumers_closed",
+                "WebSockets closed (1008) for not reading their frames fast enough",
+                &self.slow_consumers,
+            ),
+            (
+                "logins_failed",
+                "Logins refused for a wrong username or password",
+                &self.logins_failed,
+            ),
+            (
+                "logins_rate_limited",
+                "Logins refused by the login rate limits",
+                &self.logins_rate_limited,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            self.registry.register(name, help, counter.clone());
+        }
+        self.registry.register(
             "commit_batch_size",
             "Writes per committed writer transaction",
             self.commit_batch.clone(),
         );
-        r.register_with_unit(
+        self.registry.register_with_unit(
             "commit",
             "Time to apply and commit one writer transaction, fsync included",
             Unit::Seconds,
             self.commit_seconds.clone(),
-        );
-        r.register(
-            "frames_rate_limited",
-            "WebSocket frames refused by the per-connection rate limit",
-            self.frames_rate_limited.clone(),
-        );
-        r.register(
-            "slow_consumers_closed",
-            "WebSockets closed (1008) for not reading their frames fast enough",
-            self.slow_consumers.clone(),
-        );
-        r.register(
-            "logins_failed",
-            "Logins refused for a wrong username or password",
-            self.logins_failed.clone(),
-        );
-        r.register(
-            "logins_rate_limited",
-            "Logins refused by the login rate limits",
-            self.logins_rate_limited.clone(),
         );
         self
     }
