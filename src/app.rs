@@ -5,9 +5,11 @@ use std::sync::Arc;
 use crate::auth::{Auth, AuthError, Authenticated};
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::lan::join::Addresses;
 use crate::metrics::Metrics;
 use crate::search::Search;
 use crate::store::{Role, Store, User, UserPatch};
+use crate::tls::CaCertificate;
 
 /// Everything a request handler may need, shared behind one `Arc`.
 pub struct App {
@@ -18,6 +20,10 @@ pub struct App {
     pub search: Search,
     /// What the server counts about itself (`/metrics`).
     pub metrics: Arc<Metrics>,
+    /// Where the server listens, for the links given to people.
+    pub addresses: Addresses,
+    /// The local CA's certificate, served at `/trust` (`--tls auto` only).
+    pub trust: Option<CaCertificate>,
 }
 
 impl App {
