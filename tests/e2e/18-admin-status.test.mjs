@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { ARTIFACTS, Office, sendFramesAs, eventually } from './helpers.mjs';
+import { ARTIFACTS, Office, eventually, personEntry, sendFramesAs } from './helpers.mjs';
 
 test('the admin page shows the server at a glance', { timeout: 90_000 }, async () => {
   const office = await Office.open('admin-status', ['bob']);
@@ -17,7 +17,10 @@ test('the admin page shows the server at a glance', { timeout: 90_000 }, async (
     const received = await sendFramesAs(bobPage, bob, frames);
     assert.equal(received.filter((f) => f.type === 'ack').length, 3, JSON.stringify(received));
 
-    const page = await office.signIn('alice', { hash: '#/admin' });
+    // Once alice's own tab is online (it shows bob online), she opens the admin page.
+    const page = await office.signIn('alice');
+    await personEntry(page, bob).getByText('Online').waitFor();
+    await page.evaluate(() => { location.hash = '#/admin'; });
     const server = page.getByTestId('server-status');
     await server.waitFor();
     const value = (key) => server.getByTestId(`server-${key}`).locator('dd').textContent();
