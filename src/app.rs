@@ -1,11 +1,14 @@
 //! The server's shared state and the operations that span accounts and live connections.
 
+use std::sync::Arc;
+
 use crate::auth::{Auth, AuthError, Authenticated};
 use crate::blobs::Blobs;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::lan::join::Addresses;
 use crate::media::Media;
+use crate::metrics::Metrics;
 use crate::search::Search;
 use crate::store::{Role, Store, User, UserPatch};
 use crate::tls::CaCertificate;
@@ -21,6 +24,8 @@ pub struct App {
     pub blobs: Blobs,
     /// Decodes pictures, a few at a time.
     pub media: Media,
+    /// What the server counts about itself (`/metrics`).
+    pub metrics: Arc<Metrics>,
     /// Where the server listens, for the links given to people.
     pub addresses: Addresses,
     /// The local CA's certificate, served at `/trust` (`--tls auto` only).

@@ -135,6 +135,22 @@ pub async fn check(config: &Config, repair: bool) -> ExitCode {
     }
 }
 
+/// `confab man-page DIR`: the man pages, rendered from the same clap definition as `--help`,
+/// so they cannot fall behind the flags.
+pub fn man_pages(dir: &std::path::Path) -> ExitCode {
+    use clap::CommandFactory;
+    match clap_mangen::generate_to(crate::config::Cli::command(), dir) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "confab: cannot write the man pages to {}: {e}",
+                dir.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Console commands never create a database: a mistyped --data-dir is reported, not "fixed".
 fn existing_database(config: &Config) -> Result<(), String> {
     if config.database_path().exists() {
@@ -161,7 +177,7 @@ async fn reset_offline(config: &Config, username: &str) -> Response {
         Err(e) => return Response::Failed(e.to_string()),
     };
     let result = async {
-        let auth = Auth::new(store)?;
+        let auth = Auth::new(store, std::sync::Arc::default())?;
         let id = auth.user_id_by_name(username).await?;
         let (password, _revoked) = auth.reset_password(id).await?;
         Ok::<_, AuthError>(password)

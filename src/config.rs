@@ -98,6 +98,27 @@ pub struct Cli {
     /// Give USER a new one-time temporary password, sign them out everywhere, and exit.
     #[arg(long, env = "CONFAB_RESET_USER", value_name = "USER")]
     pub reset_user: Option<String>,
+
+    /// Serve Prometheus metrics at /metrics to requests sending `Authorization: Bearer TOKEN`
+    /// (16 characters or more). /metrics is off unless this or --metrics-loopback is given.
+    #[arg(
+        long,
+        env = "CONFAB_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+
+    /// Serve /metrics without a token to requests from 127.0.0.1 or ::1 (a Prometheus or
+    /// node exporter on the same machine). Others get 404, or 401 without the token if
+    /// --metrics-token is also set.
+    /// (The variable takes 1/0, true/false, yes/no, on/off.)
+    #[arg(
+        long,
+        env = "CONFAB_METRICS_LOOPBACK",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub metrics_loopback: bool,
 }
 
 /// Console commands; with none, confab serves.
@@ -112,6 +133,10 @@ pub enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Write the man pages (confab.1, one per command) into DIR, rendered from these flags;
+    /// the .deb ships them.
+    #[command(hide = true)]
+    ManPage { dir: PathBuf },
 }
 
 /// `--tls`: the two modes an operator chooses between (files come with `--tls-cert`).
@@ -147,6 +172,7 @@ pub struct Config {
     pub upload_min_free: u64,
     /// How often the blob sweep runs, and how old an unreferenced blob must be to go.
     pub sweep: Sweep,
+    pub metrics: MetricsAccess,
     pub tls: TlsMode,
     /// The mDNS name (without `.local`), or `None` when the server is not announced.
     pub mdns_name: Option<String>,
@@ -175,6 +201,49 @@ impl Sweep {
             every: Duration::from_secs(seconds.max(1)),
             min_age: Duration::from_secs(seconds),
         }
+    }
+}
+
+/// Who may read `/metrics`. With neither a token nor loopback, nobody: it answers 404.
+#[derive(Clone, Default)]
+pub struct MetricsAccess {
+    pub token: Option<String>,
+    pub loopback: bool,
+}
+
+impl MetricsAccess {
+    /// Shortest accepted token: guessing it must be hopeless even without rate limits.
+    pub const MIN_TOKEN_CHARS: usize = 16;
+
+    fn from_cli(cli: &Cli) -> Result<MetricsAccess, String> {
+        let token = cli.metrics_token.as_deref().map(str::trim);
+        if let Some(token) = token
+            && token.chars().count() < Self::MIN_TOKEN_CHARS
+        {
+            return Err(format!(
+                "--metrics-token (CONFAB_METRICS_TOKEN) must be at least {} characters; \
+                 generate one with e.g. `openssl rand -hex 16`",
+                Self::MIN_TOKEN_CHARS
+            ));
+        }
+        Ok(MetricsAccess {
+            token: token.map(str::to_owned),
+            loopback: cli.metrics_loopback,
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.token.is_some() || self.loopback
+    }
+}
+
+/// The token is a secret: never in logs.
+impl std::fmt::Debug for MetricsAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsAccess")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("loopback", &self.loopback)
+            .finish()
     }
 }
 
@@ -215,6 +284,7 @@ impl Config {
             sweep: cli
                 .sweep_seconds
                 .map_or_else(Sweep::default, Sweep::every_seconds),
+            metrics: MetricsAccess::from_cli(cli)?,
         })
     }
 
@@ -229,6 +299,7 @@ impl Config {
             max_file_size: 25_000_000,
             upload_min_free: 1_000_000_000,
             sweep: Sweep::default(),
+            metrics: MetricsAccess::default(),
             tls: TlsMode::Off,
             mdns_name: None,
         }

@@ -13,7 +13,9 @@ pub mod hub;
 pub mod json;
 pub mod lan;
 pub mod media;
+pub mod metrics;
 pub mod search;
+pub mod status;
 pub mod store;
 pub mod text;
 pub mod tls;
@@ -113,13 +115,15 @@ pub async fn run(
         listen: listener.local_addr().map_err(StartError::Listener)?,
         tls: tls.is_some(),
     };
-    let auth = Auth::new(store.clone())?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let auth = Auth::new(store.clone(), metrics.clone())?;
     let search = Search::start(config.search_dir(), store.clone());
     let hub = Hub::start(
         store.clone(),
         search.feed(),
         config.max_connections,
         config.frame_rate,
+        metrics.clone(),
     );
     let app = Arc::new(App {
         config,
@@ -129,6 +133,7 @@ pub async fn run(
         search,
         blobs,
         media: media::Media::default(),
+        metrics,
         addresses,
         trust: tls.as_ref().and_then(|t| t.ca().cloned()),
     });

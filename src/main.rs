@@ -12,6 +12,9 @@ use confab::config::{Cli, Command, Config};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::ManPage { dir }) = &cli.command {
+        return confab::cli::man_pages(dir);
+    }
     init_logging();
     let config = match Config::from_cli(&cli) {
         Ok(config) => config,
@@ -20,8 +23,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(Command::Check { repair }) = cli.command {
-        return confab::cli::check(&config, repair).await;
+    match cli.command {
+        Some(Command::Check { repair }) => return confab::cli::check(&config, repair).await,
+        Some(Command::ManPage { .. }) | None => {}
     }
     if let Some(username) = &cli.reset_user {
         return confab::cli::reset_user(&config, username).await;

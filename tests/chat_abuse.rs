@@ -376,7 +376,7 @@ async fn keep_sending(
 async fn a_client_that_never_reads_is_cut_off_while_other_connections_keep_up() {
     const SENDER_TABS: usize = 6;
     const MAX_MESSAGES: usize = 4000;
-    let server = TestServer::start();
+    let server = common::metrics::server_with_token(&[]);
     let admin = setup_admin(&server).await;
     let bob = create_user(&admin, "bob").await;
     let carol = create_user(&admin, "carol").await;
@@ -477,6 +477,12 @@ async fn a_client_that_never_reads_is_cut_off_while_other_connections_keep_up() 
     assert!(
         delivered < total,
         "the stalled tab was cut off before all {total} messages ({delivered} delivered)"
+    );
+    let metrics = common::metrics::scrape(&server, Some(common::metrics::TOKEN)).await;
+    assert_eq!(
+        metrics.value("confab_slow_consumers_closed_total"),
+        1.0,
+        "the cut-off is counted, once"
     );
 }
 

@@ -6,7 +6,7 @@ mod ratelimit;
 mod token;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -14,6 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
 use crate::config::limits;
+use crate::metrics::Metrics;
 use crate::store::{self, NewUser, Role, Store, StoreError, User, UserPatch};
 use crate::text;
 use password::{Hasher, check_password_rules, constant_time_eq, random_password};
@@ -97,10 +98,12 @@ pub struct Auth {
     limiter: Limiter,
     /// The one-time first-run token; `None` once an account exists.
     setup_token: Mutex<Option<String>>,
+    /// Counts refused logins.
+    metrics: Arc<Metrics>,
 }
 
 impl Auth {
-    pub fn new(store: Store) -> Result<Auth> {
+    pub fn new(store: Store, metrics: Arc<Metrics>) -> Result<Auth> {
         let keys = Keys::new(&store.jwt_secret()?);
         let setup_token = (store.user_count()? == 0).then(|| {
             let bytes: [u8; 24] = rand::random();
@@ -112,6 +115,7 @@ impl Auth {
             hasher: Hasher::default(),
             limiter: Limiter::new(Policy::LOGIN),
             setup_token: Mutex::new(setup_token),
+            metrics,
         })
     }
 
@@ -157,9 +161,25 @@ impl Auth {
         self.grant(user).await
     }
 
-    /// Signs in. Each attempt is counted against the login limits (docs/PROTOCOL.md) when it
-    /// starts, so one whose client hangs up still counts; a right password takes it back.
+    /// Signs in, and counts refusals in the metrics.
     pub async fn login(
+        &self,
+        username: &str,
+        password: String,
+        addr: Option<IpAddr>,
+    ) -> Result<Grant> {
+        let result = self.attempt_login(username, password, addr).await;
+        match &result {
+            Err(AuthError::InvalidCredentials) => self.metrics.logins_failed.inc(),
+            Err(AuthError::RateLimited { .. }) => self.metrics.logins_rate_limited.inc(),
+            _ => 0,
+        };
+        result
+    }
+
+    /// Each attempt is counted against the login limits (docs/PROTOCOL.md) when it starts, so
+    /// one whose client hangs up still counts; a right password takes it back.
+    async fn attempt_login(
         &self,
         username: &str,
         password: String,
@@ -406,7 +426,7 @@ mod tests {
     async fn malformed_usernames_are_answered_at_once_and_never_counted() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&dir.path().join("confab.redb")).expect("open store");
-        let auth = Auth::new(store).expect("auth");
+        let auth = Auth::new(store, Arc::default()).expect("auth");
         let from = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
         let long = "c".repeat(60 * 1024);
         let started = std::time::Instant::now();

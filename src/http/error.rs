@@ -25,6 +25,8 @@ pub enum ApiError {
     InvalidQuery(String),
     #[error("this request must come from the confab page itself")]
     BadOrigin,
+    #[error("send the metrics token as Authorization: Bearer TOKEN")]
+    MetricsToken,
     #[error("not found")]
     NotFound,
     #[error("request bodies are limited to 64 KiB")]
@@ -95,6 +97,7 @@ impl ApiError {
             E::InvalidBody(_) => (StatusCode::BAD_REQUEST, "invalid_body", message),
             E::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query", message),
             E::BadOrigin => (StatusCode::FORBIDDEN, "bad_origin", message),
+            E::MetricsToken => (StatusCode::UNAUTHORIZED, "unauthorized", message),
             E::NotFound => (StatusCode::NOT_FOUND, "not_found", message),
             E::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message),
             E::UnsupportedMediaType => (

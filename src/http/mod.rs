@@ -9,6 +9,7 @@ pub mod error;
 mod files;
 pub mod filters;
 mod lan;
+mod monitoring;
 mod rooms;
 mod search;
 mod server;
@@ -51,6 +52,7 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
 
     let ws = warp::path!("ws").and(ws::upgrade(app.clone()));
 
+    let metrics = metrics_route(app.clone());
     let trust = trust_routes(app.clone());
 
     let setup_page = warp::path!("setup")
@@ -79,6 +81,8 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(ws)
         .unify()
+        .or(metrics)
+        .unify()
         .or(trust)
         .unify()
         .or(setup_page)
@@ -88,6 +92,30 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .recover(error::recover)
         .unify()
         .map(security_headers)
+        .boxed()
+}
+
+/// `GET /metrics`: only for the token or loopback that `--metrics-*` configured; otherwise
+/// it does not exist (404), whatever the method.
+fn metrics_route(app: Arc<App>) -> BoxedFilter<(Response,)> {
+    use monitoring::MetricsDecision;
+    warp::path!("metrics")
+        .and(with_app(app))
+        .and(client_addr())
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(
+            |app: Arc<App>, from, authorization: Option<String>| async move {
+                let access = &app.config.metrics;
+                match monitoring::metrics_decision(access, from, authorization.as_deref()) {
+                    MetricsDecision::Serve => Ok(app),
+                    MetricsDecision::NeedToken => Err(warp::reject::custom(ApiError::MetricsToken)),
+                    MetricsDecision::Hidden => Err(warp::reject::not_found()),
+                }
+            },
+        )
+        .and(warp::get())
+        .then(monitoring::metrics)
+        .map(respond)
         .boxed()
 }
 
@@ -189,6 +217,12 @@ fn admin_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(with_app(app.clone()))
         .and(admin(app.clone()))
         .then(|id, app, admin| admin::reset_password(app, id, admin));
+    let status = warp::path!("admin" / "status")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(admin(app.clone()))
+        .and(warp::query())
+        .then(monitoring::admin_status);
     let join = warp::path!("admin" / "join")
         .and(warp::get())
         .and(with_app(app.clone()))
@@ -201,6 +235,8 @@ fn admin_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .or(update)
         .unify()
         .or(reset)
+        .unify()
+        .or(status)
         .unify()
         .map(respond)
         .boxed()

@@ -100,6 +100,9 @@ pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
             () = control.closed() => break,
         }
     }
+    if control.code() == Some(close::POLICY) {
+        hub.inner.metrics.slow_consumers.inc();
+    }
     // Tell the pump to say goodbye (a no-op if a close code is already set); a peer that
     // does not read gets a moment, then is cut off. Only then is the connection forgotten,
     // so shutdown can wait for every goodbye to be sent.
@@ -236,6 +239,7 @@ impl Reader<'_> {
         // costs a token-bucket update per frame. A dropped frame is only scanned for its
         // client_id (nothing built, nothing copied) so the answer can name the dropped send.
         if !self.budget.take() {
+            self.hub.inner.metrics.frames_rate_limited.inc();
             let client_id = text.as_deref().and_then(protocol::client_id_of);
             let error = FrameError::new("rate_limited", "too many frames; slow down");
             self.reply_error(error.with_client_id(client_id));

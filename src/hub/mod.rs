@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::limits;
+use crate::metrics::Metrics;
 use crate::search;
 use crate::store::{self, ChatOp, ChatOutcome, Store, User};
 pub use connection::serve;
@@ -39,6 +40,16 @@ pub mod close {
     pub const INTERNAL: u16 = 1011;
     pub const TRY_AGAIN_LATER: u16 = 1013;
     pub const SESSION_ENDED: u16 = 4001;
+}
+
+/// A moment's view of the hub's load.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub open_websockets: usize,
+    /// People shown as online: a connection open, or closed less than the grace period ago.
+    pub online_users: usize,
+    /// Writes queued for the writer.
+    pub writer_queue: usize,
 }
 
 /// Handle to the hub; cheap to clone.
@@ -64,6 +75,8 @@ struct Inner {
     max_connections: usize,
     /// Frames per second each connection may send.
     frame_rate: u32,
+    /// Commits, rate-limited frames and slow readers are counted here.
+    metrics: Arc<Metrics>,
     /// Set once at shutdown; timers and housekeeping end on it, so nothing outlives the hub
     /// and the database closes cleanly.
     stopping: watch::Sender<bool>,
@@ -160,6 +173,7 @@ impl Hub {
         search: search::Feed,
         max_connections: usize,
         frame_rate: u32,
+        metrics: Arc<Metrics>,
     ) -> Hub {
         let (writer, queue) = mpsc::channel(limits::WRITER_QUEUE);
         let hub = Hub {
@@ -172,6 +186,7 @@ impl Hub {
                 next_connection: AtomicU64::new(1),
                 max_connections,
                 frame_rate,
+                metrics,
                 stopping: watch::channel(false).0,
             }),
         };
@@ -266,6 +281,20 @@ impl Hub {
         let thread = lock(&self.inner.writer_thread).take();
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    /// How busy the hub is right now, for /metrics and the admin page.
+    pub fn load(&self) -> Load {
+        let (open_websockets, online_users) = {
+            let registry = self.registry();
+            let online = registry.users.values().filter(|p| p.announced).count();
+            (registry.connections, online)
+        };
+        Load {
+            open_websockets,
+            online_users,
+            writer_queue: limits::WRITER_QUEUE.saturating_sub(self.inner.writer.capacity()),
         }
     }
 

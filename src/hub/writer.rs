@@ -221,8 +221,14 @@ fn commit(store: &Store, hub: &Hub, ops: Vec<ChatOp>, callers: Vec<Caller>) -> b
     if ops.is_empty() {
         return false;
     }
-    let error = match store.apply_chat_batch(&ops) {
+    let started = Instant::now();
+    let applied = store.apply_chat_batch(&ops);
+    let metrics = &hub.inner.metrics;
+    metrics.observe_commit(ops.len(), started.elapsed());
+    let error = match applied {
         Ok(outcomes) => {
+            let messages = outcomes.iter().filter(|o| o.is_new_message()).count();
+            metrics.messages_committed.inc_by(messages as u64);
             let erased = outcomes.iter().any(ChatOutcome::erased_text);
             let fan_out = FanOut { store, hub };
             for (outcome, caller) in outcomes.into_iter().zip(callers) {

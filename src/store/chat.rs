@@ -479,6 +479,14 @@ pub enum ChatOutcome {
 }
 
 impl ChatOutcome {
+    /// Whether this stored a new message: a send, or an accepted chat request's first message.
+    pub fn is_new_message(&self) -> bool {
+        matches!(
+            self,
+            ChatOutcome::Sent { .. } | ChatOutcome::People(people::PeopleEvent::Accepted { .. })
+        )
+    }
+
     /// Text someone wrote was just removed (a deleted message, a declined request): its old
     /// bytes are still in the file's free pages until [`Store::scrub_free_pages`].
     pub fn erased_text(&self) -> bool {

@@ -11,6 +11,7 @@ mod people;
 mod rooms;
 mod scrub;
 mod search;
+mod stats;
 mod users;
 
 use std::path::Path;

@@ -9,6 +9,9 @@ pub mod tls;
 /// WebSocket helpers (one `Socket` per browser tab), used by the chat tests.
 pub mod ws;
 
+/// Scraping and parsing `/metrics`.
+pub mod metrics;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

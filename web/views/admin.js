@@ -3,6 +3,7 @@ import { h, field } from '../dom.js';
 import { avatar, relativeTime } from '../format.js';
 import * as api from '../api.js';
 import { confirmDialog, openDialog, secretDialog } from './dialog.js';
+import { createServerStatus } from './admin-status.js';
 import { joinSection } from './admin-join.js';
 
 export function createAdminView({ me, onBack, onUsersChanged }) {
@@ -137,12 +138,14 @@ export function createAdminView({ me, onBack, onUsersChanged }) {
     }
   }
 
+  const server = createServerStatus();
   const el = h('section', { class: 'admin', 'data-testid': 'admin-page' },
     h('header', { class: 'pane-header' },
       h('button', { type: 'button', class: 'back', onclick: onBack, 'aria-label': 'Back to conversations' }, '‹'),
       h('div', { class: 'conv-heading' }, h('h1', { class: 'conv-title' }, 'Administration'),
         h('p', { class: 'conv-status' }, 'People who can use this server'))),
     h('div', { class: 'admin-body' },
+      server.el,
       h('section', { class: 'panel', 'aria-labelledby': 'add-person-heading' }, h('h2', { id: 'add-person-heading' }, 'Add a person'), createForm),
       h('section', { class: 'panel', 'aria-labelledby': 'people-admin-heading' }, h('h2', { id: 'people-admin-heading' }, 'People'), error,
         h('div', { class: 'table-wrap' }, h('table', { class: 'admin-table' },
@@ -152,5 +155,5 @@ export function createAdminView({ me, onBack, onUsersChanged }) {
       joinSection()));
 
   reload();
-  return { el, mounted() {}, focus() { username.focus(); }, destroy() {} };
+  return { el, mounted() {}, focus() { username.focus(); }, destroy() { server.destroy(); } };
 }
