@@ -42,6 +42,15 @@ pub struct Cli {
     #[arg(long, env = "CONFAB_HEADER_TIMEOUT", default_value_t = 10)]
     pub header_timeout: u64,
 
+    /// Folder for automatic backups: one when the server starts without a recent one, then one
+    /// every 24 hours. Off when not set.
+    #[arg(long, env = "CONFAB_BACKUP_DIR", value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// How many automatic backups to keep in --backup-dir; older ones are deleted.
+    #[arg(long, env = "CONFAB_BACKUP_KEEP", default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub backup_keep: u64,
+
     /// Give USER a new one-time temporary password, sign them out everywhere, and exit.
     #[arg(long, env = "CONFAB_RESET_USER", value_name = "USER")]
     pub reset_user: Option<String>,
@@ -59,6 +68,18 @@ pub enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Write a backup of the data (the database and attachments) to FILE: through the running
+    /// server without stopping it, or directly when it is stopped. With --verify, check the
+    /// backup FILE instead and print what it holds; exits 1 if it is not usable.
+    Backup {
+        file: PathBuf,
+        /// Check FILE (checksum, every record, every attachment) instead of writing it.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Replace the data with the backup FILE (the server must be stopped). The backup is
+    /// verified first; the current database is kept as confab.redb.<time>.before-restore.
+    Restore { file: PathBuf },
 }
 
 /// Server settings, resolved from [`Cli`] once at start and passed in, never global.
@@ -70,6 +91,9 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Frames per second per WebSocket (bursts of [`limits::FRAME_BURST_SECONDS`] × that).
     pub frame_rate: u32,
+    /// Where automatic backups go; `None`: no automatic backups.
+    pub backup_dir: Option<PathBuf>,
+    pub backup_keep: usize,
 }
 
 impl Config {
@@ -87,6 +111,8 @@ impl Config {
             max_connections: cli.max_connections.max(1),
             frame_rate: cli.frame_rate,
             header_timeout: Duration::from_secs(cli.header_timeout.max(1)),
+            backup_dir: cli.backup_dir.clone(),
+            backup_keep: cli.backup_keep as usize,
         })
     }
 
@@ -98,6 +124,8 @@ impl Config {
             max_connections: 1024,
             frame_rate: 20,
             header_timeout: Duration::from_secs(10),
+            backup_dir: None,
+            backup_keep: 7,
         }
     }
 
