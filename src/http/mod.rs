@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod assets;
+mod backups;
 mod chat;
 pub mod error;
 pub mod filters;
@@ -155,7 +156,7 @@ fn admin_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
     let reset = warp::path!("admin" / "users" / u64 / "reset-password")
         .and(warp::post())
         .and(with_app(app.clone()))
-        .and(admin(app))
+        .and(admin(app.clone()))
         .then(|id, app, admin| admin::reset_password(app, id, admin));
     list.or(create)
         .unify()
@@ -163,8 +164,24 @@ fn admin_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(reset)
         .unify()
+        .or(backup_routes(app))
+        .unify()
         .map(respond)
         .boxed()
+}
+
+fn backup_routes(app: Arc<App>) -> BoxedFilter<(Result<Response, ApiError>,)> {
+    let list = warp::path!("admin" / "backups")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(admin(app.clone()))
+        .then(backups::list);
+    let latest = warp::path!("admin" / "backups" / "latest")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(admin(app))
+        .then(backups::latest);
+    list.or(latest).unify().boxed()
 }
 
 fn chat_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {

@@ -3,6 +3,7 @@ import { h, field } from '../dom.js';
 import { avatar, relativeTime } from '../format.js';
 import * as api from '../api.js';
 import { confirmDialog, openDialog, secretDialog } from './dialog.js';
+import { createBackupsSection } from './admin-backups.js';
 
 export function createAdminView({ me, onBack, onUsersChanged }) {
   const error = h('p', { class: 'form-error', role: 'alert', 'data-testid': 'admin-error' });
@@ -147,7 +148,8 @@ export function createAdminView({ me, onBack, onUsersChanged }) {
         h('div', { class: 'table-wrap' }, h('table', { class: 'admin-table' },
           h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Person'), h('th', { scope: 'col' }, 'Role'),
             h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
-          rows)))));
+          rows))),
+      createBackupsSection()));
 
   reload();
   return { el, mounted() {}, focus() { username.focus(); }, destroy() {} };
