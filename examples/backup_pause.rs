@@ -103,7 +103,13 @@ impl Drop for Server {
 
 fn start(args: &Args) -> Fallible<(Server, SocketAddr)> {
     let mut child = Command::new(&args.bin)
-        .args(["--listen", "127.0.0.1:0", "--frame-rate", "100000", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--frame-rate",
+            "100000",
+            "--data-dir",
+        ])
         .arg(&args.dir)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -213,17 +219,17 @@ async fn send_until(
             }
         }
         let now = Instant::now();
-        acks.lock()
-            .map_err(|_| "lock")?
-            .push((now, now - sent));
+        acks.lock().map_err(|_| "lock")?.push((now, now - sent));
     }
     Ok(())
 }
 
 /// Longest ack wait and longest time without any ack, among acks in `from..to`.
 fn worst(acks: &[(Instant, Duration)], from: Instant, to: Instant) -> (usize, Duration, Duration) {
-    let mut window: Vec<&(Instant, Duration)> =
-        acks.iter().filter(|(at, _)| *at >= from && *at < to).collect();
+    let mut window: Vec<&(Instant, Duration)> = acks
+        .iter()
+        .filter(|(at, _)| *at >= from && *at < to)
+        .collect();
     window.sort_by_key(|(at, _)| *at);
     let longest_wait = window.iter().map(|(_, d)| *d).max().unwrap_or_default();
     let longest_gap = window
@@ -316,11 +322,8 @@ async fn run(args: Fallible<Args>) -> Fallible<()> {
         ms(gap)
     );
     print!("{backup_out}");
-    let (verify_time, verify_out) = timed_cli(
-        &args.bin,
-        &["backup", "--verify", &file_arg],
-        &args.dir,
-    )?;
+    let (verify_time, verify_out) =
+        timed_cli(&args.bin, &["backup", "--verify", &file_arg], &args.dir)?;
     print!("{verify_out}");
     println!(
         "backup {:.1} s, verify {:.1} s",

@@ -190,6 +190,9 @@ pub mod limits {
     pub const WRITER_QUEUE: usize = 4096;
     /// Most sends the writer commits in one transaction.
     pub const WRITER_BATCH: usize = 256;
+    /// Deleted text is erased from the database file's free pages at most this often (a
+    /// scrub costs four commits and a write of the file's free space).
+    pub const SCRUB_INTERVAL: Duration = Duration::from_secs(1);
     /// How long the server stays quiet about a user going offline, so reloads don't flicker.
     pub const PRESENCE_GRACE: Duration = Duration::from_secs(3);
     pub const PING_INTERVAL: Duration = Duration::from_secs(20);

@@ -4,7 +4,7 @@
 mod common;
 
 use common::ws::{Socket, dm_id, full_history, send_frame};
-use common::{Client, StatusCode, Value, json, office};
+use common::{Client, StatusCode, TestServer, Value, json, office};
 
 fn edit(conversation: &str, seq: u64, body: &str, client_id: &str) -> Value {
     json!({"type": "edit", "conversation": conversation, "seq": seq, "body": body, "client_id": client_id})
@@ -137,6 +137,57 @@ async fn a_deleted_message_is_gone_for_everyone_and_no_longer_unread() {
     carol_tab.mark_read(&room, 2).await;
     let unread = carol_tab.next_of_type("unread").await;
     assert_eq!(unread["unread"], 0);
+}
+
+/// Whether the database file's bytes contain `text` anywhere (free pages included).
+fn file_holds(server: &TestServer, text: &str) -> bool {
+    let bytes = std::fs::read(server.data_dir().join("confab.redb")).expect("read the database");
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
+}
+
+#[tokio::test]
+async fn a_deleted_message_leaves_no_trace_in_the_database_file() {
+    let (server, _admin, alice, bob, _carol) = office().await;
+    let conv = dm_id(&alice, &bob);
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    // Enough traffic around it that its page is copied several times (redb never writes a
+    // page in place), leaving old copies of the secret in free pages.
+    let secret = "the door code is 4711-SECRET";
+    let kept = "lunch is at noon-KEPT";
+    alice_tab.send_acked(bob.id(), kept, "k").await;
+    alice_tab.send_acked(bob.id(), secret, "s").await;
+    for i in 0..40 {
+        alice_tab
+            .send_acked(bob.id(), &format!("chatter {i}"), &format!("c{i}"))
+            .await;
+    }
+    assert!(
+        file_holds(&server, secret),
+        "the test must see the text before the delete"
+    );
+
+    alice_tab.send_json(&delete(&conv, 2, "d")).await;
+    alice_tab.ack_for("d").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while file_holds(&server, secret) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deleted text is still in the database file 10 s after the delete"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(file_holds(&server, kept), "other messages are untouched");
+    assert_eq!(full_history(&bob, &conv).await.len(), 42);
+
+    // The file stays usable: more sends and a restart keep everything.
+    alice_tab.send_acked(bob.id(), "after", "a").await;
+    drop(alice_tab);
+    let server = server.restart();
+    let bob = common::ws::same_session_on(&server, &bob);
+    let history = full_history(&bob, &conv).await;
+    assert_eq!(history.len(), 43);
+    assert_eq!(history[0]["body"], kept);
+    assert_eq!(history[1]["deleted"], true);
 }
 
 #[tokio::test]

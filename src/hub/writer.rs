@@ -3,7 +3,9 @@
 //! block on fsync.
 
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::{ConversationPayload, FrameError, RequestFrame, ServerFrame};
@@ -71,7 +73,19 @@ pub fn spawn(store: Store, hub: Hub, queue: mpsc::Receiver<WriterOp>) -> JoinHan
 
 fn run(store: Store, hub: Hub, mut queue: mpsc::Receiver<WriterOp>) {
     let mut batch = Vec::with_capacity(limits::WRITER_BATCH);
-    while let Some(first) = queue.blocking_recv() {
+    let mut scrub = Scrub::default();
+    loop {
+        let first = match scrub.due() {
+            None => queue.blocking_recv(),
+            Some(due) => match next_op_before(&mut queue, due) {
+                Ok(op) => op,
+                Err(()) => {
+                    scrub.run(&store);
+                    continue;
+                }
+            },
+        };
+        let Some(first) = first else { break };
         batch.push(first);
         while batch.len() < limits::WRITER_BATCH {
             match queue.try_recv() {
@@ -79,16 +93,68 @@ fn run(store: Store, hub: Hub, mut queue: mpsc::Receiver<WriterOp>) {
                 Err(_) => break,
             }
         }
-        if !process(&store, &hub, &mut batch) {
+        let (keep_running, erased) = process(&store, &hub, &mut batch);
+        scrub.wanted |= erased;
+        if scrub.due().is_some_and(|due| due <= Instant::now()) {
+            scrub.run(&store);
+        }
+        if !keep_running {
             break;
         }
     }
     tracing::debug!("writer stopped");
 }
 
+/// Erasing deleted text from the file's free pages (`Store::scrub_free_pages`) soon after a
+/// delete, at most once per [`limits::SCRUB_INTERVAL`] however many deletes come.
+#[derive(Default)]
+struct Scrub {
+    wanted: bool,
+    last: Option<Instant>,
+}
+
+impl Scrub {
+    fn due(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.wanted.then(|| {
+            self.last
+                .map_or(now, |last| (last + limits::SCRUB_INTERVAL).max(now))
+        })
+    }
+
+    fn run(&mut self, store: &Store) {
+        if let Err(error) = store.scrub_free_pages() {
+            tracing::warn!(%error, "could not erase deleted text from the database file's free pages");
+        }
+        self.wanted = false;
+        self.last = Some(Instant::now());
+    }
+}
+
+/// The next op if one comes before `due`; `Ok(None)` if the queue closed, `Err(())` at `due`.
+fn next_op_before(
+    queue: &mut mpsc::Receiver<WriterOp>,
+    due: Instant,
+) -> Result<Option<WriterOp>, ()> {
+    loop {
+        match queue.try_recv() {
+            Ok(op) => return Ok(Some(op)),
+            Err(TryRecvError::Disconnected) => return Ok(None),
+            Err(TryRecvError::Empty) => {
+                let now = Instant::now();
+                if now >= due {
+                    return Err(());
+                }
+                std::thread::sleep((due - now).min(Duration::from_millis(5)));
+            }
+        }
+    }
+}
+
 /// Commits the batch's writes and delivers their results, then registers its new connections
-/// and saves when they came online, in one more transaction. Returns false when asked to stop.
-fn process(store: &Store, hub: &Hub, batch: &mut Vec<WriterOp>) -> bool {
+/// and saves when they came online, in one more transaction. Returns whether to keep running
+/// (false when asked to stop) and whether a committed write erased text.
+fn process(store: &Store, hub: &Hub, batch: &mut Vec<WriterOp>) -> (bool, bool) {
     let mut ops = Vec::new();
     let mut callers = Vec::new();
     let mut connects = Vec::new();
@@ -123,7 +189,7 @@ fn process(store: &Store, hub: &Hub, batch: &mut Vec<WriterOp>) -> bool {
             WriterOp::Stop => keep_running = false,
         }
     }
-    commit(store, hub, ops, callers);
+    let erased = commit(store, hub, ops, callers);
     // Presence does not wait for the disk: announced even if saving last_seen failed.
     for (user, generation, last_seen) in offline {
         hub.announce_offline(user, generation, last_seen);
@@ -145,17 +211,19 @@ fn process(store: &Store, hub: &Hub, batch: &mut Vec<WriterOp>) -> bool {
         };
         commit(store, hub, vec![op], vec![Caller::Nobody]);
     }
-    keep_running
+    (keep_running, erased)
 }
 
 /// Commits `ops` in one transaction and delivers each outcome. If the batch fails on a damaged
-/// record, each op is tried on its own, so one bad op costs only its own sender.
-fn commit(store: &Store, hub: &Hub, ops: Vec<ChatOp>, callers: Vec<Caller>) {
+/// record, each op is tried on its own, so one bad op costs only its own sender. Returns
+/// whether a committed op erased text.
+fn commit(store: &Store, hub: &Hub, ops: Vec<ChatOp>, callers: Vec<Caller>) -> bool {
     if ops.is_empty() {
-        return;
+        return false;
     }
     let error = match store.apply_chat_batch(&ops) {
         Ok(outcomes) => {
+            let erased = outcomes.iter().any(ChatOutcome::erased_text);
             let fan_out = FanOut { store, hub };
             for (outcome, caller) in outcomes.into_iter().zip(callers) {
                 fan_out.deliver(&outcome, &caller);
@@ -163,17 +231,18 @@ fn commit(store: &Store, hub: &Hub, ops: Vec<ChatOp>, callers: Vec<Caller>) {
                     let _ = answer.send(Ok(outcome));
                 }
             }
-            return;
+            return erased;
         }
         Err(error) => error,
     };
     let retry_alone = ops.len() > 1 && matches!(error, StoreError::Codec(_));
     if retry_alone {
         tracing::warn!(%error, "a batch of {} writes failed; retrying them one by one", ops.len());
+        let mut erased = false;
         for (op, caller) in ops.into_iter().zip(callers) {
-            commit(store, hub, vec![op], vec![caller]);
+            erased |= commit(store, hub, vec![op], vec![caller]);
         }
-        return;
+        return erased;
     }
     let (failed, frame) = match error {
         StoreError::StorageFull => (
@@ -203,6 +272,7 @@ fn commit(store: &Store, hub: &Hub, ops: Vec<ChatOp>, callers: Vec<Caller>) {
             Caller::Nobody => {}
         }
     }
+    false
 }
 
 /// Tells everyone concerned about a committed write, in commit order.

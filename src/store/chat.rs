@@ -440,6 +440,18 @@ pub enum ChatOutcome {
     Rejected(ChatRejection),
 }
 
+impl ChatOutcome {
+    /// Text someone wrote was just removed (a deleted message, a declined request): its old
+    /// bytes are still in the file's free pages until [`Store::scrub_free_pages`].
+    pub fn erased_text(&self) -> bool {
+        match self {
+            ChatOutcome::Updated { message, .. } => message.deleted,
+            ChatOutcome::People(people::PeopleEvent::Declined { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ChatRejection {
     #[error("you are not a member of that conversation")]

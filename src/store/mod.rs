@@ -8,6 +8,7 @@ mod edits;
 mod file;
 mod people;
 mod rooms;
+mod scrub;
 mod search;
 mod snapshot;
 mod users;

@@ -82,7 +82,9 @@ fn begin_copy(to: &Database) -> Result<WriteTransaction> {
 /// and a rename, so `target` is either the whole copy or absent. Refuses a database with a
 /// table the catalog does not list: such a copy would silently miss data.
 pub(super) fn write_atomically(txn: ReadTransaction, target: &Path) -> Result<()> {
-    let known: BTreeSet<&str> = TABLES.iter().map(|t| t.name()).collect();
+    // The scrub's filler is zeros that exist only while a scrub runs: nothing to keep.
+    let filler = TableHandle::name(&super::scrub::SCRUB);
+    let known: BTreeSet<&str> = TABLES.iter().map(|t| t.name()).chain([filler]).collect();
     for handle in txn.list_tables()? {
         if !known.contains(handle.name()) {
             return Err(StoreError::Task(format!(
