@@ -3,8 +3,10 @@
 use crate::auth::{Auth, AuthError, Authenticated};
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::lan::join::Addresses;
 use crate::search::Search;
 use crate::store::{Role, Store, User, UserPatch};
+use crate::tls::CaCertificate;
 
 /// Everything a request handler may need, shared behind one `Arc`.
 pub struct App {
@@ -13,6 +15,10 @@ pub struct App {
     pub auth: Auth,
     pub hub: Hub,
     pub search: Search,
+    /// Where the server listens, for the links given to people.
+    pub addresses: Addresses,
+    /// The local CA's certificate, served at `/trust` (`--tls auto` only).
+    pub trust: Option<CaCertificate>,
 }
 
 impl App {

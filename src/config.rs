@@ -50,6 +50,45 @@ pub struct Cli {
     /// How many automatic backups to keep in --backup-dir; older ones are deleted.
     #[arg(long, env = "CONFAB_BACKUP_KEEP", default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub backup_keep: u64,
+    /// HTTPS: `auto` makes a local certificate authority in <data dir>/tls/ on first run and a
+    /// certificate for this machine's names and addresses; plain HTTP then redirects to HTTPS.
+    #[arg(long, env = "CONFAB_TLS", value_enum, default_value_t = TlsFlag::Off)]
+    pub tls: TlsFlag,
+
+    /// Serve HTTPS with this certificate chain (PEM) instead; reloaded when the file changes.
+    #[arg(
+        long,
+        env = "CONFAB_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) for --tls-cert.
+    #[arg(
+        long,
+        env = "CONFAB_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Announce the server on the LAN by mDNS (on by default unless listening on loopback only).
+    #[arg(long, env = "CONFAB_MDNS", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new(), hide_possible_values = true)]
+    pub mdns: bool,
+
+    /// Do not announce the server by mDNS (same as --mdns false).
+    #[arg(long, overrides_with = "mdns")]
+    pub no_mdns: bool,
+
+    /// The mDNS name: the server is announced as NAME.local.
+    #[arg(
+        long,
+        env = "CONFAB_MDNS_NAME",
+        value_name = "NAME",
+        default_value = "confab"
+    )]
+    pub mdns_name: String,
 
     /// Give USER a new one-time temporary password, sign them out everywhere, and exit.
     #[arg(long, env = "CONFAB_RESET_USER", value_name = "USER")]
@@ -82,6 +121,24 @@ pub enum Command {
     Restore { file: PathBuf },
 }
 
+/// `--tls`: the two modes an operator chooses between (files come with `--tls-cert`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsFlag {
+    Off,
+    Auto,
+}
+
+/// How the server speaks HTTPS, if at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain HTTP, as before TLS support existed.
+    Off,
+    /// A local CA in `<data dir>/tls/` signs a certificate for this machine.
+    Auto,
+    /// The operator's certificate and key, reloaded when they change.
+    Files { cert: PathBuf, key: PathBuf },
+}
+
 /// Server settings, resolved from [`Cli`] once at start and passed in, never global.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -94,6 +151,9 @@ pub struct Config {
     /// Where automatic backups go; `None`: no automatic backups.
     pub backup_dir: Option<PathBuf>,
     pub backup_keep: usize,
+    pub tls: TlsMode,
+    /// The mDNS name (without `.local`), or `None` when the server is not announced.
+    pub mdns_name: Option<String>,
 }
 
 impl Config {
@@ -105,8 +165,25 @@ impl Config {
             .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
             .filter(|o| !o.is_empty())
             .collect();
+        let tls = match (cli.tls, &cli.tls_cert, &cli.tls_key) {
+            (TlsFlag::Auto, Some(_), _) => {
+                return Err("--tls auto and --tls-cert exclude each other: choose one".into());
+            }
+            (_, Some(cert), Some(key)) => TlsMode::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            (TlsFlag::Auto, _, _) => TlsMode::Auto,
+            _ => TlsMode::Off,
+        };
+        let announce = cli.mdns && !cli.no_mdns && !cli.listen.ip().is_loopback();
+        let mdns_name = announce
+            .then(|| valid_mdns_name(&cli.mdns_name))
+            .transpose()?;
         Ok(Config {
             data_dir,
+            tls,
+            mdns_name,
             allowed_origins,
             max_connections: cli.max_connections.max(1),
             frame_rate: cli.frame_rate,
@@ -126,6 +203,8 @@ impl Config {
             header_timeout: Duration::from_secs(10),
             backup_dir: None,
             backup_keep: 7,
+            tls: TlsMode::Off,
+            mdns_name: None,
         }
     }
 
@@ -140,6 +219,32 @@ impl Config {
 
     pub fn control_socket_path(&self) -> PathBuf {
         self.data_dir.join("control.sock")
+    }
+
+    /// The local certificate authority and the certificates it issued (`--tls auto`).
+    pub fn tls_dir(&self) -> PathBuf {
+        self.data_dir.join("tls")
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls != TlsMode::Off
+    }
+}
+
+/// One DNS label (what `NAME.local` needs): letters, digits and inner dashes, lower-cased.
+fn valid_mdns_name(name: &str) -> Result<String, String> {
+    let name = name.trim().trim_end_matches(".local").to_ascii_lowercase();
+    let label_ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if label_ok {
+        Ok(name)
+    } else {
+        Err(format!(
+            "--mdns-name {name:?} is not a valid name: use letters, digits and dashes, e.g. confab"
+        ))
     }
 }
 

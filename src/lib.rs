@@ -11,9 +11,11 @@ pub mod control;
 pub mod http;
 pub mod hub;
 pub mod json;
+pub mod lan;
 pub mod search;
 pub mod store;
 pub mod text;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -50,6 +52,10 @@ pub enum StartError {
     Auth(#[from] auth::AuthError),
     #[error("cannot open the control socket: {0}")]
     Control(std::io::Error),
+    #[error("cannot start HTTPS: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot find the listening address: {0}")]
+    Listener(std::io::Error),
 }
 
 /// Creates the data directory (owner-only) if there is none.
@@ -75,7 +81,7 @@ pub fn open_store(config: &Config) -> Result<Store, StartError> {
 }
 
 /// The data directory holds the database and the signing key: owner-only.
-fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -96,6 +102,11 @@ pub async fn run(
     store: Store,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
+    let tls = tls::Tls::start(&config)?;
+    let addresses = lan::join::Addresses {
+        listen: listener.local_addr().map_err(StartError::Listener)?,
+        tls: tls.is_some(),
+    };
     let auth = Auth::new(store.clone())?;
     let search = Search::start(config.search_dir(), store.clone());
     let hub = Hub::start(
@@ -110,8 +121,13 @@ pub async fn run(
         auth,
         hub,
         search,
+        addresses,
+        trust: tls.as_ref().and_then(|t| t.ca().cloned()),
     });
-    announce(&listener, &app);
+    announce(&app);
+    let _mdns = app.config.mdns_name.as_deref().and_then(|name| {
+        lan::mdns::announce(name, app.addresses.listen.port(), app.config.is_tls())
+    });
 
     let control = control::listen(app.clone()).map_err(StartError::Control)?;
     let nightly = app.config.backup_dir.clone().map(|dir| {
@@ -122,8 +138,11 @@ pub async fn run(
             app.config.backup_keep,
         )
     });
-    let routes = http::routes(app.clone());
-    http::serve(listener, routes, &app.config, shutdown).await;
+    let surface = http::Surface {
+        routes: http::routes(app.clone()),
+        tls: tls.map(|tls| (tls, http::plain_routes(app.clone()))),
+    };
+    http::serve(listener, surface, &app.config, shutdown).await;
 
     tracing::info!("shutting down");
     control.abort();
@@ -138,24 +157,38 @@ pub async fn run(
     Ok(())
 }
 
-/// One readable line with the address to open, and the setup link on first run.
-fn announce(listener: &TcpListener, app: &App) {
-    let Ok(addr) = listener.local_addr() else {
-        return;
-    };
-    // Listening on every interface: the machine's name is what colleagues can type.
-    let url = if addr.ip().is_unspecified() {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".to_owned());
-        format!("http://{host}:{}/", addr.port())
-    } else {
-        format!("http://{addr}/")
-    };
-    tracing::info!("confab {} listening on {addr}: open {url}", config::VERSION);
-    if let Some(token) = app.auth.setup_token() {
-        tracing::info!("first run: create the administrator account at {url}setup#token={token}");
+/// One readable line with the address to open, and the setup link on first run; on a
+/// terminal a QR code for phones; on a desktop start, the browser.
+fn announce(app: &App) {
+    let addresses = &app.addresses;
+    let url = addresses.open_url();
+    tracing::info!(
+        "confab {} listening on {}: open {url}",
+        config::VERSION,
+        addresses.listen
+    );
+    if let Some(ca) = &app.trust {
+        let trust = url.replacen("https://", "http://", 1);
+        tracing::info!(
+            "HTTPS with a local certificate authority: install it on each device from {trust}trust (fingerprint {})",
+            ca.fingerprint
+        );
+    }
+    let setup = app
+        .auth
+        .setup_token()
+        .map(|token| format!("setup#token={token}"));
+    if let Some(path) = &setup {
+        tracing::info!("first run: create the administrator account at {url}{path}");
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        let join = addresses.join_url();
+        if let Some(code) = lan::join::qr_terminal(&join) {
+            println!("Scan to open {join} on a phone:\n{code}");
+        }
+    }
+    if lan::desktop::should_open_browser(lan::desktop::Surroundings::detect()) {
+        let local = addresses.local_url();
+        lan::desktop::open_browser(format!("{local}{}", setup.unwrap_or_default()));
     }
 }

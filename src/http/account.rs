@@ -62,7 +62,7 @@ pub async fn setup(
         )
         .await?;
     tracing::info!(username = %grant.user.username, "first administrator created");
-    Ok(granted(grant, StatusCode::CREATED))
+    Ok(granted(&app, grant, StatusCode::CREATED))
 }
 
 pub async fn login(
@@ -76,22 +76,31 @@ pub async fn login(
         .auth
         .login(&body.username, body.password, addr.map(|a| a.ip()))
         .await?;
-    Ok(granted(grant, StatusCode::OK))
+    Ok(granted(&app, grant, StatusCode::OK))
 }
 
-fn granted(grant: Grant, status: StatusCode) -> Response {
+fn granted(app: &App, grant: Grant, status: StatusCode) -> Response {
     let cookie = format!(
-        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
         grant.token,
-        limits::SESSION_TTL.as_secs()
+        limits::SESSION_TTL.as_secs(),
+        secure(app)
     );
     let reply = warp::reply::with_status(warp::reply::json(&grant), status);
     warp::reply::with_header(reply, http::header::SET_COOKIE, cookie).into_response()
 }
 
+/// Over TLS the cookie is never sent in clear (the plain port only redirects).
+fn secure(app: &App) -> &'static str {
+    if app.config.is_tls() { "; Secure" } else { "" }
+}
+
 pub async fn logout(app: Arc<App>, who: Authenticated) -> Result<Response, ApiError> {
     app.end_session(&who).await?;
-    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let cookie = format!(
+        "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        secure(&app)
+    );
     let reply = warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT);
     Ok(warp::reply::with_header(reply, http::header::SET_COOKIE, cookie).into_response())
 }

@@ -8,6 +8,7 @@ mod backups;
 mod chat;
 pub mod error;
 pub mod filters;
+mod lan;
 mod rooms;
 mod search;
 mod server;
@@ -25,7 +26,7 @@ use crate::app::App;
 use crate::config::VERSION;
 use error::{ApiError, respond};
 use filters::{admin, client_addr, json_body, request_origin, session, signed_in, with_app};
-pub use server::serve;
+pub use server::{Surface, serve};
 
 /// No inline script or style, nothing from elsewhere: a message can never run code.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
@@ -49,6 +50,8 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .map(|response: Response| with_header(response, "cache-control", "no-store"));
 
     let ws = warp::path!("ws").and(ws::upgrade(app.clone()));
+
+    let trust = trust_routes(app.clone());
 
     let setup_page = warp::path!("setup")
         .and(warp::get())
@@ -76,6 +79,8 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(ws)
         .unify()
+        .or(trust)
+        .unify()
         .or(setup_page)
         .unify()
         .or(static_files)
@@ -84,6 +89,32 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .unify()
         .map(security_headers)
         .boxed()
+}
+
+/// What plain HTTP gets when TLS is on: the trust page (reachable before the browser trusts
+/// the server) and a redirect to HTTPS for everything else.
+pub fn plain_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
+    lan::plain_routes(trust_routes(app))
+        .recover(error::recover)
+        .unify()
+        .map(security_headers)
+        .boxed()
+}
+
+/// `/trust` and `/trust/ca.pem`, only when the server has its own CA (`--tls auto`).
+fn trust_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
+    let ca = with_app(app).and_then(|app: Arc<App>| async move {
+        app.trust.clone().ok_or_else(warp::reject::not_found)
+    });
+    let page = warp::path!("trust")
+        .and(warp::get().or(warp::head()).unify())
+        .and(ca.clone())
+        .map(|ca| lan::trust_page(&ca));
+    let file = warp::path!("trust" / "ca.pem")
+        .and(warp::get())
+        .and(ca)
+        .map(|ca| lan::ca_file(&ca));
+    page.or(file).unify().boxed()
 }
 
 fn account_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
@@ -158,7 +189,14 @@ fn admin_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(with_app(app.clone()))
         .and(admin(app.clone()))
         .then(|id, app, admin| admin::reset_password(app, id, admin));
+    let join = warp::path!("admin" / "join")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(admin(app.clone()))
+        .then(lan::join);
     list.or(create)
+        .unify()
+        .or(join)
         .unify()
         .or(update)
         .unify()

@@ -2,6 +2,8 @@
 //! docs/PROTOCOL.md, so every test file reads like a user story instead of plumbing.
 #![allow(dead_code)]
 
+/// HTTPS helpers: clients that trust a given CA, certificates made for a test.
+pub mod tls;
 /// WebSocket helpers (one `Socket` per browser tab), used by the chat tests.
 pub mod ws;
 
@@ -303,10 +305,13 @@ impl Drop for TestServer {
 }
 
 /// The binary with a clean environment: no `RUST_LOG` and no inherited `CONFAB_*` settings, so a
-/// developer's shell cannot change what the tests see.
+/// developer's shell cannot change what the tests see; no display either, or a test server
+/// started from a desktop session (no terminal attached) would open a browser.
 pub fn base_command() -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.env_remove("RUST_LOG");
+    cmd.env_remove("RUST_LOG")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY");
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("CONFAB_") {
             cmd.env_remove(&key);
@@ -509,14 +514,14 @@ pub struct Client {
 impl Client {
     /// A client for `server` that presents `token` as a bearer token.
     pub fn new(server: &TestServer, token: &str) -> Client {
-        Client::at(&server.url(""), token, Value::Null)
+        Client::at(&http(), &server.url(""), token, Value::Null)
     }
 
-    fn at(base: &str, token: &str, user: Value) -> Client {
+    fn at(http: &reqwest::Client, base: &str, token: &str, user: Value) -> Client {
         Client {
             token: token.to_owned(),
             user,
-            http: http(),
+            http: http.clone(),
             base: base.to_owned(),
         }
     }
@@ -613,15 +618,16 @@ pub async fn login(
     username: &str,
     password: &str,
 ) -> (StatusCode, Value, Option<String>) {
-    login_at(&server.url(""), username, password).await
+    login_at(&http(), &server.url(""), username, password).await
 }
 
 async fn login_at(
+    http: &reqwest::Client,
     base: &str,
     username: &str,
     password: &str,
 ) -> (StatusCode, Value, Option<String>) {
-    let req = http()
+    let req = http
         .post(format!("{base}/api/login"))
         .json(&json!({"username": username, "password": password}));
     let (status, headers, body) = send_full(req).await;
@@ -630,14 +636,19 @@ async fn login_at(
 
 /// Logs in and asserts success, returning a bearer client.
 pub async fn login_client(server: &TestServer, username: &str, password: &str) -> Client {
-    login_client_at(&server.url(""), username, password).await
+    login_client_at(&http(), &server.url(""), username, password).await
 }
 
-async fn login_client_at(base: &str, username: &str, password: &str) -> Client {
-    let (status, body, _) = login_at(base, username, password).await;
+async fn login_client_at(
+    http: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+) -> Client {
+    let (status, body, _) = login_at(http, base, username, password).await;
     assert_eq!(status, StatusCode::OK, "login as {username}: {body}");
     let token = body["token"].as_str().expect("login token");
-    Client::at(base, token, body["user"].clone())
+    Client::at(http, base, token, body["user"].clone())
 }
 
 /// The `Set-Cookie` header that sets `confab_session`, if any.
@@ -675,10 +686,15 @@ pub async fn alice_and_bob() -> (TestServer, Client, Client) {
 
 /// Performs first-run setup as `admin` / `correct horse battery` and returns the admin client.
 pub async fn setup_admin(server: &TestServer) -> Client {
+    setup_admin_at(&http(), &server.url(""), server).await
+}
+
+/// `setup_admin` through `http` at `base` (e.g. an HTTPS client and address).
+pub async fn setup_admin_at(http: &reqwest::Client, base: &str, server: &TestServer) -> Client {
     let token = server
         .wait_for(START_TIMEOUT, |c| c.setup_token.clone())
         .expect("server printed a /setup#token=... line");
-    let req = http().post(server.url("/api/setup")).json(&json!({
+    let req = http.post(format!("{base}/api/setup")).json(&json!({
         "token": token,
         "username": "admin",
         "display_name": "Admin",
@@ -687,7 +703,7 @@ pub async fn setup_admin(server: &TestServer) -> Client {
     let (status, body) = send(req).await;
     assert_eq!(status, StatusCode::CREATED, "POST /api/setup: {body}");
     let token = body["token"].as_str().expect("setup returns a token");
-    Client::new(server, token).with_user(body["user"].clone())
+    Client::at(http, base, token, body["user"].clone())
 }
 
 impl Client {
@@ -707,13 +723,13 @@ pub fn password_of(username: &str) -> String {
 /// `password_of(username)`, and signs in again. Returns that ready-to-use client.
 pub async fn create_user(admin: &Client, username: &str) -> Client {
     let temporary = create_user_raw(admin, username).await;
-    let first = login_client_at(&admin.base, username, &temporary).await;
+    let first = login_client_at(&admin.http, &admin.base, username, &temporary).await;
     assert_eq!(first.user["must_change_password"], true, "{}", first.user);
     let (status, body) = first
         .change_password(&temporary, &password_of(username))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "change password: {body}");
-    login_client_at(&admin.base, username, &password_of(username)).await
+    login_client_at(&admin.http, &admin.base, username, &password_of(username)).await
 }
 
 /// Admin creates `username` (a member) and returns the temporary password.

@@ -40,18 +40,21 @@ process.on('exit', () => {
 
 /** A confab process on 127.0.0.1; `restart()` brings it back on the same port and data dir. */
 export class Server {
-  constructor(dataDir, name) {
+  /** `args`: extra flags, e.g. ['--tls', 'auto'] (then the server's links are https). */
+  constructor(dataDir, name, args = []) {
     this.dataDir = dataDir;
     this.name = name;
+    this.args = args;
+    this.scheme = args.includes('--tls') ? 'https' : 'http';
     this.child = null;
     this.addr = null;
     this.setupToken = null;
   }
 
-  static async start(name) {
+  static async start(name, { args = [] } = {}) {
     const bin = process.env.CONFAB_BIN;
     if (!bin) throw new Error('CONFAB_BIN is not set: run `cargo build` and set CONFAB_BIN=target/debug/confab');
-    const server = new Server(mkdtempSync(path.join(tmpdir(), 'confab-e2e-')), name);
+    const server = new Server(mkdtempSync(path.join(tmpdir(), 'confab-e2e-')), name, args);
     await server.spawn('127.0.0.1:0', { expectSetupToken: true });
     return server;
   }
@@ -59,9 +62,10 @@ export class Server {
   async spawn(listen, { expectSetupToken = false } = {}) {
     mkdirSync(ARTIFACTS, { recursive: true });
     const log = createWriteStream(path.join(ARTIFACTS, `server-${this.name}.log`), { flags: 'a' });
-    const child = spawn(process.env.CONFAB_BIN, ['--listen', listen, '--data-dir', this.dataDir], {
+    const child = spawn(process.env.CONFAB_BIN, ['--listen', listen, '--data-dir', this.dataDir, ...this.args], {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1' },
+      // No display: a server started without a terminal from a desktop session opens a browser.
+      env: { ...process.env, NO_COLOR: '1', DISPLAY: '', WAYLAND_DISPLAY: '' },
     });
     running.add(child);
     this.child = child;
@@ -100,7 +104,7 @@ export class Server {
   }
 
   url(p = '/') {
-    return `http://${this.addr}${p}`;
+    return `${this.scheme}://${this.addr}${p}`;
   }
 
   get setupUrl() {
@@ -161,11 +165,13 @@ export function watchPage(page, label, sink) {
   });
 }
 
-export function launchBrowser() {
+/** `args` are added to Chromium's flags; `env` replaces its environment (e.g. a HOME with a trust store). */
+export function launchBrowser({ args = [], env } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
+    env,
   });
 }
 

@@ -4,6 +4,7 @@ import { avatar, relativeTime } from '../format.js';
 import * as api from '../api.js';
 import { confirmDialog, openDialog, secretDialog } from './dialog.js';
 import { createBackupsSection } from './admin-backups.js';
+import { joinSection } from './admin-join.js';
 
 export function createAdminView({ me, onBack, onUsersChanged }) {
   const error = h('p', { class: 'form-error', role: 'alert', 'data-testid': 'admin-error' });
@@ -149,7 +150,8 @@ export function createAdminView({ me, onBack, onUsersChanged }) {
           h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Person'), h('th', { scope: 'col' }, 'Role'),
             h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
           rows))),
-      createBackupsSection()));
+      createBackupsSection(),
+      joinSection()));
 
   reload();
   return { el, mounted() {}, focus() { username.focus(); }, destroy() {} };

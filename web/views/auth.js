@@ -81,8 +81,19 @@ export function setupScreen({ onSignedIn }) {
   });
 }
 
+/** Over HTTPS with the server's own CA, a link to the steps for trusting it on other devices. */
+function trustLink() {
+  const link = h('p', { class: 'card-footer', hidden: true },
+    h('a', { href: '/trust', 'data-testid': 'trust-link' }, 'Trust this server on your other devices'));
+  if (location.protocol === 'https:') {
+    fetch('/trust', { method: 'HEAD' }).then((res) => { link.hidden = !res.ok; }).catch(() => {});
+  }
+  return link;
+}
+
 export function signInScreen({ notice, onSignedIn }) {
   return authCard({
+    footer: trustLink(),
     title: 'Sign in',
     intro: notice,
     testid: 'sign-in-form',
