@@ -1,8 +1,10 @@
 //! Console commands an administrator runs next to the server.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::backup::{self, BackupError, Source, Verified};
 use crate::blobs::Blobs;
 use crate::config::Config;
 use crate::control::{self, Request, Response};
@@ -39,6 +41,176 @@ pub async fn reset_user(config: &Config, username: &str) -> ExitCode {
             eprintln!("confab: could not reset the password: {message}");
             ExitCode::FAILURE
         }
+        other => unexpected(&other),
+    }
+}
+
+fn unexpected(response: &Response) -> ExitCode {
+    eprintln!("confab: the server gave an unexpected answer: {response:?}");
+    ExitCode::FAILURE
+}
+
+/// `confab backup FILE`: through the running server if there is one, else directly from the
+/// stopped server's database (which is only read).
+pub async fn backup(config: &Config, file: &Path) -> ExitCode {
+    let target = match std::path::absolute(file) {
+        Ok(path) => path,
+        Err(e) => return fail(format!("cannot use {}: {e}", file.display())),
+    };
+    let request = Request::Backup {
+        path: target.clone(),
+    };
+    let response = match control::request(&config.control_socket_path(), &request) {
+        Ok(Some(response)) => response,
+        Ok(None) => backup_offline(config, target).await,
+        Err(e) => Response::Failed(format!(
+            "cannot reach the running server at {}: {e}",
+            config.control_socket_path().display()
+        )),
+    };
+    match response {
+        Response::BackedUp(written) => {
+            println!(
+                "backup written to {} ({}, {} attached files) in {:.1} s",
+                written.path.display(),
+                megabytes(written.bytes),
+                written.files,
+                written.seconds
+            );
+            println!(
+                "check it with: confab backup --verify {}",
+                written.path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Response::Failed(message) => fail(format!("the backup failed: {message}")),
+        other => unexpected(&other),
+    }
+}
+
+async fn backup_offline(config: &Config, target: PathBuf) -> Response {
+    if let Err(message) = existing_database(config) {
+        return Response::Failed(message);
+    }
+    let (database, data_dir) = (config.database_path(), config.data_dir.clone());
+    let done = tokio::task::spawn_blocking(move || {
+        backup::write_backup(Source::Stopped(&database), &data_dir, &target)
+    })
+    .await;
+    match done {
+        Ok(Ok(written)) => Response::BackedUp(written),
+        Ok(Err(BackupError::Store(StoreError::InUse))) => Response::Failed(
+            "the database is in use, but the server's control socket did not answer".into(),
+        ),
+        Ok(Err(e)) => Response::Failed(e.to_string()),
+        Err(e) => Response::Failed(e.to_string()),
+    }
+}
+
+/// `confab backup --verify FILE`: unpacks it into a temporary folder and checks everything.
+pub async fn verify_backup(file: &Path) -> ExitCode {
+    let file = file.to_owned();
+    let done = tokio::task::spawn_blocking(move || {
+        let work = tempfile::Builder::new()
+            .prefix("confab-verify-")
+            .tempdir()
+            .map_err(|e| BackupError::Task(format!("cannot make a temporary folder: {e}")))?;
+        let started = std::time::Instant::now();
+        backup::verify(&file, work.path(), false).map(|v| (v, started.elapsed()))
+    })
+    .await;
+    let (verified, took) = match done {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => return fail(e.to_string()),
+        Err(e) => return fail(e.to_string()),
+    };
+    print_backup(&verified);
+    println!("verified in {:.1} s", took.as_secs_f64());
+    report_problems(
+        &verified.problems,
+        "the backup is good: checksum, every record and every attached file check out",
+    )
+}
+
+fn print_backup(backup: &Verified) {
+    println!(
+        "backup made by confab {} at {} UTC ({} ago), database format {}, {}",
+        backup.manifest.confab,
+        backup::utc_stamp(backup.manifest.created_at / 1000),
+        human_age(backup.age()),
+        backup.manifest.schema,
+        megabytes(backup.bytes),
+    );
+    println!(
+        "{} users, {} conversations, {} messages, {} files",
+        backup.users, backup.conversations, backup.messages, backup.files
+    );
+}
+
+fn report_problems(problems: &[String], all_good: &str) -> ExitCode {
+    for problem in problems {
+        println!("  problem: {problem}");
+    }
+    if problems.is_empty() {
+        println!("{all_good}");
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "{} problems found: do not rely on this backup",
+            problems.len()
+        );
+        ExitCode::FAILURE
+    }
+}
+
+/// `confab restore FILE`: only with the server stopped.
+pub async fn restore(config: &Config, file: &Path) -> ExitCode {
+    let running = format!(
+        "the server is running on {}; stop it first (e.g. systemctl stop confab), then restore",
+        config.data_dir.display()
+    );
+    if let Ok(Some(_)) = control::request(&config.control_socket_path(), &Request::Ping) {
+        return fail(running);
+    }
+    if let Err(e) = crate::create_data_dir(config) {
+        return fail(e.to_string());
+    }
+    let (config_copy, file) = (config.clone(), file.to_owned());
+    let done = tokio::task::spawn_blocking(move || backup::restore(&config_copy, &file)).await;
+    let restored = match done {
+        Ok(Ok(restored)) => restored,
+        Ok(Err(BackupError::Store(StoreError::InUse))) => return fail(running),
+        Ok(Err(e)) => return fail(format!("nothing was changed: {e}")),
+        Err(e) => return fail(e.to_string()),
+    };
+    print_backup(&restored.verified);
+    println!("restored into {}", config.data_dir.display());
+    if let Some(previous) = &restored.previous {
+        println!(
+            "the database that was there is kept as {}",
+            previous.display()
+        );
+    }
+    println!("the search index is rebuilt when the server starts");
+    ExitCode::SUCCESS
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("confab: {message}");
+    ExitCode::FAILURE
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn human_age(age: std::time::Duration) -> String {
+    let minutes = age.as_secs() / 60;
+    match minutes {
+        0 => "less than a minute".into(),
+        1..=119 => format!("{minutes} minutes"),
+        120..=2879 => format!("{} hours", minutes / 60),
+        _ => format!("{} days", minutes / 1440),
     }
 }
 

@@ -55,6 +55,14 @@ pub struct Cli {
     /// seconds (docs/ARCHITECTURE.md).
     #[arg(long, env = "CONFAB_SWEEP_SECONDS", hide = true)]
     pub sweep_seconds: Option<u64>,
+    /// Folder for automatic backups: one when the server starts without a recent one, then one
+    /// every 24 hours. Off when not set.
+    #[arg(long, env = "CONFAB_BACKUP_DIR", value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// How many automatic backups to keep in --backup-dir; older ones are deleted.
+    #[arg(long, env = "CONFAB_BACKUP_KEEP", default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub backup_keep: u64,
     /// HTTPS: `auto` makes a local certificate authority in <data dir>/tls/ on first run and a
     /// certificate for this machine's names and addresses; plain HTTP then redirects to HTTPS.
     #[arg(long, env = "CONFAB_TLS", value_enum, default_value_t = TlsFlag::Off)]
@@ -137,6 +145,18 @@ pub enum Command {
     /// the .deb ships them.
     #[command(hide = true)]
     ManPage { dir: PathBuf },
+    /// Write a backup of the data (the database and attachments) to FILE: through the running
+    /// server without stopping it, or directly when it is stopped. With --verify, check the
+    /// backup FILE instead and print what it holds; exits 1 if it is not usable.
+    Backup {
+        file: PathBuf,
+        /// Check FILE (checksum, every record, every attachment) instead of writing it.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Replace the data with the backup FILE (the server must be stopped). The backup is
+    /// verified first; the current database is kept as confab.redb.<time>.before-restore.
+    Restore { file: PathBuf },
 }
 
 /// `--tls`: the two modes an operator chooses between (files come with `--tls-cert`).
@@ -173,6 +193,9 @@ pub struct Config {
     /// How often the blob sweep runs, and how old an unreferenced blob must be to go.
     pub sweep: Sweep,
     pub metrics: MetricsAccess,
+    /// Where automatic backups go; `None`: no automatic backups.
+    pub backup_dir: Option<PathBuf>,
+    pub backup_keep: usize,
     pub tls: TlsMode,
     /// The mDNS name (without `.local`), or `None` when the server is not announced.
     pub mdns_name: Option<String>,
@@ -285,6 +308,8 @@ impl Config {
                 .sweep_seconds
                 .map_or_else(Sweep::default, Sweep::every_seconds),
             metrics: MetricsAccess::from_cli(cli)?,
+            backup_dir: cli.backup_dir.clone(),
+            backup_keep: cli.backup_keep as usize,
         })
     }
 
@@ -300,6 +325,8 @@ impl Config {
             upload_min_free: 1_000_000_000,
             sweep: Sweep::default(),
             metrics: MetricsAccess::default(),
+            backup_dir: None,
+            backup_keep: 7,
             tls: TlsMode::Off,
             mdns_name: None,
         }

@@ -1,11 +1,11 @@
 //! The local control channel: a Unix socket in the data directory (mode 0600) through which
-//! `confab --reset-user` reaches a running server, since redb lets only one process open the
-//! database. One JSON request line, one JSON response line.
+//! `confab --reset-user` and `confab backup` reach a running server, since redb lets only one
+//! process open the database. One JSON request line, one JSON response line.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,11 +16,21 @@ use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::auth::AuthError;
+use crate::backup::{self, Source, Written};
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Request {
-    ResetUser { username: String },
+    ResetUser {
+        username: String,
+    },
+    /// Write a backup to `path` (absolute: the server's working directory is not the
+    /// caller's).
+    Backup {
+        path: PathBuf,
+    },
+    /// Is a server running here? `confab restore` must not replace its database.
+    Ping,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -28,6 +38,8 @@ pub enum Request {
 pub enum Response {
     TemporaryPassword(String),
     NoSuchUser,
+    BackedUp(Written),
+    Pong,
     Failed(String),
 }
 
@@ -69,6 +81,8 @@ async fn answer(app: Arc<App>, stream: tokio::net::UnixStream) -> std::io::Resul
     reader.read_line(&mut line).await?;
     let response = match serde_json::from_str::<Request>(&line) {
         Ok(Request::ResetUser { username }) => reset_user(&app, &username).await,
+        Ok(Request::Backup { path }) => write_backup(&app, path).await,
+        Ok(Request::Ping) => Response::Pong,
         Err(e) => Response::Failed(format!("bad request: {e}")),
     };
     let mut out = serde_json::to_string(&response).unwrap_or_default();
@@ -92,6 +106,24 @@ async fn reset_user(app: &App, username: &str) -> Response {
     }
 }
 
+async fn write_backup(app: &App, path: PathBuf) -> Response {
+    let (store, data_dir) = (app.store.clone(), app.config.data_dir.clone());
+    let sweep_paused = app.blobs.pause_sweep().await;
+    let done = tokio::task::spawn_blocking(move || {
+        let _sweep_paused = sweep_paused;
+        backup::write_backup(Source::Live(&store), &data_dir, &path)
+    })
+    .await;
+    match done {
+        Ok(Ok(written)) => {
+            tracing::info!(backup = %written.path.display(), bytes = written.bytes, "backup written from the console");
+            Response::BackedUp(written)
+        }
+        Ok(Err(e)) => Response::Failed(e.to_string()),
+        Err(e) => Response::Failed(format!("the backup task failed: {e}")),
+    }
+}
+
 /// Client side: `Ok(None)` if no server is listening there.
 pub fn request(socket: &Path, request: &Request) -> std::io::Result<Option<Response>> {
     let mut stream = match UnixStream::connect(socket) {
@@ -106,7 +138,12 @@ pub fn request(socket: &Path, request: &Request) -> std::io::Result<Option<Respo
         }
         Err(e) => return Err(e),
     };
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    // A backup of a big database takes a while; the server answers when it is written.
+    let timeout = match request {
+        Request::Backup { .. } => Duration::from_secs(3600),
+        Request::ResetUser { .. } | Request::Ping => Duration::from_secs(30),
+    };
+    stream.set_read_timeout(Some(timeout))?;
     let mut line = serde_json::to_string(request).map_err(std::io::Error::other)?;
     line.push('\n');
     stream.write_all(line.as_bytes())?;

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod blobs;
 pub mod cli;
 pub mod config;
@@ -67,12 +68,17 @@ pub enum StartError {
     Listener(std::io::Error),
 }
 
-/// Opens the data directory and database, creating them if needed.
-pub fn open_store(config: &Config) -> Result<Store, StartError> {
+/// Creates the data directory (owner-only) if there is none.
+pub fn create_data_dir(config: &Config) -> Result<(), StartError> {
     create_private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
-    })?;
+    })
+}
+
+/// Opens the data directory and database, creating them if needed.
+pub fn open_store(config: &Config) -> Result<Store, StartError> {
+    create_data_dir(config)?;
     let path = config.database_path();
     Store::open(&path).map_err(|e| match e {
         store::StoreError::InUse => StartError::InUse(config.data_dir.display().to_string()),
@@ -144,6 +150,15 @@ pub async fn run(
     });
 
     let control = control::listen(app.clone()).map_err(StartError::Control)?;
+    let nightly = app.config.backup_dir.clone().map(|dir| {
+        backup::start_nightly(
+            app.store.clone(),
+            app.blobs.clone(),
+            app.config.data_dir.clone(),
+            dir,
+            app.config.backup_keep,
+        )
+    });
     let surface = http::Surface {
         routes: http::routes(app.clone()),
         tls: tls.map(|tls| (tls, http::plain_routes(app.clone()))),
@@ -153,6 +168,9 @@ pub async fn run(
     tracing::info!("shutting down");
     control.abort();
     sweeper.abort();
+    if let Some(nightly) = nightly {
+        nightly.abort();
+    }
     let _ = std::fs::remove_file(app.config.control_socket_path());
     app.hub.shutdown().await;
     // After the writer: its last updates are committed to the index too.

@@ -23,8 +23,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
-        Some(Command::Check { repair }) => return confab::cli::check(&config, repair).await,
+    match &cli.command {
+        Some(Command::Check { repair }) => return confab::cli::check(&config, *repair).await,
+        Some(Command::Backup { file, verify: true }) => {
+            return confab::cli::verify_backup(file).await;
+        }
+        Some(Command::Backup {
+            file,
+            verify: false,
+        }) => {
+            return confab::cli::backup(&config, file).await;
+        }
+        Some(Command::Restore { file }) => return confab::cli::restore(&config, file).await,
         Some(Command::ManPage { .. }) | None => {}
     }
     if let Some(username) = &cli.reset_user {

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::app::App;
+use crate::backup;
 use crate::config::{Config, VERSION};
 use crate::metrics::Live;
 use crate::store::{self, StoreError};
@@ -84,12 +85,24 @@ pub fn server_status(app: &App, since: u64) -> Result<ServerStatus, StoreError> 
     })
 }
 
-/// Where the admin page learns about backups. The server does not take backups by itself
-/// yet; when it does (a backup directory in [`Config`]), this reports the newest one.
-fn last_backup(_config: &Config) -> BackupStatus {
+/// The newest automatic backup in `--backup-dir`, when the server takes them.
+fn last_backup(config: &Config) -> BackupStatus {
+    let Some(dir) = &config.backup_dir else {
+        return BackupStatus {
+            configured: false,
+            last: None,
+        };
+    };
+    let newest = backup::list_backups(dir)
+        .ok()
+        .and_then(|found| found.into_iter().next());
     BackupStatus {
-        configured: false,
-        last: None,
+        configured: true,
+        last: newest.map(|entry| LastBackup {
+            file: entry.name,
+            bytes: entry.size,
+            at: entry.created_at,
+        }),
     }
 }
 

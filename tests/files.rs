@@ -68,6 +68,12 @@ async fn a_sent_file_reaches_the_other_member_byte_for_byte_and_nobody_else() {
 
     // Pending: only the uploader can fetch it, and nobody else can send it.
     assert_eq!(alice.get_bytes(&path).await.0, StatusCode::OK);
+    let encoded = path.replace(':', "%3A");
+    assert_eq!(
+        alice.get_bytes(&encoded).await.0,
+        StatusCode::OK,
+        "the id with its colons percent-encoded names the same file"
+    );
     assert_eq!(bob.get_bytes(&path).await.0, StatusCode::NOT_FOUND);
     bob_tab
         .send_json(&send_files(&conversation, "", &[&file], "bob-steals"))

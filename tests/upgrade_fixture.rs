@@ -496,7 +496,7 @@ async fn the_upgrade_puts_every_account_in_general_caught_up() {
     let server = TestServer::start_in(dir.path());
     assert!(
         server.wait_for_log(
-            "upgraded the database from format 1 to 2",
+            "upgraded the database from format 1 to 3",
             Duration::from_secs(5)
         ),
         "the upgrade says so in one log line"
@@ -516,4 +516,82 @@ async fn the_upgrade_puts_every_account_in_general_caught_up() {
             (json!(0), json!(0))
         );
     }
+}
+
+#[tokio::test]
+async fn the_upgrade_keeps_the_0_1_database_beside_it_and_says_where() {
+    let fixture = Fixture::load();
+    let dir = copy_of_fixture();
+    let server = TestServer::start_in(dir.path());
+    let saved = dir.path().join("confab.redb.v1.pre-upgrade-backup");
+    assert!(
+        server.wait_for_log(
+            &format!("the database as it was is kept as {}", saved.display()),
+            Duration::from_secs(5)
+        ),
+        "the upgrade names its backup in its log line"
+    );
+    assert!(server.stop().success());
+
+    // The kept copy is the 0.1 database: nothing of the upgrade (no General) is in it.
+    let old = tempfile::Builder::new()
+        .prefix("confab-pre-upgrade-")
+        .tempdir()
+        .expect("temp dir");
+    std::fs::copy(&saved, old.path().join("confab.redb")).expect("copy the kept database");
+    assert_check_passes(
+        old.path(),
+        fixture.users.len(),
+        fixture.conversations.len(),
+        fixture.message_count(),
+    );
+}
+
+/// META as every release declares it.
+const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+
+#[test]
+fn a_database_from_a_newer_confab_is_refused_naming_both_versions_and_left_unchanged() {
+    let dir = copy_of_fixture();
+    let path = dir.path().join("confab.redb");
+    {
+        let db = redb::Database::open(&path).expect("open the copy");
+        let txn = db.begin_write().expect("write");
+        {
+            let mut meta = txn.open_table(META).expect("meta");
+            meta.insert("schema", 99u64.to_le_bytes().as_slice())
+                .expect("schema");
+            meta.insert("written_by", b"9.9.9 (future)".as_slice())
+                .expect("writer");
+        }
+        txn.commit().expect("commit");
+    }
+    let before = std::fs::read(&path).expect("database");
+
+    let dir_arg = dir.path().to_str().expect("utf-8 temp path");
+    let out = common::run_cli(&["--data-dir", dir_arg, "--listen", "127.0.0.1:0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a newer database was served:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("database format 99")
+            && stderr.contains("written by confab 9.9.9 (future)")
+            && stderr.contains(&format!("this confab {}", env!("CARGO_PKG_VERSION")))
+            && stderr.contains("reads formats up to 3"),
+        "the refusal names both versions:\n{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&path).expect("database"),
+        before,
+        "the refused database was written to"
+    );
+    assert!(
+        !dir.path()
+            .join("confab.redb.v99.pre-upgrade-backup")
+            .exists()
+            && !dir.path().join("search").exists(),
+        "nothing was created beside it"
+    );
 }

@@ -52,8 +52,7 @@ pub async fn history(
     params: HistoryParams,
 ) -> Result<Response, ApiError> {
     let query = params.query()?;
-    let id = percent_decode(&id);
-    let conversation = ConversationId::parse(&id).ok_or(ApiError::NotFound)?;
+    let conversation = conversation_in_path(&id)?;
     let store = app.store.clone();
     let user = who.user.id;
     let page = store::blocking(move || store.history(user, &conversation, query))
@@ -62,9 +61,11 @@ pub async fn history(
     Ok(warp::reply::json(&page).into_response())
 }
 
-/// Path segments arrive percent-encoded; a conversation id may have its `:` encoded.
-pub(super) fn percent_decode(segment: &str) -> String {
-    segment.replace("%3A", ":").replace("%3a", ":")
+/// The conversation a path segment names; anything else is not found. Path segments arrive
+/// percent-encoded, so a conversation id may have its `:` encoded.
+pub(super) fn conversation_in_path(segment: &str) -> Result<ConversationId, ApiError> {
+    ConversationId::parse(&segment.replace("%3A", ":").replace("%3a", ":"))
+        .ok_or(ApiError::NotFound)
 }
 
 #[derive(Deserialize)]
@@ -80,7 +81,7 @@ pub async fn changes(
     who: Authenticated,
     params: ChangesParams,
 ) -> Result<Response, ApiError> {
-    let conversation = ConversationId::parse(&percent_decode(&id)).ok_or(ApiError::NotFound)?;
+    let conversation = conversation_in_path(&id)?;
     let store = app.store.clone();
     let user = who.user.id;
     let after = params.after.unwrap_or(0);

@@ -224,7 +224,7 @@ async fn member_conversation(
     id: &str,
     who: &Authenticated,
 ) -> Result<ConversationId, ApiError> {
-    let conversation = ConversationId::parse(id).ok_or(ApiError::NotFound)?;
+    let conversation = super::chat::conversation_in_path(id)?;
     let store = app.store.clone();
     let (user, lookup) = (who.user.id, conversation.clone());
     match store::blocking(move || store.members(user, &lookup)).await? {
@@ -240,7 +240,7 @@ async fn fetchable(
     file_id: String,
     who: &Authenticated,
 ) -> Result<FetchableFile, ApiError> {
-    let conversation = ConversationId::parse(id).ok_or(ApiError::NotFound)?;
+    let conversation = super::chat::conversation_in_path(id)?;
     let store = app.store.clone();
     let user = who.user.id;
     store::blocking(move || store.fetchable_file(user, &conversation, &file_id))

@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod assets;
+mod backups;
 mod chat;
 pub mod error;
 mod files;
@@ -226,7 +227,7 @@ fn admin_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
     let join = warp::path!("admin" / "join")
         .and(warp::get())
         .and(with_app(app.clone()))
-        .and(admin(app))
+        .and(admin(app.clone()))
         .then(lan::join);
     list.or(create)
         .unify()
@@ -238,8 +239,24 @@ fn admin_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(status)
         .unify()
+        .or(backup_routes(app))
+        .unify()
         .map(respond)
         .boxed()
+}
+
+fn backup_routes(app: Arc<App>) -> BoxedFilter<(Result<Response, ApiError>,)> {
+    let list = warp::path!("admin" / "backups")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(admin(app.clone()))
+        .then(backups::list);
+    let latest = warp::path!("admin" / "backups" / "latest")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(admin(app))
+        .then(backups::latest);
+    list.or(latest).unify().boxed()
 }
 
 fn chat_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {

@@ -205,8 +205,7 @@ pub async fn set_notify(
     who: Authenticated,
     body: NotifyBody,
 ) -> Result<Response, ApiError> {
-    let conversation =
-        ConversationId::parse(&super::chat::percent_decode(&id)).ok_or(ApiError::NotFound)?;
+    let conversation = super::chat::conversation_in_path(&id)?;
     let level = match body.level.as_str() {
         "all" => Notify::All,
         "mentions" => Notify::Mentions,
@@ -333,7 +332,7 @@ async fn summary_of(
 
 /// A room id from the path; anything else is not found.
 fn room_id(raw: &str) -> Result<ConversationId, ApiError> {
-    ConversationId::parse(&super::chat::percent_decode(raw))
+    Some(super::chat::conversation_in_path(raw)?)
         .filter(ConversationId::is_room)
         .ok_or(ApiError::NotFound)
 }

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use redb::{Database, DatabaseError, StorageError};
+use redb::{
+    Database, DatabaseError, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, StorageError,
+};
 
 use super::StoreError;
 
@@ -42,6 +44,12 @@ pub enum OpenProblem {
     Damaged(String),
     #[error("was written by a newer or older storage format ({0}) that this confab cannot read")]
     Format(String),
+    #[error(
+        "is in database format {found}, written by {written_by}; this confab {} reads formats up to {}, so it has not read or changed the file",
+        crate::config::VERSION,
+        super::SCHEMA
+    )]
+    Newer { found: u64, written_by: String },
     #[error("cannot be read or written by this user: permission denied")]
     PermissionDenied,
     #[error("is on a read-only filesystem")]
@@ -61,6 +69,9 @@ impl OpenProblem {
                 "remount the filesystem read-write, or point --data-dir at a writable directory"
             }
             OpenProblem::Io(_) => "check the disk and the file, then start confab again",
+            OpenProblem::Newer { .. } => {
+                "run the newer confab that wrote it (or a later one), or restore a backup made by this version"
+            }
             _ => {
                 "restore it from a backup, or move it away (e.g. rename it) to start a new, empty confab"
             }
@@ -195,11 +206,16 @@ impl DatabaseFile {
     }
 }
 
-pub(super) fn open_database(path: &Path) -> Result<Database, StoreError> {
-    let problem = |problem| StoreError::Open {
+fn open_problem(path: &Path) -> impl Fn(OpenProblem) -> StoreError + '_ {
+    |problem| StoreError::Open {
         path: path.display().to_string(),
         problem,
-    };
+    }
+}
+
+/// Whether there is a database at `path`, after refusing what is plainly not one.
+fn existing_file(path: &Path) -> Result<bool, StoreError> {
+    let problem = open_problem(path);
     let exists = match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => return Err(problem(OpenProblem::NotAFile)),
         Ok(meta) if meta.len() == 0 => return Err(problem(OpenProblem::Empty)),
@@ -209,6 +225,44 @@ pub(super) fn open_database(path: &Path) -> Result<Database, StoreError> {
     };
     if exists {
         check_header(path).map_err(problem)?;
+    }
+    Ok(exists)
+}
+
+/// A database opened only to read it: without writing a byte when it was closed cleanly;
+/// after a crash redb must repair it first, which writes.
+pub(super) enum ReadOnly {
+    Untouched(ReadOnlyDatabase),
+    Repaired(Database),
+}
+
+impl ReadOnly {
+    pub fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(match self {
+            ReadOnly::Untouched(db) => db.begin_read()?,
+            ReadOnly::Repaired(db) => db.begin_read()?,
+        })
+    }
+}
+
+/// Opens an existing database for reading; `Ok(None)` if there is no file at `path`.
+pub(super) fn open_read_only(path: &Path) -> Result<Option<ReadOnly>, StoreError> {
+    if !existing_file(path)? {
+        return Ok(None);
+    }
+    match quietly_catch_panic(|| ReadOnlyDatabase::open(path)) {
+        Ok(Ok(db)) => Ok(Some(ReadOnly::Untouched(db))),
+        Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => Err(StoreError::InUse),
+        Ok(Err(DatabaseError::RepairAborted)) => Ok(Some(ReadOnly::Repaired(open_database(path)?))),
+        Ok(Err(e)) => Err(open_problem(path)(database_problem(e))),
+        Err(panic) => Err(open_problem(path)(OpenProblem::Damaged(panic))),
+    }
+}
+
+pub(super) fn open_database(path: &Path) -> Result<Database, StoreError> {
+    let problem = open_problem(path);
+    let exists = existing_file(path)?;
+    if exists {
         restrict_permissions(path).map_err(|e| problem(io_problem(e)))?;
     } else {
         // Created owner-only: it holds password hashes and the token signing key.

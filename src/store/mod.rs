@@ -11,8 +11,10 @@ mod people;
 mod rooms;
 mod scrub;
 mod search;
+mod snapshot;
 mod stats;
 mod users;
+mod version;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,14 +32,17 @@ pub use files::{FetchableFile, FileInfo, NewUpload};
 pub use people::{DmPolicy, PeopleEvent, PeopleOp, Requests};
 pub use rooms::{BrowsedRoom, RoomEvent, RoomMember, RoomOp, RoomPatch, RoomView, Visibility};
 pub use search::{ScanCursor, SearchScope};
+pub use snapshot::snapshot_file;
 pub use users::{DirectoryEntry, NewUser, Role, Session, User, UserPatch};
+pub use version::{DatabaseFormat, database_format, pre_upgrade_backup_path};
 
 use codec::Stored;
 
 // The catalog. Every table in one place, with its key layout.
 
 /// name → raw bytes. `jwt_secret` (32 bytes), `schema` (u64 LE: the database format, see
-/// [`SCHEMA`]), `next_room` (u64 LE: the next room number).
+/// [`SCHEMA`]), `written_by` (UTF-8: the confab version that last opened it for writing),
+/// `next_room` (u64 LE: the next room number).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// user id → user record.
 const USERS: TableDefinition<u64, Stored<users::UserRecord>> = TableDefinition::new("users");
@@ -94,8 +99,38 @@ const PENDING_UPLOADS: TableDefinition<(u64, &str), ()> = TableDefinition::new("
 /// sweep may remove it).
 const BLOB_REFS: TableDefinition<&str, u64> = TableDefinition::new("blob_refs");
 
-/// The database format this build writes. 1: release 0.1 (DMs). 2: rooms.
-pub const SCHEMA: u64 = 2;
+/// Every table above. Creating them all at start and copying them all into a backup both go
+/// through this list, so a table added here is never left out of a backup (and a backup
+/// refuses a database holding a table missing here).
+static TABLES: &[&(dyn snapshot::CatalogTable + Sync)] = &[
+    &META,
+    &USERS,
+    &USERNAMES,
+    &SESSIONS,
+    &USER_SESSIONS,
+    &LAST_SEEN,
+    &CONVERSATIONS,
+    &MESSAGES,
+    &MEMBERSHIPS,
+    &CLIENT_IDS,
+    &ROOM_MEMBERS,
+    &ROOM_NAMES,
+    &MENTIONS,
+    &ROOM_MENTIONS,
+    &SETTINGS,
+    &REQUESTS,
+    &DECLINED,
+    &BLOCKS,
+    &CHANGES,
+    &DELETED,
+    &FILES,
+    &PENDING_UPLOADS,
+    &BLOB_REFS,
+];
+
+/// The database format this build writes. 1: release 0.1 (DMs). 2: rooms. 3: files and
+/// profile pictures (message and user records of a newer version an older build cannot read).
+pub const SCHEMA: u64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -242,14 +277,22 @@ impl MembersCache {
 }
 
 impl Store {
-    /// Opens the database file, or creates it if there is none, and its tables.
+    /// Opens the database file, or creates it if there is none, and its tables. A database
+    /// written by a newer confab is refused before anything is written to it; one written by
+    /// an older confab is copied aside (see [`pre_upgrade_backup_path`]) and then upgraded.
     pub fn open(path: &Path) -> Result<Store> {
+        let found = version::refuse_newer(path)?;
         let store = Store {
             file: Arc::new(file::DatabaseFile::open(path)?),
             members_cache: Arc::default(),
         };
+        let saved = match &found {
+            Some(format) if format.schema < SCHEMA => Some(store.save_before_upgrade(format)?),
+            _ => None,
+        };
         store.create_tables()?;
-        store.migrate()?;
+        store.migrate(found.as_ref(), saved.as_deref())?;
+        store.record_writer()?;
         Ok(store)
     }
 
@@ -284,54 +327,18 @@ impl Store {
     /// Creating every table up front lets read transactions open them without special cases.
     fn create_tables(&self) -> Result<()> {
         self.write(|txn| {
-            txn.open_table(META)?;
-            txn.open_table(USERS)?;
-            txn.open_table(USERNAMES)?;
-            txn.open_table(SESSIONS)?;
-            txn.open_table(USER_SESSIONS)?;
-            txn.open_table(LAST_SEEN)?;
-            txn.open_table(CONVERSATIONS)?;
-            txn.open_table(MESSAGES)?;
-            txn.open_table(MEMBERSHIPS)?;
-            txn.open_table(CLIENT_IDS)?;
-            txn.open_table(ROOM_MEMBERS)?;
-            txn.open_table(ROOM_NAMES)?;
-            txn.open_table(MENTIONS)?;
-            txn.open_table(ROOM_MENTIONS)?;
-            txn.open_table(SETTINGS)?;
-            txn.open_table(REQUESTS)?;
-            txn.open_table(DECLINED)?;
-            txn.open_table(BLOCKS)?;
-            txn.open_table(CHANGES)?;
-            txn.open_table(DELETED)?;
-            txn.open_table(FILES)?;
-            txn.open_table(PENDING_UPLOADS)?;
-            txn.open_table(BLOB_REFS)?;
+            for table in TABLES {
+                table.create(txn)?;
+            }
             Ok(())
         })
     }
 
-    /// Brings a database written by an earlier release up to [`SCHEMA`], in one transaction;
-    /// refuses one written by a newer release (reading it could misread it).
-    fn migrate(&self) -> Result<()> {
-        let found = {
-            let txn = self.read()?;
-            let meta = txn.open_table(META)?;
-            let schema = meta.get("schema")?.map(|v| v.value().to_vec());
-            match schema {
-                Some(bytes) => u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])),
-                None => 1,
-            }
-        };
-        if found > SCHEMA {
-            return Err(StoreError::Open {
-                path: self.path().display().to_string(),
-                problem: OpenProblem::Format(format!(
-                    "database format {found}, written by a newer confab; this one reads up to format {SCHEMA}"
-                )),
-            });
-        }
-        if found == SCHEMA {
+    /// Brings a database written by an earlier release up to [`SCHEMA`], in one transaction.
+    /// `found` is what the file said before it was opened (`None`: a new file); `saved` is
+    /// where its pre-upgrade copy went.
+    fn migrate(&self, found: Option<&DatabaseFormat>, saved: Option<&Path>) -> Result<()> {
+        if found.is_some_and(|f| f.schema == SCHEMA) {
             return Ok(());
         }
         self.write(|txn| {
@@ -340,7 +347,14 @@ impl Store {
                 .insert("schema", SCHEMA.to_le_bytes().as_slice())?;
             Ok(())
         })?;
-        tracing::info!("upgraded the database from format {found} to {SCHEMA} (rooms)");
+        if let (Some(found), Some(saved)) = (found, saved) {
+            tracing::info!(
+                "upgraded the database from format {} to {SCHEMA}; the database as it was is kept as {} (written by {})",
+                found.schema,
+                saved.display(),
+                found.writer()
+            );
+        }
         Ok(())
     }
 

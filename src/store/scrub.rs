@@ -16,8 +16,8 @@ use redb::TableDefinition;
 use super::{Result, Store, StoreError};
 
 /// Filler rows, dropped by the scrub's last commit (one left behind by a crash mid-scrub is
-/// overwritten and dropped by the next scrub).
-const SCRUB: TableDefinition<u64, &[u8]> = TableDefinition::new("scrub");
+/// overwritten and dropped by the next scrub). Never copied into a backup.
+pub(super) const SCRUB: TableDefinition<u64, &[u8]> = TableDefinition::new("scrub");
 /// One filler row per page: small enough to fit a page with its key, large enough that each
 /// row takes a page of its own.
 const FILLER: [u8; 3072] = [0; 3072];

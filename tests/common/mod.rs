@@ -875,3 +875,20 @@ pub async fn summary_of(client: &Client, id: &str) -> Option<Value> {
         .find(|c| c["id"] == id)
         .cloned()
 }
+
+/// Runs `confab ARGS` and returns whether it succeeded, with stdout and stderr together (for
+/// assertions on what an operator reads).
+pub fn cli(args: &[&str]) -> (bool, String) {
+    let out = run_cli(args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A path as a `&str` argument for the CLI.
+pub fn arg(path: &Path) -> &str {
+    path.to_str().expect("utf-8 test path")
+}

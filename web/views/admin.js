@@ -4,6 +4,7 @@ import { avatar, relativeTime } from '../format.js';
 import * as api from '../api.js';
 import { confirmDialog, openDialog, secretDialog } from './dialog.js';
 import { createServerStatus } from './admin-status.js';
+import { createBackupsSection } from './admin-backups.js';
 import { joinSection } from './admin-join.js';
 
 export function createAdminView({ me, onBack, onUsersChanged }) {
@@ -152,6 +153,7 @@ export function createAdminView({ me, onBack, onUsersChanged }) {
           h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Person'), h('th', { scope: 'col' }, 'Role'),
             h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
           rows))),
+      createBackupsSection(),
       joinSection()));
 
   reload();

@@ -1,0 +1,335 @@
+//! Measures what an online backup costs the people chatting: senders keep sending DMs (each
+//! waits for its ack before the next) on a big database while `confab backup` runs through the
+//! control socket; reports the longest wait for an ack and the longest time without any ack,
+//! before and during the backup, then how long the backup and its verification took.
+//!
+//! ```text
+//! cargo run --release --example bigdb -- DIR --messages 1000000
+//! cargo run --release --example backup_pause -- DIR [--senders N] [--bin PATH]
+//! ```
+//!
+//! DIR must be a stopped confab data directory whose users are named like bigdb's
+//! (`user0001`, …): the first N get new passwords through `confab --reset-user`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+type Fallible<T> = Result<T, String>;
+
+/// Time the senders run before the backup starts: the baseline.
+const BASELINE: Duration = Duration::from_secs(5);
+/// Time they keep running after it ended.
+const AFTER: Duration = Duration::from_secs(2);
+
+struct Args {
+    dir: PathBuf,
+    senders: usize,
+    bin: PathBuf,
+}
+
+fn parse_args() -> Fallible<Args> {
+    let mut args = std::env::args().skip(1);
+    let dir = args
+        .next()
+        .ok_or("usage: backup_pause DIR [--senders N] [--bin PATH]")?;
+    let mut parsed = Args {
+        dir: PathBuf::from(dir),
+        senders: 4,
+        bin: PathBuf::from("target/release/confab"),
+    };
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--senders" => parsed.senders = value.parse().map_err(|e| format!("{flag}: {e}"))?,
+            "--bin" => parsed.bin = PathBuf::from(value),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(parsed)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(parse_args()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("backup_pause: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The first `n` bigdb users, with passwords reset from the console (server stopped).
+fn reset_passwords(args: &Args) -> Fallible<Vec<(String, String)>> {
+    (1..=args.senders)
+        .map(|i| {
+            let username = format!("user{i:04}");
+            let out = Command::new(&args.bin)
+                .args(["--reset-user", &username, "--data-dir"])
+                .arg(&args.dir)
+                .output()
+                .map_err(|e| format!("run {}: {e}", args.bin.display()))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let password = text
+                .lines()
+                .find_map(|l| l.split_once(": ").map(|(_, p)| p.trim().to_owned()))
+                .ok_or_else(|| format!("--reset-user {username}: {text}"))?;
+            Ok((username, password))
+        })
+        .collect()
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(args: &Args) -> Fallible<(Server, SocketAddr)> {
+    let mut child = Command::new(&args.bin)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--frame-rate",
+            "100000",
+            "--data-dir",
+        ])
+        .arg(&args.dir)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("start {}: {e}", args.bin.display()))?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let server = Server(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .ok_or("the server exited before listening")?
+            .map_err(|e| e.to_string())?;
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let addr = rest.split(':').take(2).collect::<Vec<_>>().join(":");
+            break addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok((server, addr))
+}
+
+async fn post(url: String, token: Option<&str>, body: Value, want: u16) -> Fallible<Value> {
+    let mut request = reqwest::Client::new().post(&url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    if status != want {
+        return Err(format!("{url}: {status} {text}"));
+    }
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Signs in with the temporary password, sets a real one, signs in again: (id, token).
+async fn sign_in(addr: SocketAddr, username: &str, temporary: &str) -> Fallible<(i64, String)> {
+    let login = |password: String| {
+        post(
+            format!("http://{addr}/api/login"),
+            None,
+            json!({"username": username, "password": password}),
+            200,
+        )
+    };
+    let first = login(temporary.to_owned()).await?;
+    let token = first["token"].as_str().unwrap_or_default().to_owned();
+    let password = format!("{username} benchmark password");
+    post(
+        format!("http://{addr}/api/me/password"),
+        Some(&token),
+        json!({"current_password": temporary, "new_password": password}),
+        204,
+    )
+    .await?;
+    let again = login(password).await?;
+    let id = again["user"]["id"].as_i64().ok_or("no user id")?;
+    Ok((id, again["token"].as_str().unwrap_or_default().to_owned()))
+}
+
+/// (when the ack came, how long it took) for every message.
+type Acks = Arc<Mutex<Vec<(Instant, Duration)>>>;
+
+/// Sends DMs to `to` one after another, each after the previous one's ack, until `stop`.
+async fn send_until(
+    addr: SocketAddr,
+    token: String,
+    to: i64,
+    stop: Arc<AtomicBool>,
+    acks: Acks,
+) -> Fallible<()> {
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())?;
+    request.headers_mut().insert("authorization", bearer);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let client_id = format!("pause-{to}-{n}");
+        let frame = json!({"type": "send", "to": to, "body": format!("during backup {n}"), "client_id": client_id});
+        let sent = Instant::now();
+        ws.send(Message::text(frame.to_string()))
+            .await
+            .map_err(|e| e.to_string())?;
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(60), ws.next())
+                .await
+                .map_err(|_| "no ack within 60 s")?
+                .ok_or("socket closed")?
+                .map_err(|e| e.to_string())?;
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let frame: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
+            if frame["client_id"] == client_id.as_str() {
+                if frame["type"] != "ack" {
+                    return Err(format!("not acked: {frame}"));
+                }
+                break;
+            }
+        }
+        let now = Instant::now();
+        acks.lock().map_err(|_| "lock")?.push((now, now - sent));
+    }
+    Ok(())
+}
+
+/// Longest ack wait and longest time without any ack, among acks in `from..to`.
+fn worst(acks: &[(Instant, Duration)], from: Instant, to: Instant) -> (usize, Duration, Duration) {
+    let mut window: Vec<&(Instant, Duration)> = acks
+        .iter()
+        .filter(|(at, _)| *at >= from && *at < to)
+        .collect();
+    window.sort_by_key(|(at, _)| *at);
+    let longest_wait = window.iter().map(|(_, d)| *d).max().unwrap_or_default();
+    let longest_gap = window
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .max()
+        .unwrap_or_default();
+    (window.len(), longest_wait, longest_gap)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn timed_cli(bin: &Path, args: &[&str], dir: &Path) -> Fallible<(Duration, String)> {
+    let started = Instant::now();
+    let out = Command::new(bin)
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        return Err(format!("confab {}: {text}", args.join(" ")));
+    }
+    Ok((started.elapsed(), text))
+}
+
+async fn run(args: Fallible<Args>) -> Fallible<()> {
+    let args = args?;
+    let passwords = reset_passwords(&args)?;
+    let (server, addr) = start(&args)?;
+    let mut users = Vec::new();
+    for (username, password) in &passwords {
+        users.push(sign_in(addr, username, password).await?);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks: Acks = Arc::default();
+    let mut senders = Vec::new();
+    for (i, (_, token)) in users.iter().enumerate() {
+        let to = users[(i + 1) % users.len()].0;
+        senders.push(tokio::spawn(send_until(
+            addr,
+            token.clone(),
+            to,
+            stop.clone(),
+            acks.clone(),
+        )));
+    }
+    let baseline_from = Instant::now();
+    tokio::time::sleep(BASELINE).await;
+
+    let file = args.dir.with_extension("pause-benchmark.backup");
+    let file_arg = file.to_string_lossy().into_owned();
+    let backup_from = Instant::now();
+    let (bin, dir) = (args.bin.clone(), args.dir.clone());
+    let backup_args = ["backup".to_owned(), file_arg.clone()];
+    let (backup_time, backup_out) = tokio::task::spawn_blocking(move || {
+        let backup_args: Vec<&str> = backup_args.iter().map(String::as_str).collect();
+        timed_cli(&bin, &backup_args, &dir)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let backup_to = Instant::now();
+    tokio::time::sleep(AFTER).await;
+    stop.store(true, Ordering::Relaxed);
+    for sender in senders {
+        sender.await.map_err(|e| e.to_string())??;
+    }
+    drop(server);
+
+    let acks = acks.lock().map_err(|_| "lock")?.clone();
+    let (n, wait, gap) = worst(&acks, baseline_from, backup_from);
+    println!(
+        "before the backup: {n} acks in {:.1} s, longest ack wait {}, longest time without an ack {}",
+        BASELINE.as_secs_f64(),
+        ms(wait),
+        ms(gap)
+    );
+    let (n, wait, gap) = worst(&acks, backup_from, backup_to);
+    println!(
+        "during the backup: {n} acks in {:.1} s, longest ack wait {}, longest time without an ack {}",
+        backup_time.as_secs_f64(),
+        ms(wait),
+        ms(gap)
+    );
+    print!("{backup_out}");
+    let (verify_time, verify_out) =
+        timed_cli(&args.bin, &["backup", "--verify", &file_arg], &args.dir)?;
+    print!("{verify_out}");
+    println!(
+        "backup {:.1} s, verify {:.1} s",
+        backup_time.as_secs_f64(),
+        verify_time.as_secs_f64()
+    );
+    let _ = std::fs::remove_file(&file);
+    Ok(())
+}

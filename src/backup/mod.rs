@@ -1,0 +1,476 @@
+//! Backups: one file holding a consistent copy of the database and every attachment
+//! (format.rs), written from a running server without pausing it, verified the way
+//! `confab check` checks a database, restored in place, and taken nightly.
+
+mod format;
+mod schedule;
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, VERSION};
+use crate::store::{self, Store, StoreError};
+pub use format::FORMAT_VERSION;
+use format::{BackupReader, BackupWriter, FormatError, Kind, Manifest};
+pub use schedule::{BackupEntry, list_backups, prune, start_nightly};
+
+/// The attachments' folder under the data directory; `tmp/` in it holds unfinished uploads.
+const BLOBS: &str = "blobs";
+const DATABASE: &str = "confab.redb";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the backup {path} cannot be used: {source}")]
+    Format { path: String, source: FormatError },
+    #[error("the backup {0} has no database in it")]
+    NoDatabase(String),
+    #[error("the backup {path} failed verification: {problems}")]
+    Invalid { path: String, problems: String },
+    #[error("{0}")]
+    Task(String),
+}
+
+type Result<T, E = BackupError> = std::result::Result<T, E>;
+
+fn file_error(path: &Path) -> impl Fn(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::File {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// What a finished backup holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Written {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub files: u64,
+    pub seconds: f64,
+}
+
+/// Where the database to back up lives.
+pub enum Source<'a> {
+    /// A running server's store: copied from one read transaction while it keeps writing.
+    Live(&'a Store),
+    /// The database file of a stopped server; it is only read.
+    Stopped(&'a Path),
+}
+
+/// Writes a backup of `source` and the attachments under `data_dir` to `target`, through
+/// `target.tmp`, fsync and rename: `target` is the whole backup or untouched. For a running
+/// server the caller holds the blob sweep off (`Blobs::pause_sweep`) until this returns, so
+/// every file the snapshot names is still there to copy.
+pub fn write_backup(source: Source<'_>, data_dir: &Path, target: &Path) -> Result<Written> {
+    let started = Instant::now();
+    let snapshot = sibling(target, ".db.tmp");
+    let partial = sibling(target, ".tmp");
+    let written =
+        snapshot_and_pack(source, &snapshot, &data_dir.join(BLOBS), &partial).and_then(|files| {
+            std::fs::rename(&partial, target).map_err(file_error(target))?;
+            sync_dir(target.parent());
+            Ok(files)
+        });
+    let _ = std::fs::remove_file(&snapshot);
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    let files = written?;
+    let bytes = std::fs::metadata(target).map_or(0, |m| m.len());
+    Ok(Written {
+        path: target.to_owned(),
+        bytes,
+        files,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Copies the database to `snapshot`, then packs it and the attachments into `partial`.
+/// Returns the number of attachments.
+fn snapshot_and_pack(
+    source: Source<'_>,
+    snapshot: &Path,
+    blobs: &Path,
+    partial: &Path,
+) -> Result<u64> {
+    let created_at = store::now_millis();
+    match source {
+        Source::Live(store) => store.snapshot_to(snapshot)?,
+        Source::Stopped(path) => store::snapshot_file(path, snapshot)?,
+    }
+    let schema = store::database_format(snapshot)?.map_or(store::SCHEMA, |f| f.schema);
+    let manifest = Manifest {
+        created_at,
+        confab: VERSION.to_owned(),
+        schema,
+    };
+    write_container(partial, &manifest, snapshot, blobs)
+}
+
+fn write_container(path: &Path, manifest: &Manifest, snapshot: &Path, blobs: &Path) -> Result<u64> {
+    let out = File::create(path).map_err(file_error(path))?;
+    let mut writer = BackupWriter::new(BufWriter::new(out)).map_err(file_error(path))?;
+    let manifest = serde_json::to_vec(manifest).map_err(|e| BackupError::Task(e.to_string()))?;
+    writer
+        .section(
+            Kind::Manifest,
+            Manifest::NAME,
+            manifest.len() as u64,
+            &mut manifest.as_slice(),
+        )
+        .map_err(file_error(path))?;
+    append_file(&mut writer, Kind::Database, DATABASE, snapshot)?;
+    let mut files = 0;
+    for (name, blob) in blob_files(blobs)? {
+        append_file(&mut writer, Kind::File, &name, &blob)?;
+        files += 1;
+    }
+    let out = writer
+        .finish()
+        .and_then(|out| out.into_inner().map_err(|e| e.into_error()))
+        .map_err(file_error(path))?;
+    out.sync_all().map_err(file_error(path))?;
+    Ok(files)
+}
+
+fn append_file<W: Write>(
+    writer: &mut BackupWriter<W>,
+    kind: Kind,
+    name: &str,
+    path: &Path,
+) -> Result<()> {
+    let file = File::open(path).map_err(file_error(path))?;
+    let len = file.metadata().map_err(file_error(path))?.len();
+    writer
+        .section(kind, name, len, &mut BufReader::new(file))
+        .map_err(file_error(path))
+}
+
+/// Every attachment under `blobs/` as ("ab/<hash>", path), sorted; unfinished uploads in
+/// `tmp/` and anything not named like an attachment are left out.
+fn blob_files(blobs: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut found = Vec::new();
+    let shards = match std::fs::read_dir(blobs) {
+        Ok(shards) => shards,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(file_error(blobs)(e)),
+    };
+    for shard in shards {
+        let shard = shard.map_err(file_error(blobs))?.path();
+        if !shard.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(&shard).map_err(file_error(&shard))? {
+            let path = entry.map_err(file_error(&shard))?.path();
+            let name = blob_name(&path);
+            if let Some(name) = name.filter(|n| is_blob_name(n)) {
+                found.push((name, path));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn blob_name(path: &Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    let shard = path.parent()?.file_name()?.to_str()?;
+    Some(format!("{shard}/{file}"))
+}
+
+/// "ab/ab…" with 64 lower-case hex digits: the only names a backup writes or restores, so a
+/// crafted backup can never name a path outside the attachments folder.
+fn is_blob_name(name: &str) -> bool {
+    let hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    match name.split_once('/') {
+        Some((shard, hash)) => {
+            shard.len() == 2 && hash.len() == 64 && hex(hash) && hash.starts_with(shard)
+        }
+        None => false,
+    }
+}
+
+/// What `confab backup --verify` reports.
+#[derive(Debug)]
+pub struct Verified {
+    pub manifest: Manifest,
+    pub bytes: u64,
+    pub users: u64,
+    pub conversations: u64,
+    pub messages: u64,
+    pub files: u64,
+    /// Everything wrong with it; a usable backup has none.
+    pub problems: Vec<String>,
+}
+
+impl Verified {
+    /// How long ago its snapshot was taken.
+    pub fn age(&self) -> Duration {
+        Duration::from_millis(store::now_millis().saturating_sub(self.manifest.created_at))
+    }
+}
+
+/// Reads the backup at `path` once: checks its checksum, unpacks the database (and, with
+/// `keep_files`, the attachments) into `work_dir`, checks every attachment against its hash
+/// and the database as `confab check` does.
+pub fn verify(path: &Path, work_dir: &Path, keep_files: bool) -> Result<Verified> {
+    let format_error = |source| BackupError::Format {
+        path: path.display().to_string(),
+        source,
+    };
+    let input = File::open(path).map_err(file_error(path))?;
+    let bytes = input.metadata().map_err(file_error(path))?.len();
+    let mut reader = BackupReader::new(BufReader::new(input)).map_err(format_error)?;
+    let mut manifest = None;
+    let mut database = false;
+    let mut files = 0;
+    let mut problems = Vec::new();
+    while let Some(section) = reader.next_section().map_err(format_error)? {
+        match section.kind {
+            Kind::Manifest => {
+                let data = reader.data_to_vec(section.len).map_err(format_error)?;
+                manifest = Some(Manifest::parse(&data).map_err(format_error)?);
+            }
+            Kind::Database if !database && section.name == DATABASE => {
+                let target = work_dir.join(DATABASE);
+                unpack(&mut reader.data(section.len), section.len, &target)?;
+                database = true;
+            }
+            Kind::File if is_blob_name(&section.name) => {
+                let target = keep_files.then(|| work_dir.join(BLOBS).join(&section.name));
+                let hash = unpack_file(&mut reader.data(section.len), section.len, target)?;
+                if !section.name.ends_with(&hash) {
+                    problems.push(format!(
+                        "attachment {} does not match its hash (it is {hash})",
+                        section.name
+                    ));
+                }
+                files += 1;
+            }
+            _ => {
+                return Err(format_error(FormatError::Bad(format!(
+                    "an unexpected section {:?} named {:?}",
+                    section.kind, section.name
+                ))));
+            }
+        }
+    }
+    reader.finish().map_err(format_error)?;
+    let manifest = manifest.ok_or_else(|| format_error(FormatError::Bad("no manifest".into())))?;
+    if !database {
+        return Err(BackupError::NoDatabase(path.display().to_string()));
+    }
+    if manifest.schema > store::SCHEMA {
+        problems.push(format!(
+            "it holds database format {}, made by confab {}; this confab {VERSION} reads formats up to {}",
+            manifest.schema,
+            manifest.confab,
+            store::SCHEMA
+        ));
+    }
+    let report = store::check(&work_dir.join(DATABASE), false)?;
+    problems.extend(report.problems);
+    Ok(Verified {
+        manifest,
+        bytes,
+        users: report.users,
+        conversations: report.conversations,
+        messages: report.messages,
+        files,
+        problems,
+    })
+}
+
+/// Writes exactly `len` bytes of `data` to a new file at `target`, synced.
+fn unpack(data: &mut impl Read, len: u64, target: &Path) -> Result<()> {
+    unpack_file(data, len, Some(target.to_owned())).map(|_| ())
+}
+
+/// Copies a section to `target` (or nowhere) and returns its SHA-256 in hex.
+fn unpack_file(data: &mut impl Read, len: u64, target: Option<PathBuf>) -> Result<String> {
+    let mut out = match &target {
+        Some(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(file_error(dir))?;
+            }
+            Some(BufWriter::new(
+                File::create(path).map_err(file_error(path))?,
+            ))
+        }
+        None => None,
+    };
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut copied = 0u64;
+    loop {
+        let n = data.read(&mut buf).map_err(|source| BackupError::File {
+            path: "the backup".into(),
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        if let (Some(out), Some(path)) = (&mut out, &target) {
+            out.write_all(&buf[..n]).map_err(file_error(path))?;
+        }
+        copied += n as u64;
+    }
+    if copied != len {
+        return Err(BackupError::Format {
+            path: "the backup".into(),
+            source: FormatError::Truncated,
+        });
+    }
+    if let (Some(out), Some(path)) = (out, &target) {
+        let file = out
+            .into_inner()
+            .map_err(|e| file_error(path)(e.into_error()))?;
+        file.sync_all().map_err(file_error(path))?;
+    }
+    Ok(hex(&hash.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What `confab restore` did.
+#[derive(Debug)]
+pub struct Restored {
+    pub verified: Verified,
+    /// Where the database that was in place went, if there was one.
+    pub previous: Option<PathBuf>,
+}
+
+/// Replaces the data in `config.data_dir` with the backup at `path`. The server must be
+/// stopped (the caller checks its control socket; the database lock is checked here). The
+/// backup is verified in full before anything is touched; the current database is kept as
+/// `confab.redb.<UTC time>.before-restore`, and the search index is removed so it rebuilds.
+pub fn restore(config: &Config, path: &Path) -> Result<Restored> {
+    let database = config.database_path();
+    // Fails with InUse while a server has the database open.
+    store::database_format(&database)?;
+    let work = tempfile::Builder::new()
+        .prefix(".restore-")
+        .tempdir_in(&config.data_dir)
+        .map_err(file_error(&config.data_dir))?;
+    let verified = verify(path, work.path(), true)?;
+    if !verified.problems.is_empty() {
+        return Err(BackupError::Invalid {
+            path: path.display().to_string(),
+            problems: verified.problems.join("; "),
+        });
+    }
+    let previous = if database.exists() {
+        let mut name = database.as_os_str().to_os_string();
+        name.push(format!(".{}.before-restore", utc_stamp(store::now_secs())));
+        let kept = PathBuf::from(name);
+        std::fs::rename(&database, &kept).map_err(file_error(&database))?;
+        Some(kept)
+    } else {
+        None
+    };
+    std::fs::rename(work.path().join(DATABASE), &database).map_err(file_error(&database))?;
+    move_blobs(&work.path().join(BLOBS), &config.data_dir.join(BLOBS))?;
+    match std::fs::remove_dir_all(config.search_dir()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(file_error(&config.search_dir())(e)),
+    }
+    sync_dir(Some(&config.data_dir));
+    Ok(Restored { verified, previous })
+}
+
+/// Moves unpacked attachments into place. Names are content hashes, so one already there is
+/// the same file and stays.
+fn move_blobs(from: &Path, to: &Path) -> Result<()> {
+    for (name, path) in blob_files(from)? {
+        let target = to.join(&name);
+        if target.exists() {
+            continue;
+        }
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir).map_err(file_error(dir))?;
+        }
+        std::fs::rename(&path, &target).map_err(file_error(&target))?;
+    }
+    Ok(())
+}
+
+/// `path` with `suffix` appended to its file name.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Makes renames in `dir` durable. Best effort: the files themselves are already synced.
+fn sync_dir(dir: Option<&Path>) {
+    if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        let _ = File::open(dir).and_then(|d| d.sync_all());
+    }
+}
+
+/// "20261123-190512": a UTC time for file names, sorting in time order.
+pub fn utc_stamp(unix_secs: u64) -> String {
+    let days = (unix_secs / 86_400) as i64;
+    let secs = unix_secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// H. Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_utc_calendar_times() {
+        assert_eq!(utc_stamp(0), "19700101-000000");
+        assert_eq!(utc_stamp(951_782_400), "20000229-000000");
+        assert_eq!(utc_stamp(1_795_460_712), "20261123-190512");
+    }
+
+    #[test]
+    fn only_attachment_names_are_accepted() {
+        let hash = "ab".repeat(32);
+        assert!(is_blob_name(&format!("ab/{hash}")));
+        assert!(!is_blob_name(&format!("cd/{hash}")));
+        assert!(!is_blob_name(&format!("../{hash}")));
+        assert!(!is_blob_name("ab/../../etc/passwd"));
+        assert!(!is_blob_name(&format!("tmp/{hash}")));
+        assert!(!is_blob_name(&format!("ab/{}", hash.to_uppercase())));
+    }
+}

@@ -1,0 +1,432 @@
+//! Backups as an office uses them: `confab backup` while people chat, `--verify`, `restore`
+//! into a new directory, nightly backups with pruning, and the admin page's list and download.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::ws::{Socket, dm_id, full_history, seq};
+use common::{
+    Client, StatusCode, TestServer, Value, arg, cli, create_user, json, password_of, setup_admin,
+};
+
+fn temp_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// A message whose `ack` the sender had.
+#[derive(Debug, Clone)]
+struct Acked {
+    conversation: String,
+    seq: u64,
+    body: String,
+    at: Instant,
+}
+
+/// Sends from `socket` to `target`, one message after another as each is acked, until `stop`.
+fn keep_sending(
+    mut socket: Socket,
+    name: &'static str,
+    target: Value,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<Acked>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            n += 1;
+            let body = format!("{name} says {n}");
+            let message = socket
+                .send_acked(target.clone(), &body, &format!("{name}-{n}"))
+                .await;
+            acked.lock().expect("acked").push(Acked {
+                conversation: message["conversation"]
+                    .as_str()
+                    .expect("conversation")
+                    .to_owned(),
+                seq: seq(&message),
+                body,
+                at: Instant::now(),
+            });
+        }
+        socket.close().await;
+    })
+}
+
+/// `confab ARGS` off the async runtime (a backup takes a moment).
+async fn cli_blocking(args: Vec<String>) -> (bool, String) {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&args)
+    })
+    .await
+    .expect("cli task")
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+async fn login(server: &TestServer, username: &str) -> Client {
+    common::login_client(server, username, &password_of(username)).await
+}
+
+/// `confab restore FILE` into a new data directory; returns it.
+fn restore_into_new_dir(file: &Path, parent: &Path) -> PathBuf {
+    let data = parent.join("restored");
+    let (ok, out) = cli(&["restore", arg(file), "--data-dir", arg(&data)]);
+    assert!(ok, "restore into a new directory failed:\n{out}");
+    assert!(out.contains("restored into"), "{out}");
+    data
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_taken_while_everyone_sends_restores_every_acked_message_with_exact_counts() {
+    let server = TestServer::start_with(&["--frame-rate", "5000"], None);
+    let admin = setup_admin(&server).await;
+    let alice = create_user(&admin, "alice").await;
+    let bob = create_user(&admin, "bob").await;
+    let carol = create_user(&admin, "carol").await;
+    // Each conversation, and which of alice (0), bob (1), carol (2) reads its history.
+    let conversations = [
+        (dm_id(&alice, &bob), 0),
+        (dm_id(&bob, &carol), 1),
+        ("room:1".to_owned(), 0),
+    ];
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut senders = Vec::new();
+    for (client, name, target) in [
+        (&alice, "alice", json!(bob.id())),
+        (&bob, "bob", json!(carol.id())),
+        (&carol, "carol", json!("room:1")),
+    ] {
+        let socket = Socket::online(&server, client).await;
+        senders.push(keep_sending(
+            socket,
+            name,
+            target,
+            stop.clone(),
+            acked.clone(),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let work = temp_dir("confab-backup-");
+    let file = work.path().join("office.backup");
+    let began = Instant::now();
+    let (ok, out) = cli_blocking(args(&[
+        "backup",
+        arg(&file),
+        "--data-dir",
+        arg(&server.data_dir()),
+    ]))
+    .await;
+    assert!(ok, "backup of the running server failed:\n{out}");
+    assert!(out.contains("backup written to"), "{out}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for sender in senders {
+        sender.await.expect("sender");
+    }
+    let acked = acked.lock().expect("acked").clone();
+    let before: Vec<&Acked> = acked.iter().filter(|m| m.at < began).collect();
+    assert!(
+        before.len() >= 30,
+        "the load sent only {} messages before the backup",
+        before.len()
+    );
+    assert!(
+        acked.len() > before.len(),
+        "nobody sent during or after the backup: the writer was blocked"
+    );
+    assert!(server.stop().success());
+
+    let (ok, out) = cli(&["backup", "--verify", arg(&file)]);
+    assert!(ok, "verify failed:\n{out}");
+    assert!(out.contains("4 users"), "{out}");
+
+    let restored = restore_into_new_dir(&file, work.path());
+    let copy = TestServer::start_in(&restored);
+    let people = [
+        login(&copy, "alice").await,
+        login(&copy, "bob").await,
+        login(&copy, "carol").await,
+    ];
+    for (conversation, reader) in &conversations {
+        let history = full_history(&people[*reader], conversation).await;
+        let seqs: Vec<u64> = history.iter().map(seq).collect();
+        let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+        assert_eq!(seqs, expected, "{conversation}: seqs without gaps");
+        let bodies: BTreeMap<u64, &str> = history
+            .iter()
+            .map(|m| (seq(m), m["body"].as_str().unwrap_or_default()))
+            .collect();
+        for message in before.iter().filter(|m| &m.conversation == conversation) {
+            assert_eq!(
+                bodies.get(&message.seq).copied(),
+                Some(message.body.as_str()),
+                "{conversation}: message {} was acked before the backup began",
+                message.seq
+            );
+        }
+        for member in &people {
+            let Some(summary) = common::summary_of(member, conversation).await else {
+                continue;
+            };
+            assert_eq!(summary["last_seq"], seqs.len(), "{conversation}: {summary}");
+            // Nobody read anything during the load: everything from others is unread.
+            let from_others = history.iter().filter(|m| m["from"] != member.id()).count();
+            assert_eq!(
+                summary["unread"],
+                from_others,
+                "{}'s unread in {conversation}: {summary}",
+                member.username()
+            );
+        }
+    }
+    assert!(copy.stop().success());
+    let (ok, out) = cli(&["check", "--data-dir", arg(&restored)]);
+    assert!(ok && out.contains("no problems found"), "{out}");
+}
+
+/// A stopped server with admin, alice and three messages; returns its data dir's owner.
+async fn stopped_office(work: &Path) -> PathBuf {
+    let data = work.join("data");
+    let server = TestServer::start_in(&data);
+    let admin = setup_admin(&server).await;
+    let alice = create_user(&admin, "alice").await;
+    let mut tab = Socket::online(&server, &alice).await;
+    for n in 1..=3 {
+        tab.send_acked(json!(admin.id()), &format!("note {n}"), &format!("n{n}"))
+            .await;
+    }
+    tab.close().await;
+    assert!(server.stop().success());
+    data
+}
+
+#[tokio::test]
+async fn a_stopped_server_is_backed_up_without_a_byte_of_its_database_changing() {
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    let database = data.join("confab.redb");
+    let before = std::fs::read(&database).expect("database");
+    let file = work.path().join("stopped.backup");
+
+    let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        std::fs::read(&database).expect("database"),
+        before,
+        "the backup changed the database it copied"
+    );
+    let (ok, out) = cli(&["backup", "--verify", arg(&file)]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("2 users") && out.contains("3 messages") && out.contains("0 files"),
+        "{out}"
+    );
+    assert!(out.contains("less than a minute ago"), "its age: {out}");
+
+    let restored = restore_into_new_dir(&file, work.path());
+    let copy = TestServer::start_in(&restored);
+    let alice = login(&copy, "alice").await;
+    let (_, list) = alice.get("/api/conversations").await;
+    let dm = common::dms_only(&list);
+    assert_eq!(dm[0]["last_seq"], 3, "{list}");
+    assert_eq!(dm[0]["last_message"]["body"], "note 3", "{list}");
+}
+
+#[tokio::test]
+async fn a_damaged_or_cut_backup_fails_verify_and_restore_changes_nothing() {
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    let file = work.path().join("good.backup");
+    let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+    assert!(ok, "{out}");
+    let good = std::fs::read(&file).expect("backup");
+
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x01;
+    let damaged = work.path().join("damaged.backup");
+    std::fs::write(&damaged, &flipped).expect("write");
+    let verify = common::run_cli(&["backup", "--verify", arg(&damaged)]);
+    let out = String::from_utf8_lossy(&verify.stderr);
+    assert_eq!(verify.status.code(), Some(1), "{out}");
+    assert!(out.contains("checksum does not match"), "{out}");
+
+    let cut = work.path().join("cut.backup");
+    std::fs::write(&cut, &good[..good.len() - 100]).expect("write");
+    let (ok, out) = cli(&["backup", "--verify", arg(&cut)]);
+    assert!(!ok && out.contains("cut off"), "{out}");
+
+    let (ok, out) = cli(&["backup", "--verify", arg(&data.join("confab.redb"))]);
+    assert!(!ok && out.contains("not a confab backup"), "{out}");
+
+    let database = std::fs::read(data.join("confab.redb")).expect("database");
+    let (ok, out) = cli(&["restore", arg(&damaged), "--data-dir", arg(&data)]);
+    assert!(!ok && out.contains("nothing was changed"), "{out}");
+    assert_eq!(
+        std::fs::read(data.join("confab.redb")).expect("database"),
+        database
+    );
+    assert_eq!(
+        std::fs::read_dir(&data)
+            .expect("data dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("restore"))
+            .count(),
+        0,
+        "a refused restore left files behind"
+    );
+}
+
+#[tokio::test]
+async fn restore_refuses_while_the_server_runs_and_keeps_the_old_database_after() {
+    let work = temp_dir("confab-backup-");
+    let data = work.path().join("data");
+    let server = TestServer::start_in(&data);
+    let admin = setup_admin(&server).await;
+    create_user(&admin, "alice").await;
+    let file = work.path().join("running.backup");
+    let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+    assert!(ok, "{out}");
+
+    let (ok, out) = cli(&["restore", arg(&file), "--data-dir", arg(&data)]);
+    assert!(!ok, "restore ran under a live server:\n{out}");
+    assert!(
+        out.contains("the server is running") && out.contains("stop it first"),
+        "{out}"
+    );
+
+    assert!(server.stop().success());
+    let (ok, out) = cli(&["restore", arg(&file), "--data-dir", arg(&data)]);
+    assert!(ok, "{out}");
+    let kept: Vec<String> = std::fs::read_dir(&data)
+        .expect("data dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("confab.redb.") && name.ends_with(".before-restore"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the replaced database is kept: {kept:?}");
+    assert!(
+        !data.join("search").exists(),
+        "the search index is removed so it rebuilds"
+    );
+    let copy = TestServer::start_in(&data);
+    login(&copy, "alice").await;
+}
+
+/// An old automatic backup, `days` old.
+fn old_backup(dir: &Path, name: &str, days: u64) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, b"an old backup").expect("write");
+    let when = SystemTime::now() - Duration::from_secs(days * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(when))
+        .expect("set mtime");
+    path
+}
+
+#[tokio::test]
+async fn nightly_backups_keep_the_newest_and_admins_list_and_download_them() {
+    let work = temp_dir("confab-backup-");
+    let dir = work.path().join("backups");
+    std::fs::create_dir(&dir).expect("backup dir");
+    old_backup(&dir, "confab-20200103-030000.backup", 3);
+    old_backup(&dir, "confab-20200102-030000.backup", 4);
+    old_backup(&dir, "confab-20200101-030000.backup", 5);
+    std::fs::write(dir.join("notes.txt"), "not a backup").expect("write");
+
+    // The folder set through the environment, as systemd's drop-in would.
+    let server = TestServer::start_with_env(
+        &["--backup-keep", "2"],
+        &[("CONFAB_BACKUP_DIR", arg(&dir))],
+        None,
+    );
+    assert!(
+        server.wait_for_log("automatic backup written", Duration::from_secs(20)),
+        "the last backup is 3 days old, so one is taken at start"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("backup dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names[0], "confab-20200103-030000.backup", "{names:?}");
+    assert!(
+        names[1].starts_with("confab-20") && names[1] != names[0],
+        "{names:?}"
+    );
+    assert_eq!(names[2], "notes.txt", "other files are never pruned");
+    let newest = names[1].clone();
+
+    let admin = setup_admin(&server).await;
+    let (status, list) = admin.get("/api/admin/backups").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(
+        (list["enabled"].clone(), list["keep"].clone()),
+        (json!(true), json!(2))
+    );
+    let backups = list["backups"].as_array().expect("backups");
+    assert_eq!(backups.len(), 2, "{list}");
+    assert_eq!(backups[0]["name"], newest.as_str());
+    let size = std::fs::metadata(dir.join(&newest)).expect("newest").len();
+    assert_eq!(backups[0]["size"], size);
+    assert!(backups[0]["created_at"].as_i64() > backups[1]["created_at"].as_i64());
+    // The admin page's Server section names the same newest backup.
+    let (status, server_status) = admin.get("/api/admin/status").await;
+    assert_eq!(status, StatusCode::OK, "{server_status}");
+    assert_eq!(server_status["backups"]["configured"], true);
+    assert_eq!(server_status["backups"]["last"]["file"], newest.as_str());
+    assert_eq!(server_status["backups"]["last"]["bytes"], size);
+
+    let response = admin
+        .request(reqwest::Method::GET, "/api/admin/backups/latest")
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(response.status(), StatusCode::OK);
+    let disposition = response.headers()["content-disposition"]
+        .to_str()
+        .expect("header")
+        .to_owned();
+    assert!(disposition.contains(&newest), "{disposition}");
+    let bytes = response.bytes().await.expect("body");
+    assert_eq!(bytes.len() as u64, size);
+    let downloaded = work.path().join("downloaded.backup");
+    std::fs::write(&downloaded, &bytes).expect("write");
+    let (ok, out) = cli(&["backup", "--verify", arg(&downloaded)]);
+    assert!(ok, "the downloaded backup verifies:\n{out}");
+
+    let member = create_user(&admin, "alice").await;
+    for path in ["/api/admin/backups", "/api/admin/backups/latest"] {
+        let (status, body) = member.get(path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path} as a member: {body}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_backup_dir_the_admin_page_says_backups_are_off() {
+    let server = TestServer::start();
+    let admin = setup_admin(&server).await;
+    let (status, list) = admin.get("/api/admin/backups").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list, json!({"enabled": false, "keep": 7, "backups": []}));
+    let (status, body) = admin.get("/api/admin/backups/latest").await;
+    common::assert_error(&(status, body), StatusCode::NOT_FOUND, "not_found");
+}
