@@ -53,5 +53,13 @@ fn man_pages_cover_every_flag_and_variable_of_help() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     pages.sort();
-    assert_eq!(pages, ["confab-check.1", "confab.1"]);
+    assert_eq!(
+        pages,
+        [
+            "confab-backup.1",
+            "confab-check.1",
+            "confab-restore.1",
+            "confab.1"
+        ]
+    );
 }
