@@ -15,7 +15,7 @@ use super::{Result, Store, StoreError, TABLES, file};
 /// Rows copied per write transaction of the copy: bounds its memory, and each commit's fsync
 /// keeps the disk's write-back queue short, so the server's own commits never wait behind a
 /// huge flush.
-const ROWS_PER_COMMIT: usize = 20_000;
+const ROWS_PER_COMMIT: usize = 5_000;
 
 /// A table of the catalog, whatever its key and value types.
 pub(super) trait CatalogTable {
