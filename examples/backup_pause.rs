@@ -31,6 +31,8 @@ type Fallible<T> = Result<T, String>;
 const BASELINE: Duration = Duration::from_secs(5);
 /// Time they keep running after it ended.
 const AFTER: Duration = Duration::from_secs(2);
+/// When the backup began, for the server's log lines about it.
+static BACKUP_STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
 struct Args {
     dir: PathBuf,
@@ -111,7 +113,8 @@ fn start(args: &Args) -> Fallible<(Server, SocketAddr)> {
             "--data-dir",
         ])
         .arg(&args.dir)
-        .env_remove("RUST_LOG")
+        // `RUST_LOG=confab=debug` shows the backup's phases next to the ack gaps.
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_default())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -130,7 +133,13 @@ fn start(args: &Args) -> Fallible<(Server, SocketAddr)> {
             break addr.parse().map_err(|e| format!("{addr}: {e}"))?;
         }
     };
-    std::thread::spawn(move || lines.for_each(drop));
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Some(from) = BACKUP_STARTED.get().filter(|_| line.contains("backup")) {
+                println!("  server at +{:.2} s: {line}", from.elapsed().as_secs_f64());
+            }
+        }
+    });
     Ok((server, addr))
 }
 
@@ -224,20 +233,55 @@ async fn send_until(
     Ok(())
 }
 
-/// Longest ack wait and longest time without any ack, among acks in `from..to`.
-fn worst(acks: &[(Instant, Duration)], from: Instant, to: Instant) -> (usize, Duration, Duration) {
+/// What the senders saw among acks in `from..to`.
+struct Window {
+    acks: usize,
+    p99_wait: Duration,
+    longest_wait: Duration,
+    /// When the longest wait ended, from `from`: which phase of the backup caused it.
+    longest_at: Duration,
+    longest_gap: Duration,
+}
+
+fn worst(acks: &[(Instant, Duration)], from: Instant, to: Instant) -> Window {
     let mut window: Vec<&(Instant, Duration)> = acks
         .iter()
         .filter(|(at, _)| *at >= from && *at < to)
         .collect();
     window.sort_by_key(|(at, _)| *at);
-    let longest_wait = window.iter().map(|(_, d)| *d).max().unwrap_or_default();
+    let (longest_at, longest_wait) = window
+        .iter()
+        .max_by_key(|(_, d)| *d)
+        .map_or((Duration::ZERO, Duration::ZERO), |(at, d)| (*at - from, *d));
+    let mut waits: Vec<Duration> = window.iter().map(|(_, d)| *d).collect();
+    waits.sort();
+    let p99_wait = waits
+        .get((waits.len() * 99 / 100).min(waits.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default();
     let longest_gap = window
         .windows(2)
         .map(|w| w[1].0 - w[0].0)
         .max()
         .unwrap_or_default();
-    (window.len(), longest_wait, longest_gap)
+    Window {
+        acks: window.len(),
+        p99_wait,
+        longest_wait,
+        longest_at,
+        longest_gap,
+    }
+}
+
+fn report(label: &str, seconds: f64, w: &Window) {
+    println!(
+        "{label}: {} acks in {seconds:.1} s, ack wait p99 {} longest {} (at +{:.2} s), longest time without an ack {}",
+        w.acks,
+        ms(w.p99_wait),
+        ms(w.longest_wait),
+        w.longest_at.as_secs_f64(),
+        ms(w.longest_gap)
+    );
 }
 
 fn ms(d: Duration) -> String {
@@ -290,6 +334,7 @@ async fn run(args: Fallible<Args>) -> Fallible<()> {
     let file = args.dir.with_extension("pause-benchmark.backup");
     let file_arg = file.to_string_lossy().into_owned();
     let backup_from = Instant::now();
+    let _ = BACKUP_STARTED.set(backup_from);
     let (bin, dir) = (args.bin.clone(), args.dir.clone());
     let backup_args = ["backup".to_owned(), file_arg.clone()];
     let (backup_time, backup_out) = tokio::task::spawn_blocking(move || {
@@ -307,19 +352,15 @@ async fn run(args: Fallible<Args>) -> Fallible<()> {
     drop(server);
 
     let acks = acks.lock().map_err(|_| "lock")?.clone();
-    let (n, wait, gap) = worst(&acks, baseline_from, backup_from);
-    println!(
-        "before the backup: {n} acks in {:.1} s, longest ack wait {}, longest time without an ack {}",
+    report(
+        "before the backup",
         BASELINE.as_secs_f64(),
-        ms(wait),
-        ms(gap)
+        &worst(&acks, baseline_from, backup_from),
     );
-    let (n, wait, gap) = worst(&acks, backup_from, backup_to);
-    println!(
-        "during the backup: {n} acks in {:.1} s, longest ack wait {}, longest time without an ack {}",
+    report(
+        "during the backup",
         backup_time.as_secs_f64(),
-        ms(wait),
-        ms(gap)
+        &worst(&acks, backup_from, backup_to),
     );
     print!("{backup_out}");
     let (verify_time, verify_out) =

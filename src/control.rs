@@ -109,18 +109,17 @@ async fn reset_user(app: &App, username: &str) -> Response {
 async fn write_backup(app: &App, path: PathBuf) -> Response {
     let (store, data_dir) = (app.store.clone(), app.config.data_dir.clone());
     let sweep_paused = app.blobs.pause_sweep().await;
-    let done = tokio::task::spawn_blocking(move || {
+    let done = backup::in_background(move || {
         let _sweep_paused = sweep_paused;
         backup::write_backup(Source::Live(&store), &data_dir, &path)
     })
     .await;
     match done {
-        Ok(Ok(written)) => {
+        Ok(written) => {
             tracing::info!(backup = %written.path.display(), bytes = written.bytes, "backup written from the console");
             Response::BackedUp(written)
         }
-        Ok(Err(e)) => Response::Failed(e.to_string()),
-        Err(e) => Response::Failed(format!("the backup task failed: {e}")),
+        Err(e) => Response::Failed(e.to_string()),
     }
 }
 

@@ -81,7 +81,12 @@ pub fn write_backup(source: Source<'_>, data_dir: &Path, target: &Path) -> Resul
             sync_dir(target.parent());
             Ok(files)
         });
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "backup: packed");
     let _ = std::fs::remove_file(&snapshot);
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "backup: copy removed"
+    );
     if written.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
@@ -95,6 +100,33 @@ pub fn write_backup(source: Source<'_>, data_dir: &Path, target: &Path) -> Resul
     })
 }
 
+/// Runs a backup of a live server (`work`) on a thread of its own at the lowest CPU priority:
+/// copying hundreds of MB must not take a core from the writer and the sockets while people
+/// chat, and a backup that takes a few seconds longer harms nobody.
+pub async fn in_background<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("confab-backup".to_owned())
+        .spawn(move || {
+            lower_this_threads_priority();
+            let _ = done.send(work());
+        })
+        .map_err(|e| BackupError::Task(format!("cannot start the backup thread: {e}")))?;
+    result
+        .await
+        .map_err(|_| BackupError::Task("the backup thread stopped".to_owned()))?
+}
+
+/// Linux gives a "process" priority set on a thread id to that thread alone.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
+        tracing::debug!(error = %e, "backup thread keeps its priority");
+    }
+}
+
 /// Copies the database to `snapshot`, then packs it and the attachments into `partial`.
 /// Returns the number of attachments.
 fn snapshot_and_pack(
@@ -104,10 +136,15 @@ fn snapshot_and_pack(
     partial: &Path,
 ) -> Result<u64> {
     let created_at = store::now_millis();
+    let started = Instant::now();
     match source {
         Source::Live(store) => store.snapshot_to(snapshot)?,
         Source::Stopped(path) => store::snapshot_file(path, snapshot)?,
     }
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "backup: database copied"
+    );
     let schema = store::database_format(snapshot)?.map_or(store::SCHEMA, |f| f.schema);
     let manifest = Manifest {
         created_at,

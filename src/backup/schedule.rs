@@ -119,7 +119,7 @@ async fn take_one(store: &Store, blobs: &Blobs, data_dir: &Path, dir: &Path, kee
     let target = dir.join(format!("{PREFIX}{}{SUFFIX}", utc_stamp(store::now_secs())));
     let (store, data_dir, dir) = (store.clone(), data_dir.to_owned(), dir.to_owned());
     let sweep_paused = blobs.pause_sweep().await;
-    let done = tokio::task::spawn_blocking(move || {
+    let done = super::in_background(move || {
         let _sweep_paused = sweep_paused;
         std::fs::create_dir_all(&dir).map_err(super::file_error(&dir))?;
         let written = write_backup(Source::Live(&store), &data_dir, &target)?;
@@ -128,7 +128,7 @@ async fn take_one(store: &Store, blobs: &Blobs, data_dir: &Path, dir: &Path, kee
     })
     .await;
     match done {
-        Ok(Ok((written, removed))) => {
+        Ok((written, removed)) => {
             tracing::info!(
                 backup = %written.path.display(),
                 bytes = written.bytes,
@@ -139,12 +139,8 @@ async fn take_one(store: &Store, blobs: &Blobs, data_dir: &Path, dir: &Path, kee
             );
             true
         }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "automatic backup failed; trying again in an hour");
-            false
-        }
         Err(e) => {
-            tracing::error!(error = %e, "automatic backup task failed; trying again in an hour");
+            tracing::error!(error = %e, "automatic backup failed; trying again in an hour");
             false
         }
     }
