@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod disk;
 pub mod http;
 pub mod hub;
 pub mod json;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, VERSION};
+use crate::disk::PacedSync;
 use crate::store::{self, Store, StoreError};
 pub use format::FORMAT_VERSION;
 use format::{BackupReader, BackupWriter, FormatError, Kind, Manifest};
@@ -172,45 +173,12 @@ fn write_container(path: &Path, manifest: &Manifest, snapshot: &Path, blobs: &Pa
         append_file(&mut writer, Kind::File, &name, &blob)?;
         files += 1;
     }
-    let out = writer
+    let mut out = writer
         .finish()
         .and_then(|out| out.into_inner().map_err(|e| e.into_error()))
         .map_err(file_error(path))?;
-    out.file.sync_all().map_err(file_error(path))?;
+    out.sync_all().map_err(file_error(path))?;
     Ok(files)
-}
-
-/// Writes through to `file`, syncing every [`PacedSync::EVERY`] bytes. Left to the kernel, a
-/// backup's hundreds of MB pile up as dirty pages and are flushed at once, and the server's
-/// own commits (each an fsync on the same disk) wait behind that flush; small regular syncs
-/// keep the disk's queue short.
-struct PacedSync {
-    file: File,
-    unsynced: usize,
-}
-
-impl PacedSync {
-    const EVERY: usize = 4 << 20;
-
-    fn new(file: File) -> PacedSync {
-        PacedSync { file, unsynced: 0 }
-    }
-}
-
-impl Write for PacedSync {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let written = self.file.write(buf)?;
-        self.unsynced += written;
-        if self.unsynced >= Self::EVERY {
-            self.file.sync_data()?;
-            self.unsynced = 0;
-        }
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
 }
 
 fn append_file<W: Write>(

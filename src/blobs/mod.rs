@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+
+use crate::disk::PacedSync;
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
 /// Temp files older than this belong to uploads that died with the server.
@@ -110,16 +111,15 @@ impl Blobs {
             .root
             .join("tmp")
             .join(name.iter().map(|b| format!("{b:02x}")).collect::<String>());
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .await
-            .map_err(BlobError::from_io)?;
+        let open = temp.clone();
+        let file = blocking(move || std::fs::File::create_new(open)).await?;
         Ok(BlobWriter {
             temp: Some(temp),
-            file,
-            hasher: Sha256::new(),
+            sink: Some(Sink {
+                file: PacedSync::new(file),
+                hasher: Sha256::new(),
+            }),
+            buffer: Vec::new(),
             size: 0,
             root: self.root.clone(),
         })
@@ -213,49 +213,95 @@ impl Blobs {
     }
 }
 
-/// A blob being streamed to disk; dropped without [`BlobWriter::finish`] it leaves nothing.
+/// A blob being streamed to disk; dropped without [`BlobWriter::publish`] it leaves nothing.
+///
+/// The bytes are gathered into pieces of [`BlobWriter::PIECE`] and each piece is hashed and
+/// written on a blocking thread, so the async workers that serve the chat only copy bytes.
 pub struct BlobWriter {
     /// `None` once published.
     temp: Option<PathBuf>,
-    file: tokio::fs::File,
-    hasher: Sha256,
+    /// `None` only while a piece is being written.
+    sink: Option<Sink>,
+    buffer: Vec<u8>,
     size: u64,
     root: PathBuf,
 }
 
+struct Sink {
+    file: PacedSync,
+    hasher: Sha256,
+}
+
 impl BlobWriter {
+    const PIECE: usize = 256 << 10;
+
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
-        self.hasher.update(chunk);
         self.size += chunk.len() as u64;
-        self.file.write_all(chunk).await.map_err(BlobError::from_io)
+        self.buffer.extend_from_slice(chunk);
+        if self.buffer.len() >= Self::PIECE {
+            self.write_piece().await?;
+        }
+        Ok(())
+    }
+
+    async fn write_piece(&mut self) -> Result<(), BlobError> {
+        let mut sink = self.sink.take().ok_or_else(broken)?;
+        let piece = std::mem::take(&mut self.buffer);
+        let (sink, mut piece) = blocking(move || {
+            sink.hasher.update(&piece);
+            sink.file.write_all(&piece)?;
+            Ok((sink, piece))
+        })
+        .await?;
+        piece.clear();
+        self.buffer = piece;
+        self.sink = Some(sink);
+        Ok(())
     }
 
     pub fn size(&self) -> u64 {
         self.size
     }
 
-    /// Flushes the content to disk and returns the temp file to look at before publishing.
+    /// Writes what is left and syncs it; returns the temp file to look at before publishing.
     pub async fn sync(&mut self) -> Result<&Path, BlobError> {
-        self.file.flush().await.map_err(BlobError::from_io)?;
-        self.file.sync_all().await.map_err(BlobError::from_io)?;
-        self.temp
-            .as_deref()
-            .ok_or_else(|| BlobError::Io(std::io::Error::other("already published")))
+        self.write_piece().await?;
+        let mut sink = self.sink.take().ok_or_else(broken)?;
+        self.sink = Some(
+            blocking(move || {
+                sink.file.sync_all()?;
+                Ok(sink)
+            })
+            .await?,
+        );
+        self.temp.as_deref().ok_or_else(broken)
     }
 
     /// Moves the (synced) content into place under its hash. Blocking.
     pub fn publish(mut self) -> Result<BlobId, BlobError> {
-        let id = BlobId(hex(&std::mem::take(&mut self.hasher).finalize()));
-        let temp = self
-            .temp
-            .take()
-            .ok_or_else(|| BlobError::Io(std::io::Error::other("already published")))?;
+        let sink = self.sink.take().ok_or_else(broken)?;
+        let id = BlobId(hex(&sink.hasher.finalize()));
+        let temp = self.temp.take().ok_or_else(broken)?;
         let published = publish(&self.root, &temp, &id);
         if published.is_err() {
             let _ = std::fs::remove_file(&temp);
         }
         published.map(|()| id)
     }
+}
+
+fn broken() -> BlobError {
+    BlobError::Io(std::io::Error::other("the blob writer was already used up"))
+}
+
+/// File work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, BlobError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| BlobError::Io(std::io::Error::other(e)))?
+        .map_err(BlobError::from_io)
 }
 
 impl Drop for BlobWriter {

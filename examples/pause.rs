@@ -1,15 +1,22 @@
-//! Measures what an online backup costs the people chatting: senders keep sending DMs (each
-//! waits for its ack before the next) on a big database while `confab backup` runs through the
-//! control socket; reports the longest wait for an ack and the longest time without any ack,
-//! before and during the backup, then how long the backup and its verification took.
+//! Measures what heavy work on the server costs the people chatting: senders keep sending DMs
+//! (each waits for its ack before the next) on a big database while
+//!
+//! - `--during backup` (the default): `confab backup` runs through the control socket, then
+//!   its verification; or
+//! - `--during upload`: another user uploads `--uploads N` files of `--upload-mb M` MB (25, the
+//!   default `--max-file-size`) one after another into a DM;
+//!
+//! and reports the senders' ack waits (p99, longest, and when it happened) and the longest time
+//! without any ack, before and during that work.
 //!
 //! ```text
 //! cargo run --release --example bigdb -- DIR --messages 1000000
-//! cargo run --release --example backup_pause -- DIR [--senders N] [--bin PATH]
+//! cargo run --release --example pause -- DIR [--during backup|upload] [--senders N] [--bin PATH]
 //! ```
 //!
 //! DIR must be a stopped confab data directory whose users are named like bigdb's
-//! (`user0001`, …): the first N get new passwords through `confab --reset-user`.
+//! (`user0001`, …): the first N (and one uploader) get new passwords through
+//! `confab --reset-user`.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -27,33 +34,55 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 type Fallible<T> = Result<T, String>;
 
-/// Time the senders run before the backup starts: the baseline.
+/// Time the senders run before the heavy work starts: the baseline.
 const BASELINE: Duration = Duration::from_secs(5);
 /// Time they keep running after it ended.
 const AFTER: Duration = Duration::from_secs(2);
-/// When the backup began, for the server's log lines about it.
-static BACKUP_STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+/// When the heavy work began, for the server's log lines about it.
+static WORK_STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+#[derive(Clone, Copy, PartialEq)]
+enum During {
+    Backup,
+    Upload,
+}
 
 struct Args {
     dir: PathBuf,
+    during: During,
     senders: usize,
+    uploads: usize,
+    upload_mb: usize,
     bin: PathBuf,
 }
 
+const USAGE: &str = "usage: pause DIR [--during backup|upload] [--senders N] [--uploads N] [--upload-mb M] [--bin PATH]";
+
 fn parse_args() -> Fallible<Args> {
     let mut args = std::env::args().skip(1);
-    let dir = args
-        .next()
-        .ok_or("usage: backup_pause DIR [--senders N] [--bin PATH]")?;
+    let dir = args.next().ok_or(USAGE)?;
     let mut parsed = Args {
         dir: PathBuf::from(dir),
+        during: During::Backup,
         senders: 4,
+        uploads: 40,
+        upload_mb: 25,
         bin: PathBuf::from("target/release/confab"),
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        let number = || value.parse().map_err(|e| format!("{flag}: {e}"));
         match flag.as_str() {
-            "--senders" => parsed.senders = value.parse().map_err(|e| format!("{flag}: {e}"))?,
+            "--during" => {
+                parsed.during = match value.as_str() {
+                    "backup" => During::Backup,
+                    "upload" => During::Upload,
+                    _ => return Err(USAGE.to_owned()),
+                }
+            }
+            "--senders" => parsed.senders = number()?,
+            "--uploads" => parsed.uploads = number()?,
+            "--upload-mb" => parsed.upload_mb = number()?,
             "--bin" => parsed.bin = PathBuf::from(value),
             other => return Err(format!("unknown flag {other}")),
         }
@@ -66,15 +95,15 @@ async fn main() -> ExitCode {
     match run(parse_args()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("backup_pause: {e}");
+            eprintln!("pause: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
 /// The first `n` bigdb users, with passwords reset from the console (server stopped).
-fn reset_passwords(args: &Args) -> Fallible<Vec<(String, String)>> {
-    (1..=args.senders)
+fn reset_passwords(args: &Args, n: usize) -> Fallible<Vec<(String, String)>> {
+    (1..=n)
         .map(|i| {
             let username = format!("user{i:04}");
             let out = Command::new(&args.bin)
@@ -113,8 +142,7 @@ fn start(args: &Args) -> Fallible<(Server, SocketAddr)> {
             "--data-dir",
         ])
         .arg(&args.dir)
-        // `RUST_LOG=confab=debug` shows the backup's phases next to the ack gaps.
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_default())
+        // Inherits RUST_LOG: `RUST_LOG=confab=debug` shows the backup's phases next to the gaps.
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -135,7 +163,10 @@ fn start(args: &Args) -> Fallible<(Server, SocketAddr)> {
     };
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
-            if let Some(from) = BACKUP_STARTED.get().filter(|_| line.contains("backup")) {
+            if let Some(from) = WORK_STARTED
+                .get()
+                .filter(|_| line.contains("backup") || line.contains("upload"))
+            {
                 println!("  server at +{:.2} s: {line}", from.elapsed().as_secs_f64());
             }
         }
@@ -309,12 +340,14 @@ fn timed_cli(bin: &Path, args: &[&str], dir: &Path) -> Fallible<(Duration, Strin
 
 async fn run(args: Fallible<Args>) -> Fallible<()> {
     let args = args?;
-    let passwords = reset_passwords(&args)?;
+    let uploading = args.during == During::Upload;
+    let passwords = reset_passwords(&args, args.senders + usize::from(uploading))?;
     let (server, addr) = start(&args)?;
     let mut users = Vec::new();
     for (username, password) in &passwords {
         users.push(sign_in(addr, username, password).await?);
     }
+    let uploader = if uploading { users.pop() } else { None };
     let stop = Arc::new(AtomicBool::new(false));
     let acks: Acks = Arc::default();
     let mut senders = Vec::new();
@@ -331,19 +364,14 @@ async fn run(args: Fallible<Args>) -> Fallible<()> {
     let baseline_from = Instant::now();
     tokio::time::sleep(BASELINE).await;
 
-    let file = args.dir.with_extension("pause-benchmark.backup");
-    let file_arg = file.to_string_lossy().into_owned();
-    let backup_from = Instant::now();
-    let _ = BACKUP_STARTED.set(backup_from);
-    let (bin, dir) = (args.bin.clone(), args.dir.clone());
-    let backup_args = ["backup".to_owned(), file_arg.clone()];
-    let (backup_time, backup_out) = tokio::task::spawn_blocking(move || {
-        let backup_args: Vec<&str> = backup_args.iter().map(String::as_str).collect();
-        timed_cli(&bin, &backup_args, &dir)
-    })
-    .await
-    .map_err(|e| e.to_string())??;
-    let backup_to = Instant::now();
+    let body = upload_body(if uploading { args.upload_mb } else { 0 });
+    let work_from = Instant::now();
+    let _ = WORK_STARTED.set(work_from);
+    let work = match uploader {
+        Some(uploader) => upload(&args, addr, uploader, users[0].0, &body).await?,
+        None => backup(&args).await?,
+    };
+    let work_to = Instant::now();
     tokio::time::sleep(AFTER).await;
     stop.store(true, Ordering::Relaxed);
     for sender in senders {
@@ -352,25 +380,117 @@ async fn run(args: Fallible<Args>) -> Fallible<()> {
     drop(server);
 
     let acks = acks.lock().map_err(|_| "lock")?.clone();
-    report(
-        "before the backup",
-        BASELINE.as_secs_f64(),
-        &worst(&acks, baseline_from, backup_from),
-    );
-    report(
-        "during the backup",
-        backup_time.as_secs_f64(),
-        &worst(&acks, backup_from, backup_to),
-    );
-    print!("{backup_out}");
-    let (verify_time, verify_out) =
-        timed_cli(&args.bin, &["backup", "--verify", &file_arg], &args.dir)?;
-    print!("{verify_out}");
-    println!(
-        "backup {:.1} s, verify {:.1} s",
-        backup_time.as_secs_f64(),
-        verify_time.as_secs_f64()
-    );
+    let before = worst(&acks, baseline_from, work_from);
+    let during = worst(&acks, work_from, work_to);
+    report("before", BASELINE.as_secs_f64(), &before);
+    report(work.what, work.took.as_secs_f64(), &during);
+    print!("{}", work.output);
+    if uploading {
+        let ratio = during.p99_wait.as_secs_f64() / before.p99_wait.as_secs_f64().max(1e-9);
+        println!(
+            "ack wait p99 during the uploads / before: {ratio:.2}x (target at most 2x): {}",
+            if ratio <= 2.0 { "PASS" } else { "FAIL" }
+        );
+    } else {
+        verify_backup(&args)?;
+    }
+    Ok(())
+}
+
+/// What the heavy work was, how long it took and what it printed.
+struct Work {
+    what: &'static str,
+    took: Duration,
+    output: String,
+}
+
+fn backup_file(args: &Args) -> PathBuf {
+    args.dir.with_extension("pause-benchmark.backup")
+}
+
+async fn backup(args: &Args) -> Fallible<Work> {
+    let (bin, dir) = (args.bin.clone(), args.dir.clone());
+    let file = backup_file(args).to_string_lossy().into_owned();
+    let (took, output) =
+        tokio::task::spawn_blocking(move || timed_cli(&bin, &["backup", &file], &dir))
+            .await
+            .map_err(|e| e.to_string())??;
+    Ok(Work {
+        what: "during the backup",
+        took,
+        output,
+    })
+}
+
+fn verify_backup(args: &Args) -> Fallible<()> {
+    let file = backup_file(args);
+    let file_arg = file.to_string_lossy();
+    let (took, output) = timed_cli(&args.bin, &["backup", "--verify", &file_arg], &args.dir)?;
+    print!("{output}");
+    println!("verify {:.1} s", took.as_secs_f64());
     let _ = std::fs::remove_file(&file);
     Ok(())
+}
+
+/// `mb` MB of noise: not a picture, so the server streams it to disk without decoding.
+fn upload_body(mb: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..mb * 1_000_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// Uploads `--uploads` files of `body` into the uploader's DM with `to`, one after another,
+/// as a browser does (raw body, bearer token). Each differs in its first bytes, so every one
+/// is a new blob to write (blobs are content-addressed).
+async fn upload(
+    args: &Args,
+    addr: SocketAddr,
+    uploader: (i64, String),
+    to: i64,
+    body: &[u8],
+) -> Fallible<Work> {
+    let (me, token) = uploader;
+    let conversation = format!("dm:{}:{}", me.min(to), me.max(to));
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/api/conversations/{conversation}/uploads?name=big.bin");
+    let started = Instant::now();
+    let mut each = Vec::new();
+    for n in 0..args.uploads {
+        let mut unique = body.to_vec();
+        unique[..8].copy_from_slice(&(n as u64).to_le_bytes());
+        let one = Instant::now();
+        let response = client
+            .post(&url)
+            .bearer_auth(&token)
+            .body(unique)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = response.status().as_u16();
+        if status != 201 {
+            let text = response.text().await.unwrap_or_default();
+            return Err(format!("upload: {status} {text}"));
+        }
+        each.push(one.elapsed());
+    }
+    let took = started.elapsed();
+    let slowest = each.iter().max().copied().unwrap_or_default();
+    Ok(Work {
+        what: "during the uploads",
+        took,
+        output: format!(
+            "{} uploads of {} MB in {:.1} s (slowest {}), {:.0} MB/s\n",
+            args.uploads,
+            args.upload_mb,
+            took.as_secs_f64(),
+            ms(slowest),
+            (args.uploads * args.upload_mb) as f64 / took.as_secs_f64()
+        ),
+    })
 }
