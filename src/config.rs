@@ -465,8 +465,11 @@ pub mod limits {
     /// Sessions (and their JWTs) last this long.
     pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
     /// Password hashes computed at once (and hashing threads); argon2id with OWASP
-    /// parameters keeps 19 MiB per thread.
+    /// parameters needs 19 MiB per hash.
     pub const CONCURRENT_HASHES: usize = 2;
+    /// argon2's working memory is kept for the next login and given back to the system once
+    /// no hash has started for this long: an idle server stays small.
+    pub const HASH_MEMORY_IDLE: Duration = Duration::from_secs(60);
     /// Hash jobs handed to the hashing threads at once, running plus queued. A job keeps its
     /// slot until its hash is done, even if the client hung up, so this bounds the work a
     /// flood can leave behind: at most this many hashes (a fraction of a second) ahead of a new

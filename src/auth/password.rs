@@ -1,10 +1,8 @@
 //! argon2id password hashing with a cap on how many hashes run at once, plus the rules for
 //! passwords and the generator for temporary ones.
 
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, mpsc};
 use std::time::Duration;
-
-use std::cell::RefCell;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -18,9 +16,9 @@ pub const MIN_PASSWORD_BYTES: usize = 12;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// Hashes and verifies passwords on a small pool of dedicated threads. Each argon2id hash
-/// takes 19 MiB; the allocator keeps that memory with the thread that used it, so hashing on
-/// tokio's (growing) blocking pool would pin 19 MiB per thread ever used. A fixed pool bounds
-/// it, and a bounded queue makes a login flood wait (then get 503) instead.
+/// takes 19 MiB, so a fixed number of threads bounds the memory, and a bounded queue makes a
+/// login flood wait (then get 503) instead. The working memory is reused while logins come
+/// and given back after [`limits::HASH_MEMORY_IDLE`] without one.
 #[derive(Clone)]
 pub struct Hasher {
     /// One permit per job on the hashing threads (running or queued). The permit moves into
@@ -57,11 +55,16 @@ impl Hasher {
                 .name(format!("confab-hash-{n}"))
                 .spawn(move || {
                     loop {
-                        // Take one job, releasing the lock before running it.
-                        let job = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        // Take one job, releasing the lock before running it. The thread
+                        // holding the lock is the one that notices an idle spell.
+                        let job = receiver
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .recv_timeout(limits::HASH_MEMORY_IDLE);
                         match job {
                             Ok(job) => job(),
-                            Err(_) => return,
+                            Err(mpsc::RecvTimeoutError::Timeout) => release_memory(),
+                            Err(mpsc::RecvTimeoutError::Disconnected) => return,
                         }
                     }
                 });
@@ -128,29 +131,64 @@ fn owasp_params() -> Params {
 const HASH_BYTES: usize = 32;
 const SALT_BYTES: usize = 16;
 
-thread_local! {
-    /// argon2's working memory, kept by each hashing thread. Allocating 19 MiB per hash and
-    /// freeing it makes glibc keep a growing pile of freed blocks (seen: 400 MiB after 20
-    /// logins); one reused buffer per thread keeps it at 19 MiB per thread.
-    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+/// argon2's working memory, one buffer per hash running, reused by the next: allocating
+/// 19 MiB per hash and freeing it makes glibc keep a growing pile of freed blocks (seen:
+/// 400 MiB after 20 logins).
+static MEMORY: HashMemory = HashMemory(Mutex::new(Vec::new()));
+
+struct HashMemory(Mutex<Vec<Vec<Block>>>);
+
+impl HashMemory {
+    /// Blocks (1 KiB each) reserved per buffer: more than glibc's largest mmap threshold
+    /// (32 MiB on 64-bit), so each buffer is a mapping of its own that `free` hands back to
+    /// the kernel; a smaller one could stay in the heap once freed. Only the 19 MiB argon2
+    /// writes become resident.
+    const RESERVED_BLOCKS: usize = 33 * 1024;
+
+    fn take(&self, blocks: usize) -> Vec<Block> {
+        let mut buffer = self
+            .buffers()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(Self::RESERVED_BLOCKS));
+        buffer.resize(blocks, Block::default());
+        buffer
+    }
+
+    fn give_back(&self, buffer: Vec<Block>) {
+        self.buffers().push(buffer);
+    }
+
+    /// Frees the kept buffers. A hash running now keeps its own (and gives it back to be
+    /// released at the next idle spell). Returns how many were freed.
+    fn release(&self) -> usize {
+        std::mem::take(&mut *self.buffers()).len()
+    }
+
+    fn buffers(&self) -> std::sync::MutexGuard<'_, Vec<Vec<Block>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
-/// Runs argon2id into `out` with this thread's reused memory.
+/// Runs argon2id into `out` with reused memory.
 fn argon2_into(
     params: Params,
     password: &[u8],
     salt: &[u8],
     out: &mut [u8],
 ) -> Result<(), argon2::Error> {
-    BLOCKS.with_borrow_mut(|blocks| {
-        blocks.resize(params.block_count(), Block::default());
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params).hash_password_into_with_memory(
-            password,
-            salt,
-            out,
-            blocks.as_mut_slice(),
-        )
-    })
+    let mut blocks = MEMORY.take(params.block_count());
+    let hashed = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into_with_memory(password, salt, out, blocks.as_mut_slice());
+    MEMORY.give_back(blocks);
+    hashed
+}
+
+/// Gives argon2's kept working memory back to the system.
+fn release_memory() {
+    let freed = MEMORY.release();
+    if freed > 0 {
+        tracing::debug!(buffers = freed, "password hashing memory released");
+    }
 }
 
 /// A PHC string: `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`.
@@ -223,6 +261,20 @@ pub fn random_password() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashing_memory_is_reused_and_released() {
+        let memory = HashMemory(Mutex::new(Vec::new()));
+        let first = memory.take(19 * 1024);
+        let address = first.as_ptr();
+        assert_eq!(first.len(), 19 * 1024);
+        memory.give_back(first);
+        let again = memory.take(19 * 1024);
+        assert_eq!(again.as_ptr(), address, "the next hash reuses the buffer");
+        memory.give_back(again);
+        assert_eq!(memory.release(), 1);
+        assert_eq!(memory.release(), 0, "nothing is kept after a release");
+    }
 
     #[test]
     fn temporary_passwords_pass_the_rules() {

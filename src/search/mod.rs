@@ -127,8 +127,9 @@ struct Shared {
 }
 
 enum Op {
-    /// Index (or re-index) this message.
-    Put(Message),
+    /// Index (or re-index) this message. Boxed: the queue's slots are allocated up front, at
+    /// the size of the largest variant.
+    Put(Box<Message>),
     Remove(ConversationId, u64),
     Stop,
 }
@@ -146,7 +147,7 @@ impl Feed {
         let op = if message.deleted {
             Op::Remove(message.conversation.clone(), message.seq)
         } else {
-            Op::Put(message.clone())
+            Op::Put(Box::new(message.clone()))
         };
         match self.queue.try_send(op) {
             Ok(()) => {}
