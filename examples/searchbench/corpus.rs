@@ -39,7 +39,28 @@ const NOUNS: &str = "invoice meeting report customer project budget deadline man
     inventory catalog brochure banner poster logo brand color font image photo video link \
     login session access permission role admin user guest visitor candidate interview offer \
     salary payroll bonus pension insurance claim refund credit debit bank transfer wire \
-    cheque cash register terminal machine device tablet app update patch migration cloud";
+    cheque cash register terminal machine device tablet app update patch migration cloud \
+    agency airport allowance analyst anniversary appointment architect archive assistant \
+    assignment attachment attendee backlog baseline benchmark billing blueprint boardroom \
+    bookkeeper breakdown briefing broker bulletin bundle cabinet canteen capacity carrier \
+    cartridge certificate chairman checklist clerk coach commission committee commute \
+    compliance component consultant contractor courier coverage criterion customs dashboard \
+    dealer delegate deposit desktop diagram director dispatch dispute dividend domain \
+    driver duty employee employer engineer entry equipment estimate exhibition expert \
+    facility factory fax fee fleet forklift freight fund gateway guideline handbook \
+    headline helpdesk holder housekeeping incident index initiative inspection installer \
+    instruction intern inventory investor journal ledger lease lecture liability lobby \
+    locker logbook loyalty mailbox maintenance margin meal memo mentor merger milestone \
+    mobile module mortgage notebook objective onboarding operator outage outline overtime \
+    pallet pamphlet panel parcel password payslip penalty percentage pilot pipeline \
+    platform portal portfolio premium printout priority procedure producer profile profit \
+    programme projector promotion prototype provider purchase quota rate ratio receptionist \
+    recruiter refill region reimbursement renewal rental repair replacement reservation \
+    resource retailer revenue roadmap roster router sample scanner scope secretary sector \
+    segment seminar settlement shareholder shelf shipper signage sponsor staff stakeholder \
+    stapler statement stationery strategy subsidiary supervisor surcharge tariff technician \
+    tenant timesheet toner trainee transcript treasurer trolley tutorial upgrade utility \
+    valuation van venue voucher wage warranty webinar whiteboard workflow workload";
 
 /// Office verbs; each also gets its -s, -ed and -ing forms.
 const VERBS: &str = "send check call book print sign review approve fix update finish start \
@@ -50,7 +71,17 @@ const VERBS: &str = "send check call book print sign review approve fix update f
     report track follow finish submit request process handle contact invite welcome thank \
     need want look work talk walk park charge clear collect post publish launch market sell \
     buy rent hire train support solve miss expect arrive depart travel wait stay bring \
-    order measure calculate estimate budget spend save store back restore export import";
+    order measure calculate estimate budget spend save store back restore export import \
+    assign allocate archive audit authorize balance brief broadcast browse catalogue \
+    certify clarify collaborate compile complain comply configure consolidate consult \
+    convert coordinate delegate deploy describe design document download duplicate \
+    escalate evaluate expand extend finalize forecast format generate highlight \
+    implement improve inform inspect integrate interview invest label launch list \
+    log manage merge monitor negotiate notify onboard organize outsource package \
+    pause print prioritize publish purchase quote reconcile record recruit register \
+    release renew repair replace reschedule resolve respond retire reorder rollout \
+    scan settle ship shortlist sketch source stamp streamline subscribe summarize \
+    supply survey sync tidy transfer translate troubleshoot unpack validate verify";
 
 /// Adjectives and adverbs.
 const OTHERS: &str = "urgent important quick small big late early busy free ready happy \
@@ -65,9 +96,11 @@ const OTHERS: &str = "urgent important quick small big late early busy free read
 /// German compound parts: every prefix with every suffix ("Rechnungsadresse").
 const DE_PREFIXES: &str = "Rechnungs Kunden Liefer Termin Projekt Urlaubs Arbeits Abteilungs \
     Bestell Mitarbeiter Steuer Zahlungs Versand Lager Büro Vertrags Gehalts Reise Angebots \
-    Sitzungs";
+    Sitzungs Personal Qualitäts Wartungs Schulungs Druck Post Einkaufs Verkaufs Produkt \
+    Budget";
 const DE_SUFFIXES: &str = "adresse nummer termin plan liste antrag bericht datum frist leiter \
-    zeit kosten stelle unterlagen vorlage übersicht änderung bestätigung gruppe system";
+    zeit kosten stelle unterlagen vorlage übersicht änderung bestätigung gruppe system \
+    anfrage verwaltung abteilung leitung prüfung planung nachweis bescheinigung buchung konto";
 /// German words on their own, and words with accents or other letters beyond ASCII.
 const DE_AND_ACCENTED: &str = "bitte danke heute morgen Besprechung Rechnung Kunde Lieferung \
     Straße Größe Grüße schön Müller für über natürlich Mittagessen Feierabend genau gerne \
