@@ -15,7 +15,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use confab::store::{ChatOp, NewUser, Role, RoomOp, SendTarget, Store, Visibility};
+use confab::store::{ChatOp, RoomOp, SendTarget, Store, Visibility};
+
+#[path = "common/accounts.rs"]
+mod accounts;
 
 struct Args {
     dir: PathBuf,
@@ -65,20 +68,7 @@ fn run() -> Result<(), String> {
     let args = parse_args()?;
     std::fs::create_dir_all(&args.dir).map_err(|e| e.to_string())?;
     let store = Store::open(&args.dir.join("confab.redb")).map_err(|e| e.to_string())?;
-    let mut ids = Vec::new();
-    for i in 0..args.users {
-        let user = store
-            .create_user(NewUser {
-                username: format!("user{i:04}"),
-                display_name: format!("User {i}"),
-                // Not a usable hash: these accounts exist only to own messages.
-                password_hash: "!".into(),
-                role: if i == 0 { Role::Admin } else { Role::Member },
-                must_change_password: false,
-            })
-            .map_err(|e| e.to_string())?;
-        ids.push(user.id);
-    }
+    let ids = accounts::create_users(&store, args.users)?;
     create_rooms(&store, &ids, args.rooms)?;
     let started = Instant::now();
     let body = "lorem ipsum dolor sit amet ".repeat(args.body_bytes / 27 + 1);

@@ -18,10 +18,9 @@
 //! (`user0001`, …): the first N (and one uploader) get new passwords through
 //! `confab --reset-user`.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,7 +31,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-type Fallible<T> = Result<T, String>;
+#[path = "common/server.rs"]
+mod server;
+use server::{Fallible, Server, reset_passwords, sign_in};
 
 /// Time the senders run before the heavy work starts: the baseline.
 const BASELINE: Duration = Duration::from_secs(5);
@@ -101,116 +102,17 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The first `n` bigdb users, with passwords reset from the console (server stopped).
-fn reset_passwords(args: &Args, n: usize) -> Fallible<Vec<(String, String)>> {
-    (1..=n)
-        .map(|i| {
-            let username = format!("user{i:04}");
-            let out = Command::new(&args.bin)
-                .args(["--reset-user", &username, "--data-dir"])
-                .arg(&args.dir)
-                .output()
-                .map_err(|e| format!("run {}: {e}", args.bin.display()))?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            let password = text
-                .lines()
-                .find_map(|l| l.split_once(": ").map(|(_, p)| p.trim().to_owned()))
-                .ok_or_else(|| format!("--reset-user {username}: {text}"))?;
-            Ok((username, password))
-        })
-        .collect()
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(args: &Args) -> Fallible<(Server, SocketAddr)> {
-    let mut child = Command::new(&args.bin)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--frame-rate",
-            "100000",
-            "--data-dir",
-        ])
-        .arg(&args.dir)
-        // Inherits RUST_LOG: `RUST_LOG=confab=debug` shows the backup's phases next to the gaps.
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("start {}: {e}", args.bin.display()))?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let server = Server(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .ok_or("the server exited before listening")?
-            .map_err(|e| e.to_string())?;
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            let addr = rest.split(':').take(2).collect::<Vec<_>>().join(":");
-            break addr.parse().map_err(|e| format!("{addr}: {e}"))?;
-        }
-    };
+/// Prints the server's log lines about the work (`SERVER_LOG=confab=debug` shows a backup's
+/// phases) with the time since it began, next to the ack waits.
+fn show_work_log(log: std::sync::mpsc::Receiver<String>) {
     std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            if let Some(from) = WORK_STARTED
-                .get()
-                .filter(|_| line.contains("backup") || line.contains("upload"))
-            {
+        for line in log {
+            let about_work = line.contains("backup") || line.contains("upload");
+            if let Some(from) = WORK_STARTED.get().filter(|_| about_work) {
                 println!("  server at +{:.2} s: {line}", from.elapsed().as_secs_f64());
             }
         }
     });
-    Ok((server, addr))
-}
-
-async fn post(url: String, token: Option<&str>, body: Value, want: u16) -> Fallible<Value> {
-    let mut request = reqwest::Client::new().post(&url).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
-    if status != want {
-        return Err(format!("{url}: {status} {text}"));
-    }
-    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// Signs in with the temporary password, sets a real one, signs in again: (id, token).
-async fn sign_in(addr: SocketAddr, username: &str, temporary: &str) -> Fallible<(i64, String)> {
-    let login = |password: String| {
-        post(
-            format!("http://{addr}/api/login"),
-            None,
-            json!({"username": username, "password": password}),
-            200,
-        )
-    };
-    let first = login(temporary.to_owned()).await?;
-    let token = first["token"].as_str().unwrap_or_default().to_owned();
-    let password = format!("{username} benchmark password");
-    post(
-        format!("http://{addr}/api/me/password"),
-        Some(&token),
-        json!({"current_password": temporary, "new_password": password}),
-        204,
-    )
-    .await?;
-    let again = login(password).await?;
-    let id = again["user"]["id"].as_i64().ok_or("no user id")?;
-    Ok((id, again["token"].as_str().unwrap_or_default().to_owned()))
 }
 
 /// (when the ack came, how long it took) for every message.
@@ -341,8 +243,12 @@ fn timed_cli(bin: &Path, args: &[&str], dir: &Path) -> Fallible<(Duration, Strin
 async fn run(args: Fallible<Args>) -> Fallible<()> {
     let args = args?;
     let uploading = args.during == During::Upload;
-    let passwords = reset_passwords(&args, args.senders + usize::from(uploading))?;
-    let (server, addr) = start(&args)?;
+    let count = args.senders + usize::from(uploading);
+    let usernames: Vec<String> = (1..=count).map(|i| format!("user{i:04}")).collect();
+    let passwords = reset_passwords(&args.bin, &args.dir, &usernames)?;
+    let mut server = Server::start(&args.bin, &args.dir, &["--frame-rate", "100000"])?;
+    let addr = server.addr;
+    show_work_log(std::mem::replace(&mut server.log, std::sync::mpsc::channel().1));
     let mut users = Vec::new();
     for (username, password) in &passwords {
         users.push(sign_in(addr, username, password).await?);

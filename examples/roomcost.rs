@@ -21,9 +21,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use confab::store::{
-    ChatOp, ChatOutcome, ConversationId, HistoryQuery, NewUser, Role, RoomEvent, RoomOp,
-    SendTarget, Store, Visibility, now_millis,
+    ChatOp, ChatOutcome, ConversationId, HistoryQuery, RoomEvent, RoomOp, SendTarget, Store,
+    Visibility, now_millis,
 };
+
+#[path = "common/accounts.rs"]
+mod accounts;
 
 struct Args {
     members: u64,
@@ -73,7 +76,7 @@ fn run() -> Result<(), String> {
         .unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let store = Store::open(&dir.join("confab.redb")).map_err(|e| e.to_string())?;
-    let users = sign_up(&store, args.members)?;
+    let users = accounts::create_users(&store, args.members)?;
     println!(
         "confab roomcost: {} members in General, {} sends of each kind, {} messages of history",
         users.len(),
@@ -106,24 +109,6 @@ fn scrub_cost(store: &Store, dir: &std::path::Path) -> Result<(), String> {
         rows[rows.len() - 1],
     );
     Ok(())
-}
-
-fn sign_up(store: &Store, count: u64) -> Result<Vec<u64>, String> {
-    (0..count)
-        .map(|i| {
-            store
-                .create_user(NewUser {
-                    username: format!("user{i:04}"),
-                    display_name: format!("User {i}"),
-                    // Not a usable hash: these accounts exist only to own messages.
-                    password_hash: "!".into(),
-                    role: if i == 0 { Role::Admin } else { Role::Member },
-                    must_change_password: false,
-                })
-                .map(|user| user.id)
-                .map_err(|e| e.to_string())
-        })
-        .collect()
 }
 
 fn send(sender: u64, target: SendTarget, n: usize) -> ChatOp {
