@@ -248,7 +248,10 @@ async fn run(args: Fallible<Args>) -> Fallible<()> {
     let passwords = reset_passwords(&args.bin, &args.dir, &usernames)?;
     let mut server = Server::start(&args.bin, &args.dir, &["--frame-rate", "100000"])?;
     let addr = server.addr;
-    show_work_log(std::mem::replace(&mut server.log, std::sync::mpsc::channel().1));
+    show_work_log(std::mem::replace(
+        &mut server.log,
+        std::sync::mpsc::channel().1,
+    ));
     let mut users = Vec::new();
     for (username, password) in &passwords {
         users.push(sign_in(addr, username, password).await?);
