@@ -31,6 +31,9 @@ const RETRY_BUILD: Duration = Duration::from_secs(10);
 const SCAN_CHUNK: usize = 1000;
 /// tantivy's indexing memory; one thread, since the machine is shared with chat.
 const WRITER_HEAP: usize = 32 * 1024 * 1024;
+/// With no update for this long, the index writer (its memory arena and five threads) is
+/// closed; the next update opens it again in a few milliseconds.
+const WRITER_IDLE: Duration = Duration::from_secs(60);
 
 pub(super) fn spawn(shared: Arc<Shared>, store: Store, ops: Receiver<Op>) -> JoinHandle<()> {
     std::thread::Builder::new()
@@ -43,6 +46,7 @@ pub(super) fn spawn(shared: Arc<Shared>, store: Store, ops: Receiver<Op>) -> Joi
                 open: None,
                 pending: 0,
                 first_pending: None,
+                last_update: Instant::now(),
                 last_check: Instant::now(),
                 last_build: None,
                 stopping: false,
@@ -60,6 +64,7 @@ struct Indexer {
     /// Updates applied but not committed, and when the first of them was.
     pending: usize,
     first_pending: Option<Instant>,
+    last_update: Instant,
     last_check: Instant,
     last_build: Option<Instant>,
     /// A `Stop` arrived (possibly in the middle of a build).
@@ -67,8 +72,21 @@ struct Indexer {
 }
 
 struct Open {
-    writer: IndexWriter,
+    index: Index,
+    /// Opened on the first update, closed after [`WRITER_IDLE`] without one.
+    writer: Option<IndexWriter>,
     reader: IndexReader,
+}
+
+impl Open {
+    fn writer(&mut self) -> tantivy::Result<&mut IndexWriter> {
+        match self.writer {
+            Some(ref mut writer) => Ok(writer),
+            None => Ok(self
+                .writer
+                .insert(self.index.writer_with_num_threads(1, WRITER_HEAP)?)),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +141,7 @@ impl Indexer {
             Err(RecvTimeoutError::Disconnected) => self.stopping = true,
         }
         self.commit_if_due();
+        self.close_writer_if_idle();
         if self.last_check.elapsed() >= CHECK_EVERY {
             self.last_check = Instant::now();
             if self.open.is_some() && !self.files_present() {
@@ -161,7 +180,7 @@ impl Indexer {
         }
         let index = Index::open_in_dir(self.index_dir())
             .map_err(|e| format!("the index cannot be opened: {e}"))?;
-        let open = open_writer(&index).map_err(|e| format!("the index cannot be used: {e}"))?;
+        let open = open(index).map_err(|e| format!("the index cannot be used: {e}"))?;
         self.publish(&open.reader);
         self.open = Some(open);
         Ok(std::fs::remove_file(self.shared.dir.join("clean")).is_ok())
@@ -215,7 +234,7 @@ impl Indexer {
         }
         create_private_dir(&self.index_dir())?;
         let index = Index::create_in_dir(self.index_dir(), schema().0)?;
-        self.open = Some(open_writer(&index)?);
+        self.open = Some(open(index)?);
         // The stale mark is about the old index; this build reads everything anyway.
         self.shared.stale.store(false, Ordering::SeqCst);
         let Some(count) = self.scan(false)? else {
@@ -313,7 +332,7 @@ impl Indexer {
         if message.deleted {
             return Ok(());
         }
-        let Some(open) = &self.open else {
+        let Some(open) = &mut self.open else {
             return Ok(());
         };
         let fields = self.shared.fields;
@@ -328,17 +347,18 @@ impl Indexer {
             doc.add_text(fields.body, &file.name);
         }
         doc.add_u64(fields.has_file, u64::from(!message.files.is_empty()));
-        open.writer.add_document(doc)?;
+        open.writer()?.add_document(doc)?;
         Ok(())
     }
 
     fn remove(&mut self, key: &str) -> Result<(), Failed> {
-        let Some(open) = &self.open else {
+        let Some(open) = &mut self.open else {
             // No index: the next build reads the current state from redb.
             return Ok(());
         };
-        open.writer
+        open.writer()?
             .delete_term(Term::from_field_text(self.shared.fields.key, key));
+        self.last_update = Instant::now();
         self.pending += 1;
         self.first_pending.get_or_insert_with(Instant::now);
         Ok(())
@@ -357,11 +377,23 @@ impl Indexer {
     fn commit(&mut self) -> Result<(), Failed> {
         self.pending = 0;
         self.first_pending = None;
-        if let Some(open) = &mut self.open {
-            open.writer.commit()?;
+        if let Some(open) = &mut self.open
+            && let Some(writer) = &mut open.writer
+        {
+            writer.commit()?;
             open.reader.reload()?;
         }
         Ok(())
+    }
+
+    fn close_writer_if_idle(&mut self) {
+        if self.pending == 0
+            && self.last_update.elapsed() >= WRITER_IDLE
+            && let Some(open) = &mut self.open
+            && open.writer.take().is_some()
+        {
+            tracing::debug!("search index writer closed while idle");
+        }
     }
 
     /// At a clean stop: commit, and leave the `clean` mark unless something is missing.
@@ -382,16 +414,20 @@ impl Indexer {
     }
 }
 
-fn open_writer(index: &Index) -> tantivy::Result<Open> {
+/// The index with this build's analyzer and a reader; the writer waits for the first update.
+fn open(index: Index) -> tantivy::Result<Open> {
     index
         .tokenizers()
         .register(analyzer::NAME, analyzer::analyzer());
-    let writer = index.writer_with_num_threads(1, WRITER_HEAP)?;
     let reader = index
         .reader_builder()
         .reload_policy(ReloadPolicy::Manual)
         .try_into()?;
-    Ok(Open { writer, reader })
+    Ok(Open {
+        index,
+        writer: None,
+        reader,
+    })
 }
 
 /// The index holds message text: owner-only, like the data directory.
