@@ -35,8 +35,6 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 mod server;
 use server::{Fallible, Server, reset_passwords, sign_in};
 
-/// Time the senders run before the heavy work starts: the baseline.
-const BASELINE: Duration = Duration::from_secs(5);
 /// Time they keep running after it ended.
 const AFTER: Duration = Duration::from_secs(2);
 /// When the heavy work began, for the server's log lines about it.
@@ -54,10 +52,12 @@ struct Args {
     senders: usize,
     uploads: usize,
     upload_mb: usize,
+    /// How long the senders run before the heavy work starts: the baseline.
+    baseline: Duration,
     bin: PathBuf,
 }
 
-const USAGE: &str = "usage: pause DIR [--during backup|upload] [--senders N] [--uploads N] [--upload-mb M] [--bin PATH]";
+const USAGE: &str = "usage: pause DIR [--during backup|upload] [--senders N] [--uploads N] [--upload-mb M] [--baseline-seconds S] [--bin PATH]";
 
 fn parse_args() -> Fallible<Args> {
     let mut args = std::env::args().skip(1);
@@ -68,6 +68,7 @@ fn parse_args() -> Fallible<Args> {
         senders: 4,
         uploads: 40,
         upload_mb: 25,
+        baseline: Duration::from_secs(5),
         bin: PathBuf::from("target/release/confab"),
     };
     while let Some(flag) = args.next() {
@@ -84,6 +85,7 @@ fn parse_args() -> Fallible<Args> {
             "--senders" => parsed.senders = number()?,
             "--uploads" => parsed.uploads = number()?,
             "--upload-mb" => parsed.upload_mb = number()?,
+            "--baseline-seconds" => parsed.baseline = Duration::from_secs(number()? as u64),
             "--bin" => parsed.bin = PathBuf::from(value),
             other => return Err(format!("unknown flag {other}")),
         }
@@ -271,7 +273,7 @@ async fn run(args: Fallible<Args>) -> Fallible<()> {
         )));
     }
     let baseline_from = Instant::now();
-    tokio::time::sleep(BASELINE).await;
+    tokio::time::sleep(args.baseline).await;
 
     let body = upload_body(if uploading { args.upload_mb } else { 0 });
     let work_from = Instant::now();
@@ -291,7 +293,7 @@ async fn run(args: Fallible<Args>) -> Fallible<()> {
     let acks = acks.lock().map_err(|_| "lock")?.clone();
     let before = worst(&acks, baseline_from, work_from);
     let during = worst(&acks, work_from, work_to);
-    report("before", BASELINE.as_secs_f64(), &before);
+    report("before", args.baseline.as_secs_f64(), &before);
     report(work.what, work.took.as_secs_f64(), &during);
     print!("{}", work.output);
     if uploading {
