@@ -396,7 +396,10 @@ pub async fn dm_cpu(ctx: &Ctx) -> Fallible<Report> {
 /// server's frame rate raised so no one client is the cap.
 pub async fn dm_throughput(ctx: &Ctx) -> Fallible<Report> {
     let users = ctx.cli.users.unwrap_or(1000);
-    let messages = ctx.cli.messages.unwrap_or(150_000);
+    let messages = ctx
+        .cli
+        .messages
+        .unwrap_or(if ctx.suite { 100_000 } else { 150_000 });
     let frame_rate = ctx.cli.frame_rate.unwrap_or(200);
     let window = ctx.cli.window.unwrap_or(16);
     let (server, list) = start(ctx, users, Some(frame_rate))?;
@@ -457,7 +460,7 @@ pub async fn dm_throughput(ctx: &Ctx) -> Fallible<Report> {
 /// dm-throughput for minutes: throughput and the database's size every 10 s.
 pub async fn sustained(ctx: &Ctx) -> Fallible<Report> {
     let users = ctx.cli.users.unwrap_or(1000);
-    let seconds = ctx.cli.seconds.unwrap_or(if ctx.suite { 120 } else { 600 });
+    let seconds = ctx.cli.seconds.unwrap_or_else(|| ctx.long(600));
     let frame_rate = ctx.cli.frame_rate.unwrap_or(200);
     let window = ctx.cli.window.unwrap_or(16);
     let (server, list) = start(ctx, users, Some(frame_rate))?;

@@ -50,7 +50,7 @@ pub async fn history(ctx: &Ctx) -> Fallible<Report> {
     let messages = ctx.cli.history_messages.unwrap_or(100_000);
     let rate = ctx.cli.rate.unwrap_or(1000.0);
     let seconds = ctx.cli.seconds.unwrap_or(10);
-    let clients = ctx.cli.concurrency.unwrap_or(4);
+    let clients = ctx.cli.concurrency.unwrap_or(8);
     let spec = fixture::Spec {
         users: 2,
         sessions: 2,

@@ -111,13 +111,13 @@ pub struct Cli {
     /// 600 (suite 120), soak 1800 (suite 120)).
     #[arg(long)]
     pub seconds: Option<u64>,
-    /// Soak: seconds of warm-up before the RSS baseline [default: a sixth of --seconds].
+    /// Soak: seconds of warm-up before the RSS baseline [default: a quarter of --seconds].
     #[arg(long)]
     pub warmup: Option<u64>,
     /// WebSockets (idle-sockets, connect-storm: 10000; soak: 1000, one user each).
     #[arg(long)]
     pub sockets: Option<usize>,
-    /// connect-storm: connects in flight (1000); history: closed-loop clients (4).
+    /// connect-storm: connects in flight (1000); history: closed-loop clients (8).
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// idle-start: seconds to wait after the last password hash (65; 0 skips the wait).
@@ -188,6 +188,16 @@ impl Ctx {
             bin: self.bin.clone(),
             max_connections,
             frame_rate,
+        }
+    }
+
+    /// A long scenario's duration: `full` alone, 120 s in the suite, 60 s in a suite run that
+    /// also runs the baseline (so both fit in about 10 minutes).
+    pub fn long(&self, full: u64) -> u64 {
+        match (self.suite, self.cli.baseline.is_some()) {
+            (false, _) => full,
+            (true, false) => 120,
+            (true, true) => 60,
         }
     }
 

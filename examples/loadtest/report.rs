@@ -130,6 +130,15 @@ pub fn figure(name: &str, value: f64, unit: &str) -> Figure {
 }
 
 impl Figure {
+    /// "12.5 ms", or the bare number for a count.
+    pub fn value_text(&self) -> String {
+        if self.unit.is_empty() {
+            number(self.value)
+        } else {
+            format!("{} {}", number(self.value), self.unit)
+        }
+    }
+
     pub fn target(mut self, text: &str, pass: bool) -> Figure {
         self.target = Some(text.to_owned());
         self.pass = Some(pass);
@@ -273,7 +282,7 @@ impl Report {
             };
             rows.push((
                 format!("» {}", f.name),
-                format!("{} {}{verdict}", number(f.value), f.unit),
+                format!("{}{verdict}", f.value_text()),
             ));
         }
         for p in &self.problems {
@@ -312,6 +321,9 @@ pub fn thousands(v: f64) -> String {
 
 /// A figure with as many decimals as it deserves.
 pub fn number(v: f64) -> String {
+    if v == v.round() && v.abs() < 1e15 {
+        return thousands(v);
+    }
     match v.abs() {
         a if a >= 1000.0 => thousands(v),
         a if a >= 100.0 => format!("{v:.0}"),

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::report::{Figure, Fsync, Report, harness_revision, number, thousands};
+use crate::report::{Figure, Fsync, Report, harness_revision, thousands};
 use crate::{Cli, Ctx, Fallible, Scenario, run_one};
 
 /// In the order the docs table lists them.
@@ -32,36 +32,46 @@ pub async fn run(cli: &Cli, work_dir: &Path, fsync: Fsync) -> Fallible<bool> {
     let started = Instant::now();
     let mut rows: Vec<(Scenario, Option<Outcome>, Outcome)> = Vec::new();
     let mut ok = true;
+    let ctx_for = |bin: &Path| Ctx {
+        cli: cli.clone(),
+        bin: bin.to_owned(),
+        work_dir: work_dir.to_owned(),
+        cache_dir: cli.cache_dir.clone(),
+        fsync,
+        suite: true,
+    };
+    let announce = |scenario: Scenario, bin: &Path| {
+        println!(
+            "suite: {} with {} ({:.0} s into the run)",
+            scenario.name(),
+            bin.display(),
+            started.elapsed().as_secs_f64()
+        );
+    };
     for scenario in PLAN {
-        let outcome = |bin: &Path| {
-            let ctx = Ctx {
-                cli: cli.clone(),
-                bin: bin.to_owned(),
-                work_dir: work_dir.to_owned(),
-                cache_dir: cli.cache_dir.clone(),
-                fsync,
-                suite: true,
-            };
-            async move {
-                println!(
-                    "suite: {} with {} ({:.0} s into the run)",
-                    scenario.name(),
-                    ctx.bin.display(),
-                    started.elapsed().as_secs_f64()
-                );
-                let outcome = run_one(&ctx, scenario).await;
-                match &outcome {
-                    Ok(report) => report.print(),
-                    Err(e) => println!("── {} ──\n  FAILED: {e}\n", scenario.name()),
+        let (before, after) = match (&cli.baseline, scenario) {
+            (Some(baseline), Scenario::IdleStart) => {
+                announce(scenario, baseline);
+                announce(scenario, &cli.bin);
+                let (a, b) =
+                    crate::sockets::idle_start_pair(&ctx_for(baseline), &ctx_for(&cli.bin)).await;
+                (Some(a), b)
+            }
+            (baseline, _) => {
+                let mut before = None;
+                if let Some(bin) = baseline {
+                    announce(scenario, bin);
+                    before = Some(run_one(&ctx_for(bin), scenario).await);
+                    show(scenario, before.as_ref());
                 }
-                outcome
+                announce(scenario, &cli.bin);
+                (before, run_one(&ctx_for(&cli.bin), scenario).await)
             }
         };
-        let before = match &cli.baseline {
-            Some(bin) => Some(outcome(bin).await),
-            None => None,
-        };
-        let after = outcome(&cli.bin).await;
+        if scenario == Scenario::IdleStart {
+            show(scenario, before.as_ref());
+        }
+        show(scenario, Some(&after));
         ok &= after.as_ref().is_ok_and(|r| r.problems.is_empty());
         rows.push((scenario, before, after));
     }
@@ -76,12 +86,16 @@ pub async fn run(cli: &Cli, work_dir: &Path, fsync: Fsync) -> Fallible<bool> {
     Ok(ok)
 }
 
-fn value(f: &Figure) -> String {
-    if f.unit.is_empty() {
-        number(f.value)
-    } else {
-        format!("{} {}", number(f.value), f.unit)
+fn show(scenario: Scenario, outcome: Option<&Outcome>) {
+    match outcome {
+        Some(Ok(report)) => report.print(),
+        Some(Err(e)) => println!("── {} ──\n  FAILED: {e}\n", scenario.name()),
+        None => {}
     }
+}
+
+fn value(f: &Figure) -> String {
+    f.value_text()
 }
 
 fn verdict(f: &Figure) -> &'static str {
