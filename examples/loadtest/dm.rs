@@ -359,8 +359,9 @@ pub async fn dm_cpu(ctx: &Ctx) -> Fallible<Report> {
         epoch,
     };
     let load = format!(
-        "{users} users, one WebSocket each, DMs to a fixed partner at {} msg/s in all ({:.1}/s \
+        "{} users, one WebSocket each, DMs to a fixed partner at {} msg/s in all ({:.1}/s \
          each, steady) for {seconds} s",
+        thousands(users as f64),
         thousands(rate),
         per_conn
     );
@@ -416,8 +417,9 @@ pub async fn dm_throughput(ctx: &Ctx) -> Fallible<Report> {
         epoch,
     };
     let load = format!(
-        "{users} users, one WebSocket each, {} DMs in all to a fixed partner, window {window} \
+        "{} users, one WebSocket each, {} DMs in all to a fixed partner, window {window} \
          per socket, server --frame-rate {frame_rate} (offered ≤ {} msg/s)",
+        thousands(users as f64),
         thousands((messages.div_ceil(users) * users) as f64),
         thousands(plan.rate * users as f64)
     );
@@ -478,8 +480,9 @@ pub async fn sustained(ctx: &Ctx) -> Fallible<Report> {
         epoch,
     };
     let load = format!(
-        "{users} users, one WebSocket each, DMs to a fixed partner for {seconds} s, window \
+        "{} users, one WebSocket each, DMs to a fixed partner for {seconds} s, window \
          {window} per socket, server --frame-rate {frame_rate} (offered ≤ {} msg/s)",
+        thousands(users as f64),
         thousands(plan.rate * users as f64)
     );
     let mut report = Report::new("sustained", &server, &version, load);
@@ -596,8 +599,9 @@ pub async fn latency(ctx: &Ctx) -> Fallible<Report> {
         epoch,
     };
     let load = format!(
-        "{users} users, one WebSocket each, DMs to a fixed partner at {} msg/s in all \
+        "{} users, one WebSocket each, DMs to a fixed partner at {} msg/s in all \
          ({per_conn:.1}/s each, evenly spread) for {seconds} s",
+        thousands(users as f64),
         thousands(rate)
     );
     let mut report = Report::new("latency", &server, &version, load);

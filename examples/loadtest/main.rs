@@ -117,7 +117,8 @@ pub struct Cli {
     /// WebSockets (idle-sockets, connect-storm: 10000; soak: 1000, one user each).
     #[arg(long)]
     pub sockets: Option<usize>,
-    /// connect-storm: connects in flight (1000); history: closed-loop clients (8).
+    /// Connects in flight (idle-sockets: 64; connect-storm: 1000); history: closed-loop
+    /// clients (8).
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// idle-start: seconds to wait after the last password hash (65; 0 skips the wait).

@@ -239,16 +239,23 @@ async fn close_all(
 /// RSS per idle authenticated WebSocket.
 pub async fn idle_sockets(ctx: &Ctx) -> Fallible<Report> {
     let sockets = ctx.cli.sockets.unwrap_or(10_000);
-    let users = ctx.cli.users.unwrap_or(1000).min(sockets).max(1);
+    let users = ctx
+        .cli
+        .users
+        .unwrap_or(1000)
+        .min(sockets.saturating_sub(1))
+        .max(1);
+    let concurrency = ctx.cli.concurrency.unwrap_or(64);
     ensure_fd_limit(sockets as u64 + 512)?;
     let launch = ctx.launch(sockets + 64, None);
     let (server, list) = ctx.start_prepared(&users_spec(users), &launch)?;
     let version = server_version(&server).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = server.rss_kib();
+    let empty = server.rss_kib();
     let load = format!(
-        "{} idle WebSockets of {} users ({} each), opened 64 at a time, each waits for its hello \
-         and keeps reading",
+        "{} idle WebSockets of {} users ({} each), opened {concurrency} at a time, each waits for its hello \
+         and keeps reading; per socket: the RSS growth while the sockets after each user's first \
+         are opened (the users are online by then, so it is the socket's cost, not presence)",
         thousands(sockets as f64),
         thousands(users as f64),
         sockets.div_ceil(users)
@@ -256,24 +263,32 @@ pub async fn idle_sockets(ctx: &Ctx) -> Fallible<Report> {
     let mut report = Report::new("idle-sockets", &server, &version, load);
     let (stop, stopped) = watch::channel(false);
     let frames = Arc::new(AtomicU64::new(0));
+    let first = open_many(&server, &list, users, concurrency, &stopped, &frames).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = server.rss_kib();
     let cpu = CpuMeter::start(&server);
-    let opened = open_many(&server, &list, sockets, 64, &stopped, &frames).await;
-    report.cpu(cpu.read(), sockets as u64);
+    let rest = sockets - users;
+    let opened = open_many(&server, &list, rest, concurrency, &stopped, &frames).await;
+    report.cpu(cpu.read(), rest as u64);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = server.rss_kib();
     report.memory(&server);
-    report.latency_of = "connect → hello (64 at a time)".into();
+    report.latency_of = format!("connect → hello ({concurrency} at a time)");
     report.latency = Some(opened.latency.summary());
-    report.throughput_per_s = Some(sockets as f64 / opened.took.as_secs_f64().max(1e-9));
-    let open = sockets as u64 - opened.failures;
+    report.throughput_per_s = Some(rest as f64 / opened.took.as_secs_f64().max(1e-9));
+    let open = (rest as u64).saturating_sub(opened.failures);
     let per = after.saturating_sub(before) as f64 / open.max(1) as f64;
+    let all = after.saturating_sub(empty) as f64 / sockets.max(1) as f64;
     report.detail(
         "server RSS",
         format!(
-            "{:.1} MB before, {:.1} MB with {} sockets open; fds {}",
+            "{:.1} MB with no socket, {:.1} MB with each user's first ({}), {:.1} MB with all \
+             {} open ({all:.1} KiB per socket counting the first ones); fds {}",
+            mb(empty),
             mb(before),
+            thousands(users as f64),
             mb(after),
-            thousands(open as f64),
+            thousands(sockets as f64),
             server.fds()
         ),
     );
@@ -286,14 +301,19 @@ pub async fn idle_sockets(ctx: &Ctx) -> Fallible<Report> {
     } else {
         total
     });
-    if opened.failures > 0 {
+    let failures = first.failures + opened.failures;
+    if failures > 0 {
         report.problems.push(format!(
-            "{} sockets failed to open; first: {}",
-            opened.failures,
-            opened.first_failure.unwrap_or_default()
+            "{failures} sockets failed to open; first: {}",
+            first
+                .first_failure
+                .or(opened.first_failure)
+                .unwrap_or_default()
         ));
     }
-    let ended = close_all(stop, opened.holders).await;
+    let mut holders = first.holders;
+    holders.extend(opened.holders);
+    let ended = close_all(stop, holders).await;
     if !ended.is_empty() {
         report.problems.push(format!(
             "{} sockets were closed early; first: {}",

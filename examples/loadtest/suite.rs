@@ -41,6 +41,10 @@ pub async fn run(cli: &Cli, work_dir: &Path, fsync: Fsync) -> Fallible<bool> {
         suite: true,
     };
     let announce = |scenario: Scenario, bin: &Path| {
+        // What the previous scenario left dirty (a sustained run writes hundreds of MB) is
+        // written back now, not during this one.
+        let _ = std::process::Command::new("sync").status();
+        std::thread::sleep(std::time::Duration::from_secs(1));
         println!(
             "suite: {} with {} ({:.0} s into the run)",
             scenario.name(),
