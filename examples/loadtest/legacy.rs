@@ -1,44 +1,30 @@
-//! Load harness: starts a release `confab` on a temp dir and an ephemeral loopback port, signs up
-//! users, and measures one of these scenarios (docs/BENCHMARKS.md):
+//! The first harness's scenarios, kept as they were (docs/BENCHMARKS.md quotes them): they sign
+//! users up through the admin API (argon2 hashes: 1,000 users take 65–90 s) and print their own
+//! lines instead of a `Report`.
 //!
-//! - `dm` (the default): N users send M DMs at once; throughput, ack latency and memory.
+//! - `dm`: N users send M DMs at once; throughput, ack latency and memory.
 //! - `room-fanout`: every user is in one room and connected; a few senders post at a modest
 //!   rate; the latency until the *last* member has each message, and the ack latency.
 //! - `room-throughput`: many senders post into one busy room; acknowledged messages per second.
 //! - `commit-cost`: DMs and sends into the big room, one at a time, alternately; the ack latency
 //!   of each and their ratio.
 //! - `rooms`: the three room scenarios in one run, sharing the users (sign-ups are the slow part).
-//!
-//! ```text
-//! cargo build --release
-//! cargo run --release --example loadtest -- [--scenario S] [--users N] [--messages M]
-//!     [--idle-connections K] [--window W] [--body-bytes B] [--bin PATH] [room flags]
-//! ```
-//!
-//! It builds nothing itself: it runs `target/release/confab` (or `--bin`). All traffic goes to
-//! 127.0.0.1, every loop is bounded, and the server is stopped at the end.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
-type Fallible<T> = Result<T, String>;
+use crate::client::{STALL, User, Ws, call, http, next_json, open_socket, sign_up_all};
+use crate::server::{Launch, Server, cpu_time};
+use crate::{Cli, Fallible};
 
 /// The server allows 20 frames/s per connection with bursts of 60 (docs/PROTOCOL.md); the
 /// senders stay just under it, so the offered load is at most users × 19 messages/s.
@@ -53,41 +39,15 @@ fn client_rate() -> f64 {
 fn client_burst() -> f64 {
     FRAME_RATE.get().map_or(55.0, |n| n * 2.75)
 }
-/// Password hashes are the slow part of signing users up; the server hashes 2 at once
-/// (`limits::CONCURRENT_HASHES`), and 4 in flight keep both of its hashing threads busy.
-const SIGNUP_CONCURRENCY: usize = 4;
-/// A phase that makes no progress for this long aborts the run.
-const STALL: Duration = Duration::from_secs(30);
-const ADMIN_PASSWORD: &str = "load test admin password";
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Scenario {
-    Dm,
-    RoomFanout,
-    RoomThroughput,
-    CommitCost,
-    Rooms,
+use crate::Scenario;
+
+/// Whether a run of `scenario` includes `part` (`rooms` is all three room scenarios).
+fn includes(scenario: Scenario, part: Scenario) -> bool {
+    scenario == part || (scenario == Scenario::Rooms && part != Scenario::Dm)
 }
 
-impl Scenario {
-    fn parse(name: &str) -> Option<Scenario> {
-        Some(match name {
-            "dm" => Scenario::Dm,
-            "room-fanout" => Scenario::RoomFanout,
-            "room-throughput" => Scenario::RoomThroughput,
-            "commit-cost" => Scenario::CommitCost,
-            "rooms" => Scenario::Rooms,
-            _ => return None,
-        })
-    }
-
-    /// Whether this run includes `part` (`rooms` is all three room scenarios).
-    fn includes(self, part: Scenario) -> bool {
-        self == part || (self == Scenario::Rooms && part != Scenario::Dm)
-    }
-}
-
-struct Args {
+pub struct Args {
     scenario: Scenario,
     users: usize,
     messages: usize,
@@ -108,312 +68,41 @@ struct Args {
     commit_messages: usize,
 }
 
-const USAGE: &str = "usage: loadtest [--scenario dm|room-fanout|room-throughput|commit-cost|rooms] \
-[--users N] [--messages M] [--idle-connections K] [--window W] [--body-bytes B] [--bin PATH] \
-[--room-members N] [--fanout-senders S] [--fanout-rate R] [--fanout-messages M] \
-[--throughput-senders S] [--throughput-messages M] [--commit-messages M] [--frame-rate N]";
-
-fn parse_args() -> Fallible<Args> {
-    let mut args = Args {
-        scenario: Scenario::Dm,
-        users: 100,
-        messages: 20_000,
-        idle: 500,
-        window: 8,
-        body_bytes: 100,
-        bin: PathBuf::from("target/release/confab"),
-        room_members: 1000,
-        fanout_senders: 4,
-        fanout_rate: 10,
-        fanout_messages: 300,
-        throughput_senders: 100,
-        throughput_messages: 20_000,
-        commit_messages: 500,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.to_owned());
+impl Args {
+    /// This scenario's settings from the flags, with the first harness's defaults.
+    pub fn from(cli: &Cli, scenario: Scenario) -> Args {
+        if let Some(rate) = cli.frame_rate {
+            let _ = FRAME_RATE.set(f64::from(rate.max(1)));
         }
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let number = || {
-            value
-                .parse::<usize>()
-                .map_err(|_| format!("{flag} takes a number, got {value:?}"))
-        };
-        match flag.as_str() {
-            "--users" => args.users = number()?,
-            "--messages" => args.messages = number()?,
-            "--idle-connections" => args.idle = number()?,
-            "--window" => args.window = number()?.max(1),
-            "--body-bytes" => args.body_bytes = number()?.clamp(1, 4000),
-            "--bin" => args.bin = PathBuf::from(&value),
-            "--scenario" => {
-                args.scenario = Scenario::parse(&value)
-                    .ok_or_else(|| format!("unknown scenario {value:?}\n{USAGE}"))?;
-            }
-            "--room-members" => args.room_members = number()?,
-            "--fanout-senders" => args.fanout_senders = number()?.max(1),
-            "--fanout-rate" => args.fanout_rate = number()?.max(1),
-            "--fanout-messages" => args.fanout_messages = number()?,
-            "--throughput-senders" => args.throughput_senders = number()?,
-            "--throughput-messages" => args.throughput_messages = number()?,
-            "--commit-messages" => args.commit_messages = number()?,
-            "--frame-rate" => {
-                let _ = FRAME_RATE.set(number()?.max(1) as f64);
-            }
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
-        }
-    }
-    if args.users < 2 {
-        return Err("--users must be at least 2 (each sends to a partner)".to_owned());
-    }
-    if args.scenario != Scenario::Dm {
-        let needed = args.fanout_senders.max(args.throughput_senders).max(2);
-        if args.room_members < needed {
-            return Err(format!(
-                "--room-members must be at least {needed} (the senders are members)"
-            ));
-        }
-        if args.throughput_senders < 2 {
-            return Err("--throughput-senders must be at least 2".to_owned());
-        }
-    }
-    Ok(args)
-}
-
-/// The server process; killed on drop so a failed run never leaves it behind.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    setup_token: String,
-    _data_dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(bin: &PathBuf, max_connections: usize) -> Fallible<Server> {
-        if !bin.exists() {
-            return Err(format!(
-                "{} not found: run `cargo build --release` first, or pass --bin",
-                bin.display()
-            ));
-        }
-        let data_dir = tempfile::Builder::new()
-            .prefix("confab-load-")
-            .tempdir()
-            .map_err(|e| format!("temp dir: {e}"))?;
-        let mut child = Command::new(bin);
-        child
-            .args(["--listen", "127.0.0.1:0", "--max-connections"])
-            .arg(max_connections.to_string());
-        if let Some(rate) = FRAME_RATE.get() {
-            child.args(["--frame-rate", &rate.to_string()]);
-        }
-        let mut child = child
-            .arg("--data-dir")
-            .arg(data_dir.path())
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("start {}: {e}", bin.display()))?;
-        let (tx, rx) = mpsc::channel();
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            // Keep draining after start-up so a chatty server never blocks on a full pipe.
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let (mut addr, mut token) = (None, None);
-        while addr.is_none() || token.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).map_err(|_| {
-                let _ = child.kill();
-                "the server printed no `listening on` and `/setup#token=` lines within 20 s"
-                    .to_owned()
-            })?;
-            addr = addr.or_else(|| after(&line, "listening on ").and_then(|w| w.parse().ok()));
-            token = token.or_else(|| after(&line, "/setup#token=").map(str::to_owned));
-        }
-        std::thread::spawn(move || for _line in rx {});
-        match (addr, token) {
-            (Some(addr), Some(setup_token)) => Ok(Server {
-                child,
-                addr,
-                setup_token,
-                _data_dir: data_dir,
-            }),
-            _ => Err("the server's start-up lines were incomplete".to_owned()),
+        Args {
+            scenario,
+            users: cli.users.unwrap_or(100).max(2),
+            messages: cli.messages.unwrap_or(20_000),
+            idle: cli.idle_connections,
+            window: cli.window.unwrap_or(8).max(1),
+            body_bytes: cli.body_bytes.unwrap_or(100).clamp(1, 4000),
+            bin: cli.bin.clone(),
+            room_members: cli.room_members.max(2),
+            fanout_senders: cli.fanout_senders.max(1),
+            fanout_rate: cli.fanout_rate.max(1),
+            fanout_messages: cli.fanout_messages,
+            throughput_senders: cli.throughput_senders.max(2),
+            throughput_messages: cli.throughput_messages,
+            commit_messages: cli.commit_messages,
         }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// (VmRSS, VmHWM) in KiB, from /proc/<pid>/status.
-    fn memory(&self) -> Fallible<(u64, u64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .map_err(|e| format!("read /proc/{}/status: {e}", self.child.id()))?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|kib| kib.parse::<u64>().ok())
-                .ok_or_else(|| format!("no {name} in /proc status"))
-        };
-        Ok((field("VmRSS:")?, field("VmHWM:")?))
-    }
-
-    /// SIGTERM (through kill(1): `unsafe` is forbidden here), then up to 10 s for a clean exit.
-    fn stop(&mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return format!("{status}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    fn launch(&self, max_connections: usize) -> Launch {
+        Launch {
+            bin: self.bin.clone(),
+            max_connections,
+            frame_rate: FRAME_RATE.get().map(|&r| r as u32),
         }
-        let _ = self.child.kill();
-        "did not exit within 10 s of SIGTERM; killed".to_owned()
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The word after `marker` in `line`, without trailing punctuation.
-fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
-    let rest = &line[line.find(marker)? + marker.len()..];
-    let word = rest.split_whitespace().next()?;
-    Some(word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
-}
-
-fn http() -> Fallible<reqwest::Client> {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))
-}
-
-async fn call(req: reqwest::RequestBuilder, want: u16, what: &str) -> Fallible<Value> {
-    let resp = req.send().await.map_err(|e| format!("{what}: {e}"))?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    if status != want {
-        return Err(format!("{what}: expected {want}, got {status} {text}"));
-    }
-    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-struct User {
-    id: i64,
-    token: String,
-}
-
-/// Admin creates the user; the user signs in with the temporary password and changes it
-/// (which keeps the current session valid).
-async fn sign_up(http: &reqwest::Client, server: &str, admin: &str, n: usize) -> Fallible<User> {
-    let username = format!("load{n:05}");
-    let created = call(
-        http.post(format!("{server}/api/admin/users"))
-            .bearer_auth(admin)
-            .json(&json!({"username": username, "display_name": format!("Load {n}")})),
-        201,
-        "create user",
-    )
-    .await?;
-    let temporary = created["temporary_password"].as_str().unwrap_or_default();
-    let login = call(
-        http.post(format!("{server}/api/login"))
-            .json(&json!({"username": username, "password": temporary})),
-        200,
-        "login",
-    )
-    .await?;
-    let token = login["token"].as_str().unwrap_or_default().to_owned();
-    call(
-        http.post(format!("{server}/api/me/password"))
-            .bearer_auth(&token)
-            .json(&json!({"current_password": temporary,
-                          "new_password": format!("{username} long password")})),
-        204,
-        "change password",
-    )
-    .await?;
-    let id = login["user"]["id"]
-        .as_i64()
-        .ok_or_else(|| format!("login answered no user id: {login}"))?;
-    Ok(User { id, token })
-}
-
-/// Opens `/ws` with the token and waits for the `hello`.
-async fn open_socket(addr: SocketAddr, token: &str) -> Fallible<Ws> {
-    let mut request = format!("ws://{addr}/ws")
-        .into_client_request()
-        .map_err(|e| e.to_string())?;
-    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())?;
-    request.headers_mut().insert("authorization", bearer);
-    // Browsers disable Nagle's algorithm on their sockets; so does this client.
-    let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
-    let (mut ws, _) = tokio::time::timeout(STALL, connect)
-        .await
-        .map_err(|_| "WebSocket upgrade timed out".to_owned())?
-        .map_err(|e| format!("WebSocket upgrade: {e}"))?;
-    match next_json(&mut ws, STALL).await? {
-        Some(frame) if frame["type"] == "hello" => Ok(ws),
-        other => Err(format!("expected hello, got {other:?}")),
-    }
-}
-
-/// The next JSON frame, `None` on timeout, an error when the connection ends.
-async fn next_json(ws: &mut Ws, wait: Duration) -> Fallible<Option<Value>> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let next = match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => return Ok(None),
-            Ok(next) => next,
-        };
-        match next {
-            Some(Ok(Message::Text(text))) => {
-                return serde_json::from_str(text.as_str())
-                    .map(Some)
-                    .map_err(|e| format!("bad frame {e}: {text}"));
-            }
-            Some(Ok(Message::Close(frame))) => return Err(format!("server closed: {frame:?}")),
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(format!("WebSocket error: {e}")),
-            None => return Err("WebSocket ended".to_owned()),
-        }
-    }
+fn work_dir() -> PathBuf {
+    std::env::temp_dir()
 }
 
 /// What one connection measured while sending its share.
@@ -528,45 +217,9 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-/// First-time setup, then `count` users signed up through the admin API, 4 at a time.
-async fn sign_up_all(server: &Server, http: &reqwest::Client, count: usize) -> Fallible<Vec<User>> {
-    let base = server.url("");
-    let setup = call(
-        http.post(server.url("/api/setup")).json(&json!({
-            "token": server.setup_token, "username": "admin",
-            "display_name": "Admin", "password": ADMIN_PASSWORD})),
-        201,
-        "setup",
-    )
-    .await?;
-    let admin = setup["token"].as_str().unwrap_or_default().to_owned();
-
-    let started = Instant::now();
-    let gate = Arc::new(Semaphore::new(SIGNUP_CONCURRENCY));
-    let mut signups = Vec::new();
-    for n in 0..count {
-        let (http, base, admin, gate) = (http.clone(), base.clone(), admin.clone(), gate.clone());
-        signups.push(tokio::spawn(async move {
-            let _slot = gate.acquire().await.map_err(|e| e.to_string())?;
-            sign_up(&http, &base, &admin, n).await
-        }));
-    }
-    let mut users = Vec::new();
-    for signup in signups {
-        users.push(signup.await.map_err(|e| e.to_string())??);
-    }
-    println!(
-        "setup:    {} users signed up in {:.1} s",
-        users.len(),
-        started.elapsed().as_secs_f64()
-    );
-
-    Ok(users)
-}
-
-async fn run_dm(args: Args) -> Fallible<()> {
+pub async fn run_dm(args: Args) -> Fallible<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut server = Server::start(&args.bin, args.users + args.idle + 64)?;
+    let mut server = Server::start_fresh(&args.launch(args.users + args.idle + 64), &work_dir())?;
     let http = http()?;
     let health = call(http.get(server.url("/healthz")), 200, "healthz").await?;
     println!("confab load test");
@@ -899,22 +552,6 @@ async fn await_deliveries(arrivals: &Arrivals, expected: usize) -> usize {
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-}
-
-/// CPU time (user + system) a process has used so far, from /proc/<pid>/stat (in USER_HZ
-/// ticks, 100 per second on x86 and ARM Linux).
-fn cpu_time(pid: &str) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or_else(Vec::new, |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 fn latency_line(sorted: &[Duration]) -> String {
@@ -1393,9 +1030,15 @@ async fn room_throughput(ctx: &mut Rooms, args: &Args) -> Fallible<()> {
     Ok(())
 }
 
-async fn run_rooms(args: Args) -> Fallible<()> {
+pub async fn run_rooms(args: Args) -> Fallible<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let server = Server::start(&args.bin, args.room_members + 64)?;
+    let needed = args.fanout_senders.max(args.throughput_senders);
+    if args.room_members < needed {
+        return Err(format!(
+            "--room-members must be at least {needed} (the senders are members)"
+        ));
+    }
+    let server = Server::start_fresh(&args.launch(args.room_members + 64), &work_dir())?;
     let http = http()?;
     let health = call(http.get(server.url("/healthz")), 200, "healthz").await?;
     println!("confab load test: room scenarios");
@@ -1439,22 +1082,22 @@ async fn run_rooms(args: Args) -> Fallible<()> {
     };
     println!("server:   {}", ctx.rss());
 
-    let big = if args.scenario.includes(Scenario::RoomFanout)
-        || args.scenario.includes(Scenario::CommitCost)
+    let big = if includes(args.scenario, Scenario::RoomFanout)
+        || includes(args.scenario, Scenario::CommitCost)
     {
         Some(ctx.create_room("everyone", args.room_members).await?)
     } else {
         None
     };
-    if let (true, Some(room)) = (args.scenario.includes(Scenario::RoomFanout), &big) {
+    if let (true, Some(room)) = (includes(args.scenario, Scenario::RoomFanout), &big) {
         tokio::time::sleep(REFILL).await;
         room_fanout(&mut ctx, &args, room).await?;
     }
-    if let (true, Some(room)) = (args.scenario.includes(Scenario::CommitCost), &big) {
+    if let (true, Some(room)) = (includes(args.scenario, Scenario::CommitCost), &big) {
         tokio::time::sleep(REFILL).await;
         commit_cost(&mut ctx, &args, room).await?;
     }
-    if args.scenario.includes(Scenario::RoomThroughput) {
+    if includes(args.scenario, Scenario::RoomThroughput) {
         tokio::time::sleep(REFILL).await;
         room_throughput(&mut ctx, &args).await?;
     }
@@ -1478,38 +1121,5 @@ async fn run_rooms(args: Args) -> Fallible<()> {
         Ok(())
     } else {
         Err(ctx.problems.join("; "))
-    }
-}
-
-fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let run = async move {
-        match args.scenario {
-            Scenario::Dm => run_dm(args).await,
-            _ => run_rooms(args).await,
-        }
-    };
-    match runtime.block_on(run) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("loadtest failed: {message}");
-            ExitCode::FAILURE
-        }
     }
 }
