@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
 use crate::disk::PacedSync;
-use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
 /// Temp files older than this belong to uploads that died with the server.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
