@@ -74,6 +74,23 @@ struct Plan {
     epoch: Instant,
 }
 
+impl Plan {
+    /// `rate` messages per second per connection, evenly spread, for `seconds` (plus half a
+    /// second for every connection to get going).
+    fn steady(ctx: &Ctx, rate: f64, window: usize, seconds: u64) -> Plan {
+        let epoch = Instant::now();
+        Plan {
+            rate,
+            burst: 1.0,
+            window,
+            quota: None,
+            until: Some(epoch + Duration::from_millis(500) + Duration::from_secs(seconds)),
+            padding: padding(ctx),
+            epoch,
+        }
+    }
+}
+
 /// What one connection measured.
 #[derive(Default)]
 struct Out {
@@ -348,16 +365,7 @@ pub async fn dm_cpu(ctx: &Ctx) -> Fallible<Report> {
     let (server, list) = start(ctx, users, ctx.cli.frame_rate)?;
     let version = server_version(&server).await?;
     let sockets = open_all(&server, &list).await?;
-    let epoch = Instant::now();
-    let plan = Plan {
-        rate: per_conn,
-        burst: 1.0,
-        window: ctx.cli.window.unwrap_or(8),
-        quota: None,
-        until: Some(epoch + Duration::from_secs(seconds) + Duration::from_millis(500)),
-        padding: padding(ctx),
-        epoch,
-    };
+    let plan = Plan::steady(ctx, per_conn, ctx.cli.window.unwrap_or(8), seconds);
     let load = format!(
         "{} users, one WebSocket each, DMs to a fixed partner at {} msg/s in all ({:.1}/s \
          each, steady) for {seconds} s",
@@ -588,16 +596,7 @@ pub async fn latency(ctx: &Ctx) -> Fallible<Report> {
     let (server, list) = start(ctx, users, ctx.cli.frame_rate)?;
     let version = server_version(&server).await?;
     let sockets = open_all(&server, &list).await?;
-    let epoch = Instant::now();
-    let plan = Plan {
-        rate: per_conn,
-        burst: 1.0,
-        window: 64,
-        quota: None,
-        until: Some(epoch + Duration::from_millis(500) + Duration::from_secs(seconds)),
-        padding: padding(ctx),
-        epoch,
-    };
+    let plan = Plan::steady(ctx, per_conn, 64, seconds);
     let load = format!(
         "{} users, one WebSocket each, DMs to a fixed partner at {} msg/s in all \
          ({per_conn:.1}/s each, evenly spread) for {seconds} s",
