@@ -460,6 +460,10 @@ pub mod limits {
     /// A connection may send this many seconds' worth of frames at once (the rate itself is
     /// `--frame-rate`, 20 by default: bursts of 60).
     pub const FRAME_BURST_SECONDS: f64 = 3.0;
+    /// Housekeeping (forgetting old client ids and expired sessions) runs this long after
+    /// start, then every [`HOUSEKEEPING_INTERVAL`].
+    pub const HOUSEKEEPING_DELAY: Duration = Duration::from_secs(5 * 60);
+    pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(3600);
     /// How long a client_id is remembered for idempotent retries.
     pub const CLIENT_ID_TTL: Duration = Duration::from_secs(48 * 3600);
     /// Sessions (and their JWTs) last this long.

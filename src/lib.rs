@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod background;
 pub mod backup;
 pub mod blobs;
 pub mod cli;

@@ -270,7 +270,7 @@ pub fn generate(
     let mut messages = Messages::new(office, corpus, seed);
     let mut sent = 0u64;
     while sent < count {
-        let mut batch: Vec<ChatOp> = (&mut messages)
+        let batch: Vec<ChatOp> = (&mut messages)
             .take(BATCH.min((count - sent) as usize))
             .enumerate()
             .map(|(i, g)| ChatOp::Send {
@@ -284,13 +284,13 @@ pub fn generate(
             })
             .collect();
         let sends = batch.len() as u64;
-        if (sent + sends) % FORGET_CLIENT_IDS_EVERY < sends {
-            batch.push(ChatOp::PurgeClientIds { before: u64::MAX });
-        }
         for outcome in store.apply_chat_batch(&batch).map_err(|e| e.to_string())? {
             if let ChatOutcome::Rejected(why) = outcome {
                 return Err(format!("a generated message was refused: {why:?}"));
             }
+        }
+        if (sent + sends) % FORGET_CLIENT_IDS_EVERY < sends {
+            forget_client_ids(&store)?;
         }
         sent += sends;
         if sent % 100_000 < sends {
@@ -298,4 +298,23 @@ pub fn generate(
         }
     }
     Ok(started.elapsed().as_secs_f64())
+}
+
+/// Empties the client id table, chunk by chunk as the server does.
+fn forget_client_ids(store: &Store) -> Result<(), String> {
+    let mut after = None;
+    loop {
+        let op = ChatOp::PurgeClientIds {
+            before: u64::MAX,
+            after,
+        };
+        match store
+            .apply_chat_batch(&[op])
+            .map_err(|e| e.to_string())?
+            .pop()
+        {
+            Some(ChatOutcome::Purged { resume: Some(next) }) => after = Some(next),
+            _ => return Ok(()),
+        }
+    }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use crate::background;
 use crate::config::{Config, VERSION};
 use crate::disk::PacedSync;
 use crate::store::{self, Store, StoreError};
@@ -101,9 +102,8 @@ pub fn write_backup(source: Source<'_>, data_dir: &Path, target: &Path) -> Resul
     })
 }
 
-/// Runs a backup of a live server (`work`) on a thread of its own at the lowest CPU priority:
-/// copying hundreds of MB must not take a core from the writer and the sockets while people
-/// chat, and a backup that takes a few seconds longer harms nobody.
+/// Runs a backup of a live server (`work`) on a thread of its own at the lowest CPU priority
+/// (see [`crate::background`]).
 pub async fn in_background<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
@@ -111,21 +111,13 @@ pub async fn in_background<T: Send + 'static>(
     std::thread::Builder::new()
         .name("confab-backup".to_owned())
         .spawn(move || {
-            lower_this_threads_priority();
+            background::lower_this_threads_priority(background::BACKUP_NICENESS);
             let _ = done.send(work());
         })
         .map_err(|e| BackupError::Task(format!("cannot start the backup thread: {e}")))?;
     result
         .await
         .map_err(|_| BackupError::Task("the backup thread stopped".to_owned()))?
-}
-
-/// Linux gives a "process" priority set on a thread id to that thread alone.
-fn lower_this_threads_priority() {
-    #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
-        tracing::debug!(error = %e, "backup thread keeps its priority");
-    }
 }
 
 /// Copies the database to `snapshot`, then packs it and the attachments into `partial`.

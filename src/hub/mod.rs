@@ -460,37 +460,39 @@ impl Hub {
         }
     }
 
-    /// Hourly: forget old client ids and expired sessions, so tables stay small. Through the
-    /// writer like every other chat write.
+    /// Hourly, the first time a few minutes after start (which has better things to do):
+    /// forget old client ids and expired sessions, so tables stay small. Through the writer
+    /// like every other chat write.
     fn spawn_housekeeping(&self) {
         let hub = self.clone();
         tokio::spawn(async move {
-            let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+            let first = tokio::time::Instant::now() + limits::HOUSEKEEPING_DELAY;
+            let mut every_hour = tokio::time::interval_at(first, limits::HOUSEKEEPING_INTERVAL);
             loop {
                 tokio::select! {
                     _ = every_hour.tick() => {}
                     _ = hub.stopped() => return,
                 }
-                let before =
-                    store::now_millis().saturating_sub(limits::CLIENT_ID_TTL.as_millis() as u64);
-                let now = store::now_secs();
-                for op in [
-                    ChatOp::PurgeClientIds { before },
-                    ChatOp::PurgeExpiredSessions { now },
-                ] {
-                    if hub
-                        .submit(WriterOp::Chat {
-                            op,
-                            caller: Caller::Nobody,
-                        })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
+                if let Err(failed) = hub.housekeeping().await {
+                    tracing::debug!(?failed, "housekeeping skipped this time");
                 }
             }
         });
+    }
+
+    async fn housekeeping(&self) -> Result<(), WriteFailed> {
+        let before = store::now_millis().saturating_sub(limits::CLIENT_ID_TTL.as_millis() as u64);
+        let mut after = None;
+        // Chunk by chunk, so chat writes queued meanwhile go between the chunks.
+        while let ChatOutcome::Purged {
+            resume: Some(resume),
+        } = self.apply(ChatOp::PurgeClientIds { before, after }).await?
+        {
+            after = Some(resume);
+        }
+        let now = store::now_secs();
+        self.apply(ChatOp::PurgeExpiredSessions { now }).await?;
+        Ok(())
     }
 }
 

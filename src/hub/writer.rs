@@ -343,7 +343,7 @@ impl FanOut<'_> {
             }
             ChatOutcome::Room(event) => self.room(event),
             ChatOutcome::People(event) => self.people(event, origin),
-            ChatOutcome::Unchanged => {}
+            ChatOutcome::Unchanged | ChatOutcome::Purged { .. } => {}
             ChatOutcome::Rejected(rejection) => {
                 if let Some(origin) = origin {
                     let error =

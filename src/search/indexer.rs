@@ -39,6 +39,8 @@ pub(super) fn spawn(shared: Arc<Shared>, store: Store, ops: Receiver<Op>) -> Joi
     std::thread::Builder::new()
         .name("confab-search".into())
         .spawn(move || {
+            // tantivy's own indexing and merge threads, started from this one, inherit it.
+            crate::background::lower_this_threads_priority(crate::background::SEARCH_NICENESS);
             Indexer {
                 shared,
                 store,

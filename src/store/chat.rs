@@ -10,6 +10,7 @@
 //! room member's unread count is `last_seq - read_seq`.
 
 use std::fmt;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use redb::{ReadableTable, Table, WriteTransaction};
@@ -379,6 +380,12 @@ impl Record for MembershipRecord {
     }
 }
 
+/// A row of the client id table: the sender and their client id.
+pub type ClientIdKey = (u64, String);
+
+/// Client ids read per [`ChatOp::PurgeClientIds`]: about a millisecond of the writer's time.
+pub const CLIENT_ID_PURGE_CHUNK: usize = 2_000;
+
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct ClientIdRecord {
     pub(super) conversation: String,
@@ -427,9 +434,12 @@ pub enum ChatOp {
         conversation: ConversationId,
         seq: u64,
     },
-    /// Forget client ids recorded before this time (unix ms).
+    /// Forget client ids recorded before `before` (unix ms), reading at most
+    /// [`CLIENT_ID_PURGE_CHUNK`] of them, those after `after`: a big table is purged in many
+    /// short writes (see [`ChatOutcome::Purged`]), never one long stall of the writer.
     PurgeClientIds {
         before: u64,
+        after: Option<ClientIdKey>,
     },
     /// These users were connected at `at` (unix seconds).
     Seen {
@@ -473,6 +483,10 @@ pub enum ChatOutcome {
     },
     Room(rooms::RoomEvent),
     People(people::PeopleEvent),
+    /// A chunk of client ids was purged; the purge goes on after `resume`, if any.
+    Purged {
+        resume: Option<ClientIdKey>,
+    },
     /// Nothing to tell anyone.
     Unchanged,
     Rejected(ChatRejection),
@@ -1026,10 +1040,9 @@ impl<'txn> BatchTables<'txn> {
                 conversation,
                 seq,
             } => self.mark_read(*user, conversation, *seq),
-            ChatOp::PurgeClientIds { before } => {
-                self.client_ids
-                    .retain(|_, record| record.decode().map_or(true, |r| r.at >= *before))?;
-                Ok(ChatOutcome::Unchanged)
+            ChatOp::PurgeClientIds { before, after } => {
+                let resume = self.purge_client_ids(*before, after.as_ref())?;
+                Ok(ChatOutcome::Purged { resume })
             }
             ChatOp::Seen { users, at } => {
                 for &user in users {
@@ -1044,6 +1057,42 @@ impl<'txn> BatchTables<'txn> {
             ChatOp::Room(op) => self.apply_room(op),
             ChatOp::People(op) => self.apply_people(op),
         }
+    }
+
+    /// One chunk of [`ChatOp::PurgeClientIds`]: where the next chunk starts, if the table
+    /// goes on.
+    fn purge_client_ids(
+        &mut self,
+        before: u64,
+        after: Option<&ClientIdKey>,
+    ) -> Result<Option<ClientIdKey>> {
+        let start = match after {
+            Some((user, id)) => Bound::Excluded((*user, id.as_str())),
+            None => Bound::Unbounded,
+        };
+        let mut expired = Vec::new();
+        let mut last = None;
+        let mut read = 0;
+        for entry in self
+            .client_ids
+            .range::<(u64, &str)>((start, Bound::Unbounded))?
+        {
+            let (key, record) = entry?;
+            let (user, id) = key.value();
+            // A record that cannot be read is kept: it is evidence, and tiny.
+            if record.value().decode().is_ok_and(|r| r.at < before) {
+                expired.push((user, id.to_owned()));
+            }
+            read += 1;
+            if read == CLIENT_ID_PURGE_CHUNK {
+                last = Some((user, id.to_owned()));
+                break;
+            }
+        }
+        for (user, id) in &expired {
+            self.client_ids.remove((*user, id.as_str()))?;
+        }
+        Ok(last)
     }
 
     fn send(
@@ -1659,6 +1708,53 @@ mod tests {
         ] {
             assert!(ConversationId::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn client_ids_are_purged_chunk_by_chunk_keeping_recent_ones() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("confab.redb")).expect("store");
+        let rows = 2 * CLIENT_ID_PURGE_CHUNK + 10;
+        store
+            .write(|txn| {
+                let mut table = txn.open_table(CLIENT_IDS)?;
+                for i in 0..rows as u64 {
+                    let record = ClientIdRecord {
+                        conversation: "dm:1:2".into(),
+                        seq: i + 1,
+                        body_sha256: [0; 32],
+                        // Every third one is recent.
+                        at: if i % 3 == 0 { 2_000 } else { 1_000 },
+                    };
+                    table.insert((1 + i % 2, format!("c{i}").as_str()), Encoded::new(&record))?;
+                }
+                Ok(())
+            })
+            .expect("rows written");
+        let mut after = None;
+        let mut chunks = 0;
+        loop {
+            chunks += 1;
+            let op = ChatOp::PurgeClientIds {
+                before: 1_500,
+                after,
+            };
+            match store.apply_chat_batch(&[op]).expect("purged").pop() {
+                Some(ChatOutcome::Purged { resume: Some(next) }) => after = Some(next),
+                Some(ChatOutcome::Purged { resume: None }) => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(chunks, 3);
+        let txn = store.read().expect("read");
+        let table = txn.open_table(CLIENT_IDS).expect("table");
+        let kept: Vec<u64> = table
+            .iter()
+            .expect("rows")
+            .map(|e| e.expect("row").1.value().decode().expect("record").seq - 1)
+            .collect();
+        assert_eq!(kept.len(), rows.div_ceil(3));
+        assert!(kept.iter().all(|i| i % 3 == 0));
     }
 
     #[test]

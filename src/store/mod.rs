@@ -22,8 +22,8 @@ use std::sync::Arc;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 pub use chat::{
-    ChatOp, ChatOutcome, ChatRejection, ConversationId, ConversationSummary, HistoryPage,
-    HistoryQuery, MemberRead, Members, Message, Notify, SendTarget, mentioned_names,
+    ChatOp, ChatOutcome, ChatRejection, ClientIdKey, ConversationId, ConversationSummary,
+    HistoryPage, HistoryQuery, MemberRead, Members, Message, Notify, SendTarget, mentioned_names,
 };
 pub use check::{CheckReport, check};
 pub use edits::{ChangesPage, EDIT_WINDOW_MS, MAX_REACTIONS, MessageChange};
