@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! cargo run --release --example bigdb -- DIR --messages 1000000
-//! cargo run --release --example pause -- DIR [--during backup|upload] [--senders N] [--bin PATH]
+//! cargo run --release --example pause -- DIR [--during backup|upload] [--senders N] [--rate R] [--bin PATH]
 //! ```
 //!
 //! DIR must be a stopped confab data directory whose users are named like bigdb's
@@ -50,6 +50,8 @@ struct Args {
     dir: PathBuf,
     during: During,
     senders: usize,
+    /// Messages per second per sender, evenly paced; unset: each sends again on its ack.
+    rate: Option<f64>,
     uploads: usize,
     upload_mb: usize,
     /// How long the senders run before the heavy work starts: the baseline.
@@ -57,7 +59,7 @@ struct Args {
     bin: PathBuf,
 }
 
-const USAGE: &str = "usage: pause DIR [--during backup|upload] [--senders N] [--uploads N] [--upload-mb M] [--baseline-seconds S] [--bin PATH]";
+const USAGE: &str = "usage: pause DIR [--during backup|upload] [--senders N] [--rate R] [--uploads N] [--upload-mb M] [--baseline-seconds S] [--bin PATH]";
 
 fn parse_args() -> Fallible<Args> {
     let mut args = std::env::args().skip(1);
@@ -66,6 +68,7 @@ fn parse_args() -> Fallible<Args> {
         dir: PathBuf::from(dir),
         during: During::Backup,
         senders: 4,
+        rate: None,
         uploads: 40,
         upload_mb: 25,
         baseline: Duration::from_secs(5),
@@ -83,6 +86,7 @@ fn parse_args() -> Fallible<Args> {
                 }
             }
             "--senders" => parsed.senders = number()?,
+            "--rate" => parsed.rate = Some(value.parse().map_err(|e| format!("{flag}: {e}"))?),
             "--uploads" => parsed.uploads = number()?,
             "--upload-mb" => parsed.upload_mb = number()?,
             "--baseline-seconds" => parsed.baseline = Duration::from_secs(number()? as u64),
@@ -120,14 +124,17 @@ fn show_work_log(log: std::sync::mpsc::Receiver<String>) {
 /// (when the ack came, how long it took) for every message.
 type Acks = Arc<Mutex<Vec<(Instant, Duration)>>>;
 
-/// Sends DMs to `to` one after another, each after the previous one's ack, until `stop`.
+/// Sends DMs to `to` one after another, each after the previous one's ack (and, with a
+/// `rate`, no sooner than its turn), until `stop`.
 async fn send_until(
     addr: SocketAddr,
     token: String,
     to: i64,
+    rate: Option<f64>,
     stop: Arc<AtomicBool>,
     acks: Acks,
 ) -> Fallible<()> {
+    let mut turns = rate.map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r)));
     let mut request = format!("ws://{addr}/ws")
         .into_client_request()
         .map_err(|e| e.to_string())?;
@@ -138,6 +145,9 @@ async fn send_until(
         .map_err(|e| e.to_string())?;
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
+        if let Some(turns) = turns.as_mut() {
+            turns.tick().await;
+        }
         n += 1;
         let client_id = format!("pause-{to}-{n}");
         let frame = json!({"type": "send", "to": to, "body": format!("during backup {n}"), "client_id": client_id});
@@ -268,6 +278,7 @@ async fn run(args: Fallible<Args>) -> Fallible<()> {
             addr,
             token.clone(),
             to,
+            args.rate,
             stop.clone(),
             acks.clone(),
         )));
