@@ -266,18 +266,8 @@ impl Auth {
     /// The user behind a token, if the token is genuine and its session is alive.
     pub async fn authenticate(&self, token: &str) -> Result<Authenticated> {
         let (user_id, session_id) = self.keys.verify(token).ok_or(AuthError::Unauthorized)?;
-        let store = self.store.clone();
-        let found = store::blocking(move || {
-            let Some(session) = store.session(session_id)? else {
-                return Ok(None);
-            };
-            if session.user_id != user_id {
-                return Ok(None);
-            }
-            store.user(user_id)
-        })
-        .await?;
-        match found {
+        // Two point reads of small tables: cheaper here than a trip to the blocking pool.
+        match self.store.session_user(session_id, user_id)? {
             Some(user) if user.disabled => Err(AuthError::Unauthorized),
             Some(user) => Ok(Authenticated { user, session_id }),
             None => Err(AuthError::Unauthorized),

@@ -329,6 +329,29 @@ impl Store {
         }))
     }
 
+    /// The account behind a live session `id` of `user_id`, in one read: what every signed-in
+    /// request checks. `None` if the session ended, expired or belongs to someone else.
+    pub fn session_user(&self, id: u128, user_id: u64) -> Result<Option<User>> {
+        let txn = self.read()?;
+        let sessions = txn.open_table(SESSIONS)?;
+        let alive = match sessions.get(id)? {
+            Some(record) => {
+                let record = record.value().decode()?;
+                record.user_id == user_id && record.expires_at > now_secs()
+            }
+            None => false,
+        };
+        if !alive {
+            return Ok(None);
+        }
+        let users = txn.open_table(USERS)?;
+        let Some(record) = users.get(user_id)? else {
+            return Ok(None);
+        };
+        let seen = txn.open_table(LAST_SEEN)?.get(user_id)?.map(|v| v.value());
+        Ok(Some(to_user(user_id, &record.value().decode()?, seen)))
+    }
+
     pub fn delete_session(&self, id: u128) -> Result<()> {
         self.write(|txn| {
             let mut sessions = txn.open_table(SESSIONS)?;
