@@ -464,6 +464,10 @@ pub mod limits {
     /// start, then every [`HOUSEKEEPING_INTERVAL`].
     pub const HOUSEKEEPING_DELAY: Duration = Duration::from_secs(5 * 60);
     pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(3600);
+    /// Connections the kernel queues for `accept`. When a restart sends every open tab of
+    /// the office back at once, a full queue drops the SYN and that client waits a second
+    /// for its retransmit; the kernel still caps this at `net.core.somaxconn` (4,096).
+    pub const LISTEN_BACKLOG: u32 = 4096;
     /// How long a client_id is remembered for idempotent retries.
     pub const CLIENT_ID_TTL: Duration = Duration::from_secs(48 * 3600);
     /// Sessions (and their JWTs) last this long.

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
-use confab::config::{Cli, Command, Config};
+use confab::config::{Cli, Command, Config, limits};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -55,7 +55,7 @@ async fn serve(cli: Cli, config: Config) -> Result<(), String> {
         .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)))
         .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
     let store = confab::open_store(&config).map_err(|e| e.to_string())?;
-    let listener = TcpListener::bind(cli.listen).await.map_err(|e| {
+    let listener = bind(cli.listen).map_err(|e| {
         format!(
             "cannot listen on {}: {e} (is another program using it? try --listen)",
             cli.listen
@@ -64,6 +64,19 @@ async fn serve(cli: Cli, config: Config) -> Result<(), String> {
     confab::run(listener, config, store, shutdown_signal(terminate))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Listens with a backlog of [`limits::LISTEN_BACKLOG`] (tokio's `bind` asks for 1,024).
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restart may bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(limits::LISTEN_BACKLOG)
 }
 
 /// Quiet by default (info for confab, warnings for libraries); `RUST_LOG` overrides.

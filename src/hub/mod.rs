@@ -10,7 +10,7 @@ mod connection;
 mod protocol;
 mod writer;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -85,6 +85,9 @@ struct Inner {
 #[derive(Default)]
 struct Registry {
     users: HashMap<u64, Presence>,
+    /// Users everyone was told are online, in order: every `hello` lists them, and a connect
+    /// storm must not sort the office once per socket.
+    announced: BTreeSet<u64>,
     /// Open sockets across all users, for the connection limit and for shutdown.
     connections: usize,
     /// Bumped (under this lock) by every session revocation, so a registration that checked
@@ -105,8 +108,6 @@ impl Registry {
 #[derive(Default)]
 struct Presence {
     connections: HashMap<u64, Connection>,
-    /// Whether everyone was told this user is online.
-    announced: bool,
     /// Bumped whenever the last connection closes, so a stale grace timer does nothing.
     generation: u64,
 }
@@ -288,8 +289,7 @@ impl Hub {
     pub fn load(&self) -> Load {
         let (open_websockets, online_users) = {
             let registry = self.registry();
-            let online = registry.users.values().filter(|p| p.announced).count();
-            (registry.connections, online)
+            (registry.connections, registry.announced.len())
         };
         Load {
             open_websockets,
@@ -352,7 +352,7 @@ impl Hub {
         if registry.connections >= self.inner.max_connections {
             return Err(close::TRY_AGAIN_LATER);
         }
-        let announce = !registry.users.get(&user).is_some_and(|p| p.announced);
+        let announce = !registry.announced.contains(&user);
         if announce {
             let frame = ServerFrame::Presence {
                 user,
@@ -362,17 +362,11 @@ impl Hub {
             .encode();
             broadcast(&registry, &frame);
         }
+        registry.announced.insert(user);
         let presence = registry.users.entry(user).or_default();
-        presence.announced = true;
         presence.connections.insert(id, connection);
         registry.connections += 1;
-        let mut online: Vec<u64> = registry
-            .users
-            .iter()
-            .filter(|(_, p)| p.announced)
-            .map(|(&u, _)| u)
-            .collect();
-        online.sort_unstable();
+        let online = registry.announced.iter().copied().collect();
         Ok((online, announce))
     }
 
@@ -425,6 +419,7 @@ impl Hub {
             return;
         }
         registry.users.remove(&user);
+        registry.announced.remove(&user);
         let frame = ServerFrame::Presence {
             user,
             online: false,
