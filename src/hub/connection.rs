@@ -144,8 +144,10 @@ async fn pump(
     ping.tick().await;
     let closed = control.closed();
     tokio::pin!(closed);
-    let mut waiting = Vec::with_capacity(limits::PUMP_BATCH);
     loop {
+        // Empty until frames arrive and freed once they are written: an idle socket holds no
+        // batch buffer (a malloc per wake-up is nothing next to the write it comes with).
+        let mut waiting = Vec::new();
         let sent = tokio::select! {
             received = queue.recv_many(&mut waiting, limits::PUMP_BATCH) => {
                 if received == 0 {
