@@ -1,6 +1,6 @@
 //! Accounts and sessions.
 
-use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::codec::{Encoded, Record, Stored};
@@ -173,14 +173,7 @@ impl Store {
     }
 
     pub fn user(&self, id: u64) -> Result<Option<User>> {
-        let txn = self.read()?;
-        let users = txn.open_table(USERS)?;
-        let last_seen = txn.open_table(LAST_SEEN)?;
-        let Some(record) = users.get(id)? else {
-            return Ok(None);
-        };
-        let seen = last_seen.get(id)?.map(|v| v.value());
-        Ok(Some(to_user(id, &record.value().decode()?, seen)))
+        user_in(&self.read()?, id)
     }
 
     /// The account and its password hash, for checking a login.
@@ -316,40 +309,17 @@ impl Store {
 
     /// The session if it exists and has not expired.
     pub fn session(&self, id: u128) -> Result<Option<Session>> {
-        let txn = self.read()?;
-        let sessions = txn.open_table(SESSIONS)?;
-        let Some(record) = sessions.get(id)? else {
-            return Ok(None);
-        };
-        let record = record.value().decode()?;
-        Ok((record.expires_at > now_secs()).then_some(Session {
-            id,
-            user_id: record.user_id,
-            expires_at: record.expires_at,
-        }))
+        session_in(&self.read()?, id)
     }
 
     /// The account behind a live session `id` of `user_id`, in one read: what every signed-in
     /// request checks. `None` if the session ended, expired or belongs to someone else.
     pub fn session_user(&self, id: u128, user_id: u64) -> Result<Option<User>> {
         let txn = self.read()?;
-        let sessions = txn.open_table(SESSIONS)?;
-        let alive = match sessions.get(id)? {
-            Some(record) => {
-                let record = record.value().decode()?;
-                record.user_id == user_id && record.expires_at > now_secs()
-            }
-            None => false,
-        };
-        if !alive {
-            return Ok(None);
+        match session_in(&txn, id)? {
+            Some(session) if session.user_id == user_id => user_in(&txn, user_id),
+            _ => Ok(None),
         }
-        let users = txn.open_table(USERS)?;
-        let Some(record) = users.get(user_id)? else {
-            return Ok(None);
-        };
-        let seen = txn.open_table(LAST_SEEN)?.get(user_id)?.map(|v| v.value());
-        Ok(Some(to_user(user_id, &record.value().decode()?, seen)))
     }
 
     pub fn delete_session(&self, id: u128) -> Result<()> {
@@ -366,6 +336,28 @@ impl Store {
 }
 
 /// Drops sessions expired at `now`, so the table does not grow forever. Part of a writer batch.
+/// The session `id` as `txn` sees it, if it exists and has not expired.
+fn session_in(txn: &ReadTransaction, id: u128) -> Result<Option<Session>> {
+    let Some(record) = txn.open_table(SESSIONS)?.get(id)? else {
+        return Ok(None);
+    };
+    let record = record.value().decode()?;
+    Ok((record.expires_at > now_secs()).then_some(Session {
+        id,
+        user_id: record.user_id,
+        expires_at: record.expires_at,
+    }))
+}
+
+/// The account `id` as `txn` sees it, with when it was last seen.
+fn user_in(txn: &ReadTransaction, id: u64) -> Result<Option<User>> {
+    let Some(record) = txn.open_table(USERS)?.get(id)? else {
+        return Ok(None);
+    };
+    let seen = txn.open_table(LAST_SEEN)?.get(id)?.map(|v| v.value());
+    Ok(Some(to_user(id, &record.value().decode()?, seen)))
+}
+
 pub(super) fn purge_expired_sessions(
     sessions: &mut Table<u128, Stored<SessionRecord>>,
     by_user: &mut Table<(u64, u128), ()>,
