@@ -21,8 +21,10 @@ use crate::store::{Message, ScanCursor, Store};
 const FORMAT: &str = "confab-search 2";
 /// Updates become searchable within this long…
 const COMMIT_EVERY: Duration = Duration::from_millis(500);
-/// …or as soon as this many are waiting.
-const COMMIT_DOCS: usize = 1000;
+/// …or as soon as this many are waiting: a bound on the uncommitted work, not a cadence. Each
+/// commit makes a segment, and every segment is merged again later and searched for every
+/// delete, so at a burst's rate commits by count cost more than the burst's indexing.
+const COMMIT_DOCS: usize = 20_000;
 /// How often the index's files are checked for having been removed.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// After a failed build (a full disk, say), wait this long before the next try.
