@@ -440,15 +440,21 @@ pub mod limits {
     /// times [`WRITER_BATCH`], because one committed batch can fan out that many frames to a
     /// healthy connection at once. Frames are reference-counted buffers shared by all
     /// recipients, so a slot costs a pointer.
-    pub const CONNECTION_QUEUE: usize = 1024;
+    pub const CONNECTION_QUEUE: usize = 4096;
+    /// …and the most bytes of frames it may hold: about 500 of the longest messages, tens of
+    /// full batches of ordinary ones.
+    pub const CONNECTION_QUEUE_BYTES: usize = 8 * 1024 * 1024;
     /// Most queued frames one connection's pump writes before flushing.
     pub const PUMP_BATCH: usize = 64;
     /// Bytes of frames a socket buffers before writing them out (a flush writes the rest).
     pub const SOCKET_WRITE_BUFFER: usize = 8 * 1024;
     /// Sends waiting for the writer; when full, senders wait (backpressure), never grow memory.
     pub const WRITER_QUEUE: usize = 4096;
-    /// Most sends the writer commits in one transaction.
-    pub const WRITER_BATCH: usize = 256;
+    /// Most sends the writer commits in one transaction. Batches are only this big when sends
+    /// queue up faster than commits; then a bigger batch shares the pages it dirties (each
+    /// conversation's last leaf, the branches above it, the rows of the same members) among
+    /// more messages.
+    pub const WRITER_BATCH: usize = 1024;
     /// Deleted text is erased from the database file's free pages at most this often (a
     /// scrub costs four commits and a write of the file's free space).
     pub const SCRUB_INTERVAL: Duration = Duration::from_secs(1);

@@ -10,9 +10,8 @@ use std::sync::{Arc, Mutex};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -107,10 +106,8 @@ fn accept(
     tokio::spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
-                let io = TokioIo::new(upgraded);
-                let socket =
-                    WebSocketStream::from_raw_socket(io, Role::Server, Some(socket_config())).await;
-                crate::hub::serve(app.hub.clone(), socket, who).await;
+                let raw = TokioIo::new(upgraded);
+                crate::hub::serve(app.hub.clone(), raw, socket_config(), who).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }

@@ -7,10 +7,12 @@ use std::time::Instant;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::protocol::{self, ClientFrame, Frame, FrameError, ServerFrame};
@@ -21,21 +23,28 @@ use crate::config::limits;
 use crate::store::{self, ChatOp, ConversationId, MessageChange, SendTarget};
 use crate::text;
 
+/// An upgraded HTTP connection, before it is made a WebSocket.
+pub type RawSocket = TokioIo<Upgraded>;
+
 /// A server-side WebSocket over an upgraded HTTP connection.
-pub type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
+pub type WebSocket = WebSocketStream<RawSocket>;
 
 /// Serves one authenticated socket until it closes.
-pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
+///
+/// The `hello` is written to the raw connection before tungstenite wraps it: tungstenite's
+/// write buffer keeps the largest capacity it ever needed for the socket's whole life, and
+/// the hello (the roster, every conversation) is by far the largest frame most sockets get.
+pub async fn serve(hub: Hub, mut raw: RawSocket, config: WebSocketConfig, who: Authenticated) {
     let user = who.user.id;
     let id = hub.next_connection_id();
     let (frames, queue) = mpsc::channel(limits::CONNECTION_QUEUE);
     let control = Arc::new(Control::default());
     let connection = Connection {
         session_id: who.session_id,
-        frames: frames.clone(),
+        frames,
         control: control.clone(),
     };
-    let (mut sink, mut stream) = socket.split();
+    let outbox = connection.clone();
 
     let (reply, hello) = oneshot::channel();
     let connect = WriterOp::Connect {
@@ -51,7 +60,8 @@ pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
     let hello = match hello {
         Ok(hello) => hello,
         Err(code) => {
-            let _ = sink.send(close_frame(code)).await;
+            let mut socket = WebSocket::from_raw_socket(raw, Role::Server, Some(config)).await;
+            let _ = socket.send(close_frame(code)).await;
             return;
         }
     };
@@ -62,9 +72,11 @@ pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
         user,
         id,
     };
-    if sink.send(Message::Text(hello)).await.is_err() {
+    if write_text_frame(&mut raw, hello).await.is_err() {
         return;
     }
+    let socket = WebSocket::from_raw_socket(raw, Role::Server, Some(config)).await;
+    let (sink, mut stream) = socket.split();
     tracing::debug!(user, connection = id, "connected");
 
     let pump = tokio::spawn(pump(queue, sink, control.clone()));
@@ -73,7 +85,7 @@ pub async fn serve(hub: Hub, socket: WebSocket, who: Authenticated) {
         hub: &hub,
         user,
         id,
-        frames,
+        outbox,
         budget: RateBudget::new(hub.inner.frame_rate),
     };
     loop {
@@ -153,7 +165,10 @@ async fn pump(
                 if received == 0 {
                     break;
                 }
-                write_all(&mut sink, &mut waiting).await
+                let bytes = waiting.iter().map(|frame| frame.len()).sum();
+                let sent = write_all(&mut sink, &mut waiting).await;
+                control.written(bytes);
+                sent
             }
             _ = ping.tick() => sink.send(Message::Ping(Default::default())).await,
             // Closing: stop writing ordinary frames and say goodbye below.
@@ -179,6 +194,15 @@ async fn write_all(
         sink.feed(Message::Text(frame)).await?;
     }
     sink.flush().await
+}
+
+/// One unfragmented text frame (a server's frames are not masked), framed by tungstenite.
+async fn write_text_frame(raw: &mut RawSocket, text: Frame) -> std::io::Result<()> {
+    let frame = tungstenite::protocol::frame::Frame::message(text, OpCode::Data(Data::Text), true);
+    let mut bytes = Vec::with_capacity(frame.len());
+    frame.format(&mut bytes).map_err(std::io::Error::other)?;
+    raw.write_all(&bytes).await?;
+    raw.flush().await
 }
 
 fn close_frame(code: u16) -> Message {
@@ -223,7 +247,7 @@ struct Reader<'a> {
     user: u64,
     id: u64,
     /// For replying to this connection only (errors).
-    frames: mpsc::Sender<Frame>,
+    outbox: Connection,
     budget: RateBudget,
 }
 
@@ -375,7 +399,7 @@ impl Reader<'_> {
     }
 
     fn reply_error(&self, error: FrameError) {
-        if self.frames.try_send(error.encode()).is_err() {
+        if !self.outbox.offer(error.encode()) {
             tracing::debug!(user = self.user, "dropped an error frame for a full queue");
         }
     }

@@ -11,7 +11,7 @@ mod protocol;
 mod writer;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -126,17 +126,26 @@ pub(crate) struct Connection {
 /// Asks a connection task to close, with a code; set from any thread. 0 means open.
 pub(crate) struct Control {
     code: watch::Sender<u16>,
+    /// Bytes of frames queued for the socket and not yet handed to it: the queue is bounded
+    /// in bytes as well as in frames, so a reader that stalls holds a few MiB at most.
+    unsent: AtomicUsize,
 }
 
 impl Default for Control {
     fn default() -> Self {
         Control {
             code: watch::channel(0).0,
+            unsent: AtomicUsize::new(0),
         }
     }
 }
 
 impl Control {
+    /// The pump handed `bytes` of queued frames to the socket.
+    fn written(&self, bytes: usize) {
+        self.unsent.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
     /// The first reason wins: a session ending is not overwritten by a later shutdown.
     fn close(&self, code: u16) {
         self.code.send_if_modified(|current| {
@@ -162,9 +171,20 @@ impl Control {
 impl Connection {
     /// Queues a frame; a client too slow to drain its queue is closed, to catch up later.
     fn deliver(&self, frame: &Frame) {
-        if self.frames.try_send(frame.clone()).is_err() {
+        if !self.offer(frame.clone()) {
             self.control.close(close::POLICY);
         }
+    }
+
+    /// Queues a frame unless the socket is already too far behind, in frames or in bytes.
+    fn offer(&self, frame: Frame) -> bool {
+        let bytes = frame.len();
+        let unsent = self.control.unsent.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if unsent <= limits::CONNECTION_QUEUE_BYTES && self.frames.try_send(frame).is_ok() {
+            return true;
+        }
+        self.control.written(bytes);
+        false
     }
 }
 
