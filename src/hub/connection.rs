@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -30,53 +31,24 @@ pub type RawSocket = TokioIo<Upgraded>;
 pub type WebSocket = WebSocketStream<RawSocket>;
 
 /// Serves one authenticated socket until it closes.
-///
-/// The `hello` is written to the raw connection before tungstenite wraps it: tungstenite's
-/// write buffer keeps the largest capacity it ever needed for the socket's whole life, and
-/// the hello (the roster, every conversation) is by far the largest frame most sockets get.
-pub async fn serve(hub: Hub, mut raw: RawSocket, config: WebSocketConfig, who: Authenticated) {
-    let user = who.user.id;
-    let id = hub.next_connection_id();
-    let (frames, queue) = mpsc::channel(limits::CONNECTION_QUEUE);
-    let control = Arc::new(Control::default());
-    let connection = Connection {
-        session_id: who.session_id,
-        frames,
-        control: control.clone(),
-    };
-    let outbox = connection.clone();
-
-    let (reply, hello) = oneshot::channel();
-    let connect = WriterOp::Connect {
-        user,
-        id,
-        connection,
-        reply,
-    };
-    let hello = match hub.submit(connect).await {
-        Ok(()) => hello.await.unwrap_or(Err(close::TRY_AGAIN_LATER)),
-        Err(()) => Err(close::GOING_AWAY),
-    };
-    let hello = match hello {
-        Ok(hello) => hello,
-        Err(code) => {
-            let mut socket = WebSocket::from_raw_socket(raw, Role::Server, Some(config)).await;
-            let _ = socket.send(close_frame(code)).await;
-            return;
-        }
-    };
-    // From here on the hub knows this connection; the guard forgets it however we leave,
-    // panics included.
-    let registered = Registered {
-        hub: hub.clone(),
-        user,
-        id,
-    };
-    if write_text_frame(&mut raw, hello).await.is_err() {
+pub async fn serve(hub: Hub, raw: RawSocket, config: WebSocketConfig, who: Authenticated) {
+    // Boxed, like each frame's handling below: a task's future is as large as its largest
+    // state, and an idle socket's task should hold only what its read loop needs.
+    let (user, session_id) = (who.user.id, who.session_id);
+    drop(who);
+    let opened = Box::pin(open(&hub, raw, config, user, session_id)).await;
+    let Some(Opened {
+        sink,
+        mut stream,
+        queue,
+        outbox,
+        control,
+        registered,
+    }) = opened
+    else {
         return;
-    }
-    let socket = WebSocket::from_raw_socket(raw, Role::Server, Some(config)).await;
-    let (sink, mut stream) = socket.split();
+    };
+    let id = registered.id;
     tracing::debug!(user, connection = id, "connected");
 
     let pump = tokio::spawn(pump(queue, sink, control.clone()));
@@ -92,7 +64,7 @@ pub async fn serve(hub: Hub, mut raw: RawSocket, config: WebSocketConfig, who: A
         tokio::select! {
             next = tokio::time::timeout(limits::PEER_TIMEOUT, stream.next()) => match next {
                 Ok(Some(Ok(message))) => {
-                    if !reader.handle(message).await {
+                    if !Box::pin(reader.handle(message)).await {
                         break;
                     }
                 }
@@ -130,6 +102,80 @@ pub async fn serve(hub: Hub, mut raw: RawSocket, config: WebSocketConfig, who: A
     tracing::debug!(user, connection = id, "disconnected");
 }
 
+/// A socket the hub knows, its `hello` written.
+struct Opened {
+    sink: SplitSink<WebSocket, Message>,
+    stream: SplitStream<WebSocket>,
+    queue: mpsc::Receiver<Frame>,
+    /// For replies to this connection alone (errors).
+    outbox: Connection,
+    control: Arc<Control>,
+    registered: Registered,
+}
+
+/// Registers the socket with the hub, writes its `hello` and makes it a WebSocket. `None` if
+/// the hub turned it away (the client is told why) or it closed meanwhile.
+///
+/// The hello is written to the raw connection before tungstenite wraps it: tungstenite's
+/// write buffer keeps the largest capacity it ever needed for the socket's whole life, and
+/// the hello (the roster, every conversation) is by far the largest frame most sockets get.
+async fn open(
+    hub: &Hub,
+    mut raw: RawSocket,
+    config: WebSocketConfig,
+    user: u64,
+    session_id: u128,
+) -> Option<Opened> {
+    let id = hub.next_connection_id();
+    let (frames, queue) = mpsc::channel(limits::CONNECTION_QUEUE);
+    let control = Arc::new(Control::default());
+    let connection = Connection {
+        session_id,
+        frames,
+        control: control.clone(),
+    };
+    let outbox = connection.clone();
+
+    let (reply, hello) = oneshot::channel();
+    let connect = WriterOp::Connect {
+        user,
+        id,
+        connection,
+        reply,
+    };
+    let hello = match hub.submit(connect).await {
+        Ok(()) => hello.await.unwrap_or(Err(close::TRY_AGAIN_LATER)),
+        Err(()) => Err(close::GOING_AWAY),
+    };
+    let hello = match hello {
+        Ok(hello) => hello,
+        Err(code) => {
+            let mut socket = WebSocket::from_raw_socket(raw, Role::Server, Some(config)).await;
+            let _ = socket.send(close_frame(code)).await;
+            return None;
+        }
+    };
+    // From here on the hub knows this connection; the guard forgets it however we leave,
+    // panics included.
+    let registered = Registered {
+        hub: hub.clone(),
+        user,
+        id,
+    };
+    write_text_frame(&mut raw, hello).await.ok()?;
+    let (sink, stream) = WebSocket::from_raw_socket(raw, Role::Server, Some(config))
+        .await
+        .split();
+    Some(Opened {
+        sink,
+        stream,
+        queue,
+        outbox,
+        control,
+        registered,
+    })
+}
+
 struct Registered {
     hub: Hub,
     user: u64,
@@ -149,7 +195,7 @@ impl Drop for Registered {
 /// the rest of the delivery.
 async fn pump(
     mut queue: mpsc::Receiver<Frame>,
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut sink: SplitSink<WebSocket, Message>,
     control: Arc<Control>,
 ) {
     let mut ping = tokio::time::interval(limits::PING_INTERVAL);
@@ -187,7 +233,7 @@ async fn pump(
 /// Feeds `frames` into the socket's write buffer (which writes out as it fills) and flushes
 /// once.
 async fn write_all(
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    sink: &mut SplitSink<WebSocket, Message>,
     frames: &mut Vec<Frame>,
 ) -> Result<(), tungstenite::Error> {
     for frame in frames.drain(..) {
