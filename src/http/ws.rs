@@ -53,15 +53,15 @@ fn wants_websocket(headers: &HeaderMap) -> bool {
     has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
 }
 
-/// Small buffers: an idle socket should cost kilobytes. The read buffer starts at 1 KiB (a
-/// client's frames are a few hundred bytes; it grows for a longer one, and 4 KiB cost 3 KiB
+/// Small buffers: an idle socket should cost kilobytes. The read buffer starts at 512 bytes (a
+/// client's frames are a few hundred bytes; it grows for a longer one, and 4 KiB cost 3.5 KiB
 /// more per socket with no throughput to show for it); the write buffer grows only while a
 /// burst of frames is being written together. Messages are capped at 64 KiB (a
 /// larger frame closes the socket with 1009); a peer that stops reading fills the write
 /// buffer limit and is dropped.
 fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(1024)
+        .read_buffer_size(512)
         .write_buffer_size(limits::SOCKET_WRITE_BUFFER)
         .max_write_buffer_size(4 * limits::MAX_FRAME_BYTES)
         .max_message_size(Some(limits::MAX_FRAME_BYTES))

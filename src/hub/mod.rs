@@ -11,11 +11,11 @@ mod protocol;
 mod writer;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::config::limits;
 use crate::metrics::Metrics;
@@ -124,20 +124,16 @@ pub(crate) struct Connection {
 }
 
 /// Asks a connection task to close, with a code; set from any thread. 0 means open.
+///
+/// An atomic and a `Notify` in the connection's one shared allocation: every idle socket has
+/// one, and a `watch` channel would be an allocation of its own several times the size.
+#[derive(Default)]
 pub(crate) struct Control {
-    code: watch::Sender<u16>,
+    code: AtomicU16,
+    closing: Notify,
     /// Bytes of frames queued for the socket and not yet handed to it: the queue is bounded
     /// in bytes as well as in frames, so a reader that stalls holds a few MiB at most.
     unsent: AtomicUsize,
-}
-
-impl Default for Control {
-    fn default() -> Self {
-        Control {
-            code: watch::channel(0).0,
-            unsent: AtomicUsize::new(0),
-        }
-    }
 }
 
 impl Control {
@@ -148,23 +144,28 @@ impl Control {
 
     /// The first reason wins: a session ending is not overwritten by a later shutdown.
     fn close(&self, code: u16) {
-        self.code.send_if_modified(|current| {
-            let first = *current == 0;
-            if first {
-                *current = code;
-            }
-            first
-        });
+        let first = self
+            .code
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if first {
+            self.closing.notify_waiters();
+        }
     }
 
     fn code(&self) -> Option<u16> {
-        Some(*self.code.borrow()).filter(|&code| code != 0)
+        Some(self.code.load(Ordering::Acquire)).filter(|&code| code != 0)
     }
 
     /// Resolves once a close was asked for.
     async fn closed(&self) {
-        let mut code = self.code.subscribe();
-        let _ = code.wait_for(|&c| c != 0).await;
+        let notified = self.closing.notified();
+        tokio::pin!(notified);
+        // Registered before the code is checked, so a close in between still wakes us.
+        notified.as_mut().enable();
+        if self.code().is_none() {
+            notified.await;
+        }
     }
 }
 
