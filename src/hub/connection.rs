@@ -9,7 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -32,16 +32,15 @@ pub type WebSocket = WebSocketStream<RawSocket>;
 
 /// Serves one authenticated socket until it closes.
 pub async fn serve(hub: Hub, raw: RawSocket, config: WebSocketConfig, who: Authenticated) {
-    // Boxed, like each frame's handling below: a task's future is as large as its largest
-    // state, and an idle socket's task should hold only what its read loop needs.
+    // A task's future is as large as its largest state, and an idle socket's task should hold
+    // only what its read loop needs: so the account record is dropped here, and opening the
+    // socket, like each frame's handling below, is a boxed future of its own.
     let (user, session_id) = (who.user.id, who.session_id);
     drop(who);
     let opened = Box::pin(open(&hub, raw, config, user, session_id)).await;
     let Some(Opened {
         sink,
         mut stream,
-        queue,
-        outbox,
         control,
         registered,
     }) = opened
@@ -51,13 +50,13 @@ pub async fn serve(hub: Hub, raw: RawSocket, config: WebSocketConfig, who: Authe
     let id = registered.id;
     tracing::debug!(user, connection = id, "connected");
 
-    let pump = tokio::spawn(pump(queue, sink, control.clone()));
+    let pump = tokio::spawn(pump(sink, control.clone()));
     let pump_abort = pump.abort_handle();
     let mut reader = Reader {
         hub: &hub,
         user,
         id,
-        outbox,
+        outbox: &control,
         budget: RateBudget::new(hub.inner.frame_rate),
     };
     loop {
@@ -91,7 +90,6 @@ pub async fn serve(hub: Hub, raw: RawSocket, config: WebSocketConfig, who: Authe
     // does not read gets a moment, then is cut off. Only then is the connection forgotten,
     // so shutdown can wait for every goodbye to be sent.
     control.close(close::NORMAL);
-    drop(reader);
     if tokio::time::timeout(limits::SOCKET_GOODBYE, pump)
         .await
         .is_err()
@@ -106,9 +104,6 @@ pub async fn serve(hub: Hub, raw: RawSocket, config: WebSocketConfig, who: Authe
 struct Opened {
     sink: SplitSink<WebSocket, Message>,
     stream: SplitStream<WebSocket>,
-    queue: mpsc::Receiver<Frame>,
-    /// For replies to this connection alone (errors).
-    outbox: Connection,
     control: Arc<Control>,
     registered: Registered,
 }
@@ -127,14 +122,11 @@ async fn open(
     session_id: u128,
 ) -> Option<Opened> {
     let id = hub.next_connection_id();
-    let (frames, queue) = mpsc::channel(limits::CONNECTION_QUEUE);
     let control = Arc::new(Control::default());
     let connection = Connection {
         session_id,
-        frames,
         control: control.clone(),
     };
-    let outbox = connection.clone();
 
     let (reply, hello) = oneshot::channel();
     let connect = WriterOp::Connect {
@@ -169,8 +161,6 @@ async fn open(
     Some(Opened {
         sink,
         stream,
-        queue,
-        outbox,
         control,
         registered,
     })
@@ -188,33 +178,22 @@ impl Drop for Registered {
     }
 }
 
-/// Writes queued frames and pings. Ends when the queue closes or the socket fails.
+/// Writes queued frames and pings. Ends when the connection is closed or the socket fails.
 ///
 /// Every frame waiting in the queue is written in one go and flushed once: a committed batch
 /// fans out many frames to a busy member, and a system call per frame would cost more than
 /// the rest of the delivery.
-async fn pump(
-    mut queue: mpsc::Receiver<Frame>,
-    mut sink: SplitSink<WebSocket, Message>,
-    control: Arc<Control>,
-) {
+async fn pump(mut sink: SplitSink<WebSocket, Message>, control: Arc<Control>) {
     let mut ping = tokio::time::interval(limits::PING_INTERVAL);
     ping.tick().await;
     let closed = control.closed();
     tokio::pin!(closed);
     loop {
-        // Empty until frames arrive and freed once they are written: an idle socket holds no
-        // batch buffer (a malloc per wake-up is nothing next to the write it comes with).
-        let mut waiting = Vec::new();
         let sent = tokio::select! {
-            received = queue.recv_many(&mut waiting, limits::PUMP_BATCH) => {
-                if received == 0 {
-                    break;
-                }
-                let bytes = waiting.iter().map(|frame| frame.len()).sum();
-                let sent = write_all(&mut sink, &mut waiting).await;
-                control.written(bytes);
-                sent
+            // A fresh `Vec` per wake-up, freed once written: an idle socket holds no batch
+            // buffer (a malloc per wake-up is nothing next to the write it comes with).
+            mut frames = control.next_frames(limits::PUMP_BATCH) => {
+                write_all(&mut sink, &mut frames).await
             }
             _ = ping.tick() => sink.send(Message::Ping(Default::default())).await,
             // Closing: stop writing ordinary frames and say goodbye below.
@@ -293,7 +272,7 @@ struct Reader<'a> {
     user: u64,
     id: u64,
     /// For replying to this connection only (errors).
-    outbox: Connection,
+    outbox: &'a Control,
     budget: RateBudget,
 }
 

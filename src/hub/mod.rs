@@ -2,16 +2,16 @@
 //! and the single writer that commits messages in batches.
 //!
 //! State ownership: the registry (user → connections) sits behind one std `Mutex` that is never
-//! held across `.await`; senders are cloned out and fed with `try_send`. All message writes go
-//! through the writer thread, which also registers new connections so that a connection's
-//! `hello` snapshot and its live events never overlap or leave a gap.
+//! held across `.await`; frames are offered to each connection's bounded queue without waiting.
+//! All message writes go through the writer thread, which also registers new connections so
+//! that a connection's `hello` snapshot and its live events never overlap or leave a gap.
 
 mod connection;
 mod protocol;
 mod writer;
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -59,7 +59,7 @@ pub struct Hub {
 }
 
 struct Inner {
-    /// Live connections by user. A std `Mutex`: held for map updates and `try_send`s only,
+    /// Live connections by user. A std `Mutex`: held for map updates and queueing frames only,
     /// never across `.await`.
     registry: Mutex<Registry>,
     /// The single writer's queue. Bounded: when it is full, senders wait (backpressure).
@@ -117,29 +117,82 @@ struct Presence {
 pub(crate) struct Connection {
     /// Which login this socket belongs to, so logging out closes only that login's sockets.
     session_id: u128,
-    /// The connection's bounded outgoing queue.
-    frames: mpsc::Sender<Frame>,
-    /// Lets the hub close the socket (slow reader, session ended, shutdown).
+    /// The socket's outgoing queue, and the way to close it (slow reader, session ended,
+    /// shutdown).
     control: Arc<Control>,
 }
 
-/// Asks a connection task to close, with a code; set from any thread. 0 means open.
+impl Connection {
+    /// Queues a frame; a client too slow to drain its queue is closed, to catch up later.
+    fn deliver(&self, frame: &Frame) {
+        if !self.control.offer(frame.clone()) {
+            self.control.close(close::POLICY);
+        }
+    }
+}
+
+/// What the hub and a connection's tasks share: the socket's bounded outgoing queue, and a
+/// request to close it with a code (0: open), set from any thread.
 ///
-/// An atomic and a `Notify` in the connection's one shared allocation: every idle socket has
-/// one, and a `watch` channel would be an allocation of its own several times the size.
+/// One allocation per socket, holding no buffer while the socket is idle: a tokio channel and
+/// a `watch` would be three allocations, one of them the channel's first block of slots.
 #[derive(Default)]
 pub(crate) struct Control {
     code: AtomicU16,
     closing: Notify,
-    /// Bytes of frames queued for the socket and not yet handed to it: the queue is bounded
-    /// in bytes as well as in frames, so a reader that stalls holds a few MiB at most.
-    unsent: AtomicUsize,
+    queue: Mutex<OutgoingQueue>,
+    queued: Notify,
+}
+
+#[derive(Default)]
+struct OutgoingQueue {
+    frames: VecDeque<Frame>,
+    /// The bytes of `frames`: the queue is bounded in bytes as well as in frames, so a
+    /// reader that stalls pins a few MiB at most.
+    bytes: usize,
 }
 
 impl Control {
-    /// The pump handed `bytes` of queued frames to the socket.
-    fn written(&self, bytes: usize) {
-        self.unsent.fetch_sub(bytes, Ordering::Relaxed);
+    /// Queues a frame unless the socket is already too far behind, in frames or in bytes.
+    fn offer(&self, frame: Frame) -> bool {
+        let mut queue = lock(&self.queue);
+        if queue.frames.len() >= limits::CONNECTION_QUEUE
+            || queue.bytes + frame.len() > limits::CONNECTION_QUEUE_BYTES
+        {
+            return false;
+        }
+        queue.bytes += frame.len();
+        queue.frames.push_back(frame);
+        drop(queue);
+        self.queued.notify_one();
+        true
+    }
+
+    /// Waits for queued frames, then takes up to `most` of them (cancel-safe: nothing is
+    /// taken until it resolves).
+    async fn next_frames(&self, most: usize) -> Vec<Frame> {
+        loop {
+            if let Some(frames) = self.take_frames(most) {
+                return frames;
+            }
+            // A frame queued since the check left a permit, so this returns at once.
+            self.queued.notified().await;
+        }
+    }
+
+    fn take_frames(&self, most: usize) -> Option<Vec<Frame>> {
+        let mut queue = lock(&self.queue);
+        if queue.frames.is_empty() {
+            return None;
+        }
+        let count = most.min(queue.frames.len());
+        let frames: Vec<Frame> = queue.frames.drain(..count).collect();
+        queue.bytes -= frames.iter().map(|frame| frame.len()).sum::<usize>();
+        if queue.frames.is_empty() && queue.frames.capacity() > most {
+            // A burst is over: an idle socket keeps no buffer sized for it.
+            queue.frames = VecDeque::new();
+        }
+        Some(frames)
     }
 
     /// The first reason wins: a session ending is not overwritten by a later shutdown.
@@ -166,26 +219,6 @@ impl Control {
         if self.code().is_none() {
             notified.await;
         }
-    }
-}
-
-impl Connection {
-    /// Queues a frame; a client too slow to drain its queue is closed, to catch up later.
-    fn deliver(&self, frame: &Frame) {
-        if !self.offer(frame.clone()) {
-            self.control.close(close::POLICY);
-        }
-    }
-
-    /// Queues a frame unless the socket is already too far behind, in frames or in bytes.
-    fn offer(&self, frame: Frame) -> bool {
-        let bytes = frame.len();
-        let unsent = self.control.unsent.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        if unsent <= limits::CONNECTION_QUEUE_BYTES && self.frames.try_send(frame).is_ok() {
-            return true;
-        }
-        self.control.written(bytes);
-        false
     }
 }
 
@@ -523,4 +556,60 @@ fn broadcast(registry: &Registry, frame: &Frame) {
 /// A poisoned lock only means another task panicked mid-update of plain maps; keep serving.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(text: &str) -> Frame {
+        Frame::from(text.to_owned())
+    }
+
+    #[tokio::test]
+    async fn a_connection_queue_hands_out_frames_in_order_in_batches_and_wakes_its_pump() {
+        let control = Arc::new(Control::default());
+        for n in 0..5 {
+            assert!(control.offer(frame(&format!("f{n}"))));
+        }
+        let first = control.next_frames(3).await;
+        assert_eq!(
+            first.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+            ["f0", "f1", "f2"]
+        );
+        assert_eq!(control.next_frames(3).await.len(), 2);
+
+        // A pump waiting on an empty queue is woken by the next frame.
+        let waiting = tokio::spawn({
+            let control = control.clone();
+            async move { control.next_frames(8).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(control.offer(frame("late")));
+        let late = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("the waiting pump was woken")
+            .expect("pump task");
+        assert_eq!(
+            late.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+            ["late"]
+        );
+        assert_eq!(lock(&control.queue).bytes, 0);
+    }
+
+    #[test]
+    fn a_connection_queue_is_bounded_in_bytes_as_well_as_frames() {
+        let control = Control::default();
+        let big = frame(&"x".repeat(limits::CONNECTION_QUEUE_BYTES / 4));
+        for _ in 0..4 {
+            assert!(control.offer(big.clone()));
+        }
+        assert!(!control.offer(frame("one byte too many")));
+
+        let control = Control::default();
+        for _ in 0..limits::CONNECTION_QUEUE {
+            assert!(control.offer(frame("")));
+        }
+        assert!(!control.offer(frame("")), "one frame too many");
+    }
 }
