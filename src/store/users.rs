@@ -335,7 +335,6 @@ impl Store {
     }
 }
 
-/// Drops sessions expired at `now`, so the table does not grow forever. Part of a writer batch.
 /// The session `id` as `txn` sees it, if it exists and has not expired.
 fn session_in(txn: &ReadTransaction, id: u128) -> Result<Option<Session>> {
     let Some(record) = txn.open_table(SESSIONS)?.get(id)? else {
@@ -358,6 +357,7 @@ fn user_in(txn: &ReadTransaction, id: u64) -> Result<Option<User>> {
     Ok(Some(to_user(id, &record.value().decode()?, seen)))
 }
 
+/// Drops sessions expired at `now`, so the table does not grow forever. Part of a writer batch.
 pub(super) fn purge_expired_sessions(
     sessions: &mut Table<u128, Stored<SessionRecord>>,
     by_user: &mut Table<(u64, u128), ()>,
