@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::client::{http, open_socket, server_version};
+use crate::rawhttp::KeepAlive;
 use crate::report::{CpuMeter, Latency, Report, figure, thousands};
 use crate::server::{Server, temp_dir};
 use crate::{Ctx, Fallible, fixture};
@@ -61,18 +62,13 @@ pub async fn history(ctx: &Ctx) -> Fallible<Report> {
     let (server, users) = ctx.start_prepared(&spec, &launch)?;
     let version = server_version(&server).await?;
     let (a, b) = (users[0].id, users[1].id);
-    let base: Arc<str> = server
-        .url(&format!(
-            "/api/conversations/dm:{}:{}/messages",
-            a.min(b),
-            a.max(b)
-        ))
-        .into();
+    let path: Arc<str> = format!("/api/conversations/dm:{}:{}/messages", a.min(b), a.max(b)).into();
+    let base: Arc<str> = server.url(&path).into();
     let token: Arc<str> = users[0].token.clone().into();
     let load = format!(
         "pages of 50 (random `before`) from a DM of {} messages: {} pages/s for {seconds} s \
          (open loop, latency from the scheduled time), then {clients} clients back to back for \
-         {seconds} s",
+         {seconds} s (each on one keep-alive connection, a minimal HTTP/1.1 client)",
         thousands(messages as f64),
         thousands(rate)
     );
@@ -116,28 +112,38 @@ pub async fn history(ctx: &Ctx) -> Fallible<Report> {
     let open = open.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let open_summary = open.summary();
 
-    // Closed loop: each client asks for the next page as soon as it has one.
+    // Closed loop: each client asks for the next page as soon as it has one, on its own
+    // keep-alive connection.
     let done = Arc::new(AtomicU64::new(0));
     let cpu = CpuMeter::start(&server);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (base, token, done, failures) =
-            (base.clone(), token.clone(), done.clone(), failures.clone());
-        let client = http()?;
+        let (path, token, done, failures) =
+            (path.clone(), token.clone(), done.clone(), failures.clone());
+        let mut client = KeepAlive::connect(server.addr).await?;
+        let addr = server.addr;
         tasks.push(tokio::spawn(async move {
             let mut latency = Latency::default();
             let mut n = (c as u64) << 40;
             while Instant::now() < deadline {
                 n += 1;
                 let at = Instant::now();
-                match get_page(&client, &page_url(&base, n, messages), &token).await {
+                let got = client
+                    .get(addr, &page_url(&path, n, messages), &token)
+                    .await;
+                match got {
                     Ok(_) => {
                         latency.record(at.elapsed());
                         done.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(_) => {
                         failures.fetch_add(1, Ordering::Relaxed);
+                        // The connection may be gone with the answer; start a fresh one.
+                        match KeepAlive::connect(addr).await {
+                            Ok(fresh) => client = fresh,
+                            Err(_) => break,
+                        }
                     }
                 }
             }

@@ -21,6 +21,7 @@ mod dm;
 mod fixture;
 mod history;
 mod legacy;
+mod rawhttp;
 mod report;
 mod server;
 mod sockets;
