@@ -38,6 +38,11 @@ pub struct Cli {
     #[arg(long, env = "CONFAB_FRAME_RATE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub frame_rate: u32,
 
+    /// Most memory the database's own page cache may use (bytes or with a suffix). The
+    /// operating system caches the rest of the file; raise it for a very busy server.
+    #[arg(long, env = "CONFAB_DB_CACHE", default_value = "16MB", value_parser = parse_cache_size)]
+    pub db_cache: u64,
+
     /// Seconds a client may take to send its request headers before it is disconnected.
     #[arg(long, env = "CONFAB_HEADER_TIMEOUT", default_value_t = 10)]
     pub header_timeout: u64,
@@ -188,6 +193,8 @@ pub struct Config {
     pub frame_rate: u32,
     /// Largest upload, bytes.
     pub max_file_size: u64,
+    /// redb's page cache, bytes.
+    pub db_cache_bytes: usize,
     /// Free disk bytes below which uploads are refused.
     pub upload_min_free: u64,
     /// How often the blob sweep runs, and how old an unreferenced blob must be to go.
@@ -303,6 +310,7 @@ impl Config {
             frame_rate: cli.frame_rate,
             header_timeout: Duration::from_secs(cli.header_timeout.max(1)),
             max_file_size: cli.max_file_size,
+            db_cache_bytes: cli.db_cache as usize,
             upload_min_free: cli.upload_min_free,
             sweep: cli
                 .sweep_seconds
@@ -322,6 +330,7 @@ impl Config {
             frame_rate: 20,
             header_timeout: Duration::from_secs(10),
             max_file_size: 25_000_000,
+            db_cache_bytes: limits::DB_CACHE_BYTES,
             upload_min_free: 1_000_000_000,
             sweep: Sweep::default(),
             metrics: MetricsAccess::default(),
@@ -402,6 +411,17 @@ fn parse_size(raw: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{raw:?}: use a number of bytes, or one with KB, MB or GB"))
 }
 
+/// `--db-cache`: a size of at least 1 MB (smaller would make every read a disk read).
+fn parse_cache_size(raw: &str) -> Result<u64, String> {
+    let bytes = parse_size(raw)?;
+    if bytes < 1_000_000 {
+        return Err(format!("{raw:?}: the database cache must be at least 1MB"));
+    }
+    usize::try_from(bytes)
+        .map(|_| bytes)
+        .map_err(|_| format!("{raw:?}: larger than this machine can address"))
+}
+
 /// `--data-dir`, else systemd's `$STATE_DIRECTORY`, else the platform's user data dir.
 fn resolve_data_dir(flag: Option<PathBuf>) -> Result<PathBuf, String> {
     if let Some(dir) = flag {
@@ -427,6 +447,14 @@ fn resolve_data_dir(flag: Option<PathBuf>) -> Result<PathBuf, String> {
 /// Every limit in one place, so they are easy to find and to document.
 pub mod limits {
     use std::time::Duration;
+
+    /// redb's own page cache, bytes, unless the operator sets `--db-cache` (whose default
+    /// says the same). redb's default (1 GiB) keeps every page it writes or reads up to that
+    /// size, so the server's memory would grow with the office's history for years; the pages
+    /// chat works on (recent messages, members, read positions, sessions) fit in a few MB, and
+    /// the kernel's page cache keeps the rest of the file at hand, shared and given back under
+    /// memory pressure.
+    pub const DB_CACHE_BYTES: usize = 16_000_000;
 
     /// Largest HTTP request body.
     pub const MAX_BODY_BYTES: u64 = 64 * 1024;
@@ -545,6 +573,15 @@ pub mod limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_database_cache_defaults_to_its_limit_and_refuses_tiny_sizes() {
+        let cli = Cli::parse_from(["confab"]);
+        assert_eq!(cli.db_cache as usize, limits::DB_CACHE_BYTES);
+        assert_eq!(parse_cache_size("64MB"), Ok(64_000_000));
+        assert!(parse_cache_size("500KB").is_err());
+        assert!(parse_cache_size("lots").is_err());
+    }
 
     #[test]
     fn sizes_take_decimal_suffixes() {

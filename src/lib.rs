@@ -82,7 +82,7 @@ pub fn create_data_dir(config: &Config) -> Result<(), StartError> {
 pub fn open_store(config: &Config) -> Result<Store, StartError> {
     create_data_dir(config)?;
     let path = config.database_path();
-    Store::open(&path).map_err(|e| match e {
+    Store::open_with_cache(&path, config.db_cache_bytes).map_err(|e| match e {
         store::StoreError::InUse => StartError::InUse(config.data_dir.display().to_string()),
         open @ store::StoreError::Open { .. } => StartError::Open(open),
         source => StartError::Store {

@@ -83,6 +83,18 @@ async fn every_acked_message_survives_a_crash_mid_burst_exactly_once() {
     assert_eq!(history, retried, "history holds each of the {SENDS} once");
 }
 
+/// The same crash with the smallest page cache an operator may set (`--db-cache 1MB`): redb
+/// then writes pages out before the commit and reads most pages back from the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_smallest_database_cache_loses_nothing_in_a_crash() {
+    let server = TestServer::start_with(&["--db-cache", "1MB"], None);
+    let (mut crashed, alice, bob) = common::alice_and_bob_on(server).await;
+    let conv = dm_id(&alice, &bob);
+    let (server, acked) = crash_mid_burst(&mut crashed, &alice, &Value::from(bob.id())).await;
+    let alice = same_session_on(&server, &alice);
+    assert_history_holds_the_acked_once(&alice, &conv, &acked).await;
+}
+
 /// The same crash in a room: nothing acked is lost or doubled, and the other members' unread
 /// and mention counts match the history exactly after the restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

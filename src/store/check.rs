@@ -58,7 +58,7 @@ struct Derived {
 /// Checks the database at `path` (which no server may have open) and, with `repair`, fixes
 /// what history can rebuild.
 pub fn check(path: &Path, repair: bool) -> Result<CheckReport> {
-    let mut db = super::file::open_database(path)?;
+    let mut db = super::file::open_database(path, crate::config::limits::DB_CACHE_BYTES)?;
     let mut report = CheckReport::default();
 
     let started = Instant::now();
@@ -80,7 +80,7 @@ pub fn check(path: &Path, repair: bool) -> Result<CheckReport> {
             ));
             // A failed check leaves the handle unusable for writes; start afresh.
             close(db);
-            db = super::file::open_database(path)?;
+            db = super::file::open_database(path, crate::config::limits::DB_CACHE_BYTES)?;
         }
     }
 

@@ -89,6 +89,8 @@ struct Health {
 
 pub(super) struct DatabaseFile {
     path: PathBuf,
+    /// redb's page cache, bytes (kept for reopening).
+    cache_bytes: usize,
     /// `None` only if a reopen failed; every access then reports [`StoreError::Closed`].
     db: RwLock<Option<Arc<Database>>>,
     health: Mutex<Health>,
@@ -97,10 +99,11 @@ pub(super) struct DatabaseFile {
 impl DatabaseFile {
     /// Opens the file, or creates it (owner-only) if there is none. An existing file is never
     /// initialized afresh: an empty or foreign file is an error, not a new install.
-    pub fn open(path: &Path) -> Result<DatabaseFile, StoreError> {
-        let db = open_database(path)?;
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<DatabaseFile, StoreError> {
+        let db = open_database(path, cache_bytes)?;
         Ok(DatabaseFile {
             path: path.to_owned(),
+            cache_bytes,
             db: RwLock::new(Some(Arc::new(db))),
             health: Mutex::new(Health::default()),
         })
@@ -189,7 +192,7 @@ impl DatabaseFile {
         *slot = None;
         let mut last_error = None;
         while Instant::now() < deadline {
-            match open_database(&self.path) {
+            match open_database(&self.path, self.cache_bytes) {
                 Ok(db) => {
                     *slot = Some(Arc::new(db));
                     return Ok(());
@@ -253,13 +256,17 @@ pub(super) fn open_read_only(path: &Path) -> Result<Option<ReadOnly>, StoreError
     match quietly_catch_panic(|| ReadOnlyDatabase::open(path)) {
         Ok(Ok(db)) => Ok(Some(ReadOnly::Untouched(db))),
         Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => Err(StoreError::InUse),
-        Ok(Err(DatabaseError::RepairAborted)) => Ok(Some(ReadOnly::Repaired(open_database(path)?))),
+        Ok(Err(DatabaseError::RepairAborted)) => Ok(Some(ReadOnly::Repaired(open_database(
+            path,
+            crate::config::limits::DB_CACHE_BYTES,
+        )?))),
         Ok(Err(e)) => Err(open_problem(path)(database_problem(e))),
         Err(panic) => Err(open_problem(path)(OpenProblem::Damaged(panic))),
     }
 }
 
-pub(super) fn open_database(path: &Path) -> Result<Database, StoreError> {
+/// Opens (or creates) the file with a page cache of at most `cache_bytes`.
+pub(super) fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
     let problem = open_problem(path);
     let exists = existing_file(path)?;
     if exists {
@@ -274,6 +281,7 @@ pub(super) fn open_database(path: &Path) -> Result<Database, StoreError> {
             .map_err(|e| problem(io_problem(e)))?;
     }
     let mut builder = Database::builder();
+    builder.set_cache_size(cache_bytes);
     builder.set_repair_callback(|session| {
         if session.progress() == 0.0 {
             tracing::warn!(

@@ -281,9 +281,14 @@ impl Store {
     /// written by a newer confab is refused before anything is written to it; one written by
     /// an older confab is copied aside (see [`pre_upgrade_backup_path`]) and then upgraded.
     pub fn open(path: &Path) -> Result<Store> {
+        Store::open_with_cache(path, crate::config::limits::DB_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a page cache of at most `cache_bytes` (the server's `--db-cache`).
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Store> {
         let found = version::refuse_newer(path)?;
         let store = Store {
-            file: Arc::new(file::DatabaseFile::open(path)?),
+            file: Arc::new(file::DatabaseFile::open(path, cache_bytes)?),
             members_cache: Arc::default(),
         };
         let saved = match &found {

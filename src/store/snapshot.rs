@@ -108,7 +108,7 @@ pub(super) fn write_atomically(txn: ReadTransaction, target: &Path) -> Result<()
 }
 
 fn write_copy(txn: &ReadTransaction, path: &Path) -> Result<()> {
-    let copy = file::open_database(path)?;
+    let copy = file::open_database(path, crate::config::limits::DB_CACHE_BYTES)?;
     for table in TABLES {
         let started = std::time::Instant::now();
         let rows = table.copy(txn, &copy)?;

@@ -682,7 +682,11 @@ pub fn cookie_header(token: &str) -> HeaderValue {
 
 /// The smallest office for a chat story: a fresh server with alice and bob signed in.
 pub async fn alice_and_bob() -> (TestServer, Client, Client) {
-    let server = TestServer::start();
+    alice_and_bob_on(TestServer::start()).await
+}
+
+/// [`alice_and_bob`] on a server started as the caller chose.
+pub async fn alice_and_bob_on(server: TestServer) -> (TestServer, Client, Client) {
     let admin = setup_admin(&server).await;
     let alice = create_user(&admin, "alice").await;
     let bob = create_user(&admin, "bob").await;
