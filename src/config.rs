@@ -40,7 +40,7 @@ pub struct Cli {
 
     /// Most memory the database's own page cache may use (bytes or with a suffix). The
     /// operating system caches the rest of the file; raise it for a very busy server.
-    #[arg(long, env = "CONFAB_DB_CACHE", default_value = "16MB", value_parser = parse_cache_size)]
+    #[arg(long, env = "CONFAB_DB_CACHE", default_value = "4MB", value_parser = parse_cache_size)]
     pub db_cache: u64,
 
     /// Seconds a client may take to send its request headers before it is disconnected.
@@ -453,8 +453,9 @@ pub mod limits {
     /// size, so the server's memory would grow with the office's history for years; the pages
     /// chat works on (recent messages, members, read positions, sessions) fit in a few MB, and
     /// the kernel's page cache keeps the rest of the file at hand, shared and given back under
-    /// memory pressure.
-    pub const DB_CACHE_BYTES: usize = 16_000_000;
+    /// memory pressure. Measured against 1 GiB (docs/BENCHMARKS.md): no cost at an office's
+    /// rates, about 9 % more CPU per message at saturation on a 900 MB database.
+    pub const DB_CACHE_BYTES: usize = 4_000_000;
 
     /// Largest HTTP request body.
     pub const MAX_BODY_BYTES: u64 = 64 * 1024;
