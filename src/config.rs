@@ -411,7 +411,8 @@ fn parse_size(raw: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{raw:?}: use a number of bytes, or one with KB, MB or GB"))
 }
 
-/// `--db-cache`: a size of at least 1 MB (smaller would make every read a disk read).
+/// `--db-cache`: at least 1 MB. A bare number is bytes, and `--db-cache 4` (meant as 4 MB)
+/// would leave redb no cache at all.
 fn parse_cache_size(raw: &str) -> Result<u64, String> {
     let bytes = parse_size(raw)?;
     if bytes < 1_000_000 {
