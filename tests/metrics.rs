@@ -76,14 +76,7 @@ async fn the_token_is_required_and_must_be_exact() {
 
 #[test]
 fn a_short_token_is_refused_at_start_with_advice() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data_dir = dir.path().to_str().expect("utf-8 path");
-    let out = common::run_cli_env(
-        &["--listen", "127.0.0.1:0", "--data-dir", data_dir],
-        &[("CONFAB_METRICS_TOKEN", "too-short")],
-    );
-    assert!(!out.status.success(), "started with a 9-character token");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = common::refused_at_start(&[("CONFAB_METRICS_TOKEN", "too-short")]);
     assert!(
         stderr.contains("--metrics-token") && stderr.contains("at least 16 characters"),
         "{stderr}"

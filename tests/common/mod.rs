@@ -331,6 +331,21 @@ pub fn run_cli(args: &[&str]) -> Output {
     run_cli_env(args, &[])
 }
 
+/// Starts a server on a fresh data directory with `env`, expecting it to refuse to start:
+/// returns what it printed on stderr, after checking it created nothing.
+pub fn refused_at_start(env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().to_str().expect("utf-8 path");
+    let out = run_cli_env(&["--listen", "127.0.0.1:0", "--data-dir", data_dir], env);
+    assert!(!out.status.success(), "started with {env:?}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("data dir").count(),
+        0,
+        "nothing is created before the settings are valid"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 pub fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = base_command();
     cmd.args(args);
