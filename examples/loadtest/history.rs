@@ -129,10 +129,7 @@ pub async fn history(ctx: &Ctx) -> Fallible<Report> {
             while Instant::now() < deadline {
                 n += 1;
                 let at = Instant::now();
-                let got = client
-                    .get(addr, &page_url(&path, n, messages), &token)
-                    .await;
-                match got {
+                match client.get(&page_url(&path, n, messages), &token).await {
                     Ok(_) => {
                         latency.record(at.elapsed());
                         done.fetch_add(1, Ordering::Relaxed);

@@ -1,6 +1,6 @@
 //! A keep-alive HTTP/1.1 GET and nothing else, for the `history` scenario's closed loop: there
-//! the load generator shares the server's two cores, and reqwest's own cost per page (about
-//! 35 µs) capped what the server could be seen to do. This one writes a request and reads a
+//! the load generator shares the server's two cores, and reqwest's own cost per page (35–40
+//! µs) capped what the server could be seen to do. This one writes a request and reads a
 //! `Content-Length` body back into a reused buffer.
 
 use std::net::SocketAddr;
@@ -11,8 +11,8 @@ use tokio::net::TcpStream;
 use crate::Fallible;
 
 pub struct KeepAlive {
+    addr: SocketAddr,
     stream: BufReader<TcpStream>,
-    request: Vec<u8>,
     line: String,
     body: Vec<u8>,
 }
@@ -24,8 +24,8 @@ impl KeepAlive {
             .map_err(|e| format!("connect {addr}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         Ok(KeepAlive {
+            addr,
             stream: BufReader::with_capacity(64 * 1024, stream),
-            request: Vec::with_capacity(512),
             line: String::new(),
             body: Vec::new(),
         })
@@ -33,15 +33,14 @@ impl KeepAlive {
 
     /// GETs `path` with a bearer token; the body's length if the answer is 200, else an error
     /// that carries the status and body.
-    pub async fn get(&mut self, addr: SocketAddr, path: &str, token: &str) -> Fallible<usize> {
-        self.request.clear();
-        self.request.extend_from_slice(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n")
-                .as_bytes(),
+    pub async fn get(&mut self, path: &str, token: &str) -> Fallible<usize> {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\r\n",
+            self.addr
         );
-        let stream = self.stream.get_mut();
-        stream
-            .write_all(&self.request)
+        self.stream
+            .get_mut()
+            .write_all(request.as_bytes())
             .await
             .map_err(|e| format!("send: {e}"))?;
 
