@@ -13,11 +13,12 @@ use std::fmt;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use super::codec::{Encoded, Record, Stored};
+use super::lazy_table::LazyTable;
 use super::edits::MessageChange;
 use super::files::{self, AttachedFile, FileInfo};
 use super::people::{self, DmPolicy};
@@ -604,7 +605,7 @@ impl Store {
     /// A rejected op changes nothing; the others still commit.
     pub fn apply_chat_batch(&self, ops: &[ChatOp]) -> Result<Vec<ChatOutcome>> {
         let committed = self.write(|txn| {
-            let mut tables = BatchTables::open(txn, self)?;
+            let mut tables = BatchTables::open(txn, self);
             let outcomes = ops
                 .iter()
                 .map(|op| tables.apply(op))
@@ -945,65 +946,65 @@ fn default_notify(room: Option<&RoomView>) -> Notify {
     }
 }
 
-/// The tables a batch writes, opened once per transaction rather than once per op.
+/// The tables a batch writes, each opened once per transaction, when an op first uses it.
 pub(super) struct BatchTables<'txn> {
     pub(super) store: &'txn Store,
-    pub(super) meta: Table<'txn, &'static str, &'static [u8]>,
-    pub(super) users: Table<'txn, u64, Stored<UserRecord>>,
-    pub(super) usernames: Table<'txn, &'static str, u64>,
-    pub(super) conversations: Table<'txn, &'static str, Stored<ConversationRecord>>,
-    pub(super) messages: Table<'txn, (&'static str, u64), Stored<MessageRecord>>,
-    pub(super) memberships: Table<'txn, (u64, &'static str), Stored<MembershipRecord>>,
-    pub(super) client_ids: Table<'txn, (u64, &'static str), Stored<ClientIdRecord>>,
-    pub(super) last_seen: Table<'txn, u64, u64>,
-    pub(super) sessions: Table<'txn, u128, Stored<SessionRecord>>,
-    pub(super) user_sessions: Table<'txn, (u64, u128), ()>,
-    pub(super) room_members: Table<'txn, (&'static str, u64), Stored<rooms::RoomMemberRecord>>,
-    pub(super) room_names: Table<'txn, &'static str, u64>,
-    pub(super) mentions: Table<'txn, (u64, &'static str, u64), ()>,
-    pub(super) room_mentions: Table<'txn, (&'static str, u64), u64>,
-    pub(super) settings: Table<'txn, u64, Stored<people::SettingsRecord>>,
-    pub(super) requests: Table<'txn, (u64, u64), Stored<people::RequestRecord>>,
-    pub(super) declined: Table<'txn, (u64, u64), u64>,
-    pub(super) blocks: Table<'txn, (u64, u64), ()>,
-    pub(super) changes: Table<'txn, (&'static str, u64), u64>,
-    pub(super) deleted: Table<'txn, (&'static str, u64), ()>,
-    pub(super) files: Table<'txn, &'static str, Stored<files::FileRecord>>,
-    pub(super) pending_uploads: Table<'txn, (u64, &'static str), ()>,
-    pub(super) blob_refs: Table<'txn, &'static str, u64>,
+    pub(super) meta: LazyTable<'txn, &'static str, &'static [u8]>,
+    pub(super) users: LazyTable<'txn, u64, Stored<UserRecord>>,
+    pub(super) usernames: LazyTable<'txn, &'static str, u64>,
+    pub(super) conversations: LazyTable<'txn, &'static str, Stored<ConversationRecord>>,
+    pub(super) messages: LazyTable<'txn, (&'static str, u64), Stored<MessageRecord>>,
+    pub(super) memberships: LazyTable<'txn, (u64, &'static str), Stored<MembershipRecord>>,
+    pub(super) client_ids: LazyTable<'txn, (u64, &'static str), Stored<ClientIdRecord>>,
+    pub(super) last_seen: LazyTable<'txn, u64, u64>,
+    pub(super) sessions: LazyTable<'txn, u128, Stored<SessionRecord>>,
+    pub(super) user_sessions: LazyTable<'txn, (u64, u128), ()>,
+    pub(super) room_members: LazyTable<'txn, (&'static str, u64), Stored<rooms::RoomMemberRecord>>,
+    pub(super) room_names: LazyTable<'txn, &'static str, u64>,
+    pub(super) mentions: LazyTable<'txn, (u64, &'static str, u64), ()>,
+    pub(super) room_mentions: LazyTable<'txn, (&'static str, u64), u64>,
+    pub(super) settings: LazyTable<'txn, u64, Stored<people::SettingsRecord>>,
+    pub(super) requests: LazyTable<'txn, (u64, u64), Stored<people::RequestRecord>>,
+    pub(super) declined: LazyTable<'txn, (u64, u64), u64>,
+    pub(super) blocks: LazyTable<'txn, (u64, u64), ()>,
+    pub(super) changes: LazyTable<'txn, (&'static str, u64), u64>,
+    pub(super) deleted: LazyTable<'txn, (&'static str, u64), ()>,
+    pub(super) files: LazyTable<'txn, &'static str, Stored<files::FileRecord>>,
+    pub(super) pending_uploads: LazyTable<'txn, (u64, &'static str), ()>,
+    pub(super) blob_refs: LazyTable<'txn, &'static str, u64>,
     /// Rooms whose members this batch changed, invalidated again once it commits.
     pub(super) changed_rooms: Vec<ConversationId>,
 }
 
 impl<'txn> BatchTables<'txn> {
-    pub(super) fn open(txn: &'txn WriteTransaction, store: &'txn Store) -> Result<Self> {
-        Ok(BatchTables {
+    pub(super) fn open(txn: &'txn WriteTransaction, store: &'txn Store) -> Self {
+        BatchTables {
             store,
-            meta: txn.open_table(META)?,
-            users: txn.open_table(USERS)?,
-            usernames: txn.open_table(USERNAMES)?,
-            conversations: txn.open_table(CONVERSATIONS)?,
-            messages: txn.open_table(MESSAGES)?,
-            memberships: txn.open_table(MEMBERSHIPS)?,
-            client_ids: txn.open_table(CLIENT_IDS)?,
-            last_seen: txn.open_table(LAST_SEEN)?,
-            sessions: txn.open_table(SESSIONS)?,
-            user_sessions: txn.open_table(USER_SESSIONS)?,
-            room_members: txn.open_table(ROOM_MEMBERS)?,
-            room_names: txn.open_table(ROOM_NAMES)?,
-            mentions: txn.open_table(MENTIONS)?,
-            room_mentions: txn.open_table(ROOM_MENTIONS)?,
-            settings: txn.open_table(SETTINGS)?,
-            requests: txn.open_table(REQUESTS)?,
-            declined: txn.open_table(DECLINED)?,
-            blocks: txn.open_table(BLOCKS)?,
-            changes: txn.open_table(CHANGES)?,
-            deleted: txn.open_table(DELETED)?,
-            files: txn.open_table(FILES)?,
-            pending_uploads: txn.open_table(PENDING_UPLOADS)?,
-            blob_refs: txn.open_table(BLOB_REFS)?,
+            meta: LazyTable::new(txn, META),
+            users: LazyTable::new(txn, USERS),
+            usernames: LazyTable::new(txn, USERNAMES),
+            conversations: LazyTable::new(txn, CONVERSATIONS),
+            messages: LazyTable::new(txn, MESSAGES),
+            memberships: LazyTable::new(txn, MEMBERSHIPS),
+            client_ids: LazyTable::new(txn, CLIENT_IDS),
+            last_seen: LazyTable::new(txn, LAST_SEEN),
+            sessions: LazyTable::new(txn, SESSIONS),
+            user_sessions: LazyTable::new(txn, USER_SESSIONS),
+            room_members: LazyTable::new(txn, ROOM_MEMBERS),
+            room_names: LazyTable::new(txn, ROOM_NAMES),
+            mentions: LazyTable::new(txn, MENTIONS),
+            room_mentions: LazyTable::new(txn, ROOM_MENTIONS),
+            settings: LazyTable::new(txn, SETTINGS),
+            requests: LazyTable::new(txn, REQUESTS),
+            declined: LazyTable::new(txn, DECLINED),
+            blocks: LazyTable::new(txn, BLOCKS),
+            changes: LazyTable::new(txn, CHANGES),
+            deleted: LazyTable::new(txn, DELETED),
+            files: LazyTable::new(txn, FILES),
+            pending_uploads: LazyTable::new(txn, PENDING_UPLOADS),
+            blob_refs: LazyTable::new(txn, BLOB_REFS),
             changed_rooms: Vec::new(),
-        })
+        }
     }
 
     fn apply(&mut self, op: &ChatOp) -> Result<ChatOutcome> {
@@ -1051,7 +1052,7 @@ impl<'txn> BatchTables<'txn> {
                 Ok(ChatOutcome::Unchanged)
             }
             ChatOp::PurgeExpiredSessions { now } => {
-                users::purge_expired_sessions(&mut self.sessions, &mut self.user_sessions, *now)?;
+                users::purge_expired_sessions(self.sessions.table_mut()?, self.user_sessions.table_mut()?, *now)?;
                 Ok(ChatOutcome::Unchanged)
             }
             ChatOp::Room(op) => self.apply_room(op),
@@ -1133,7 +1134,7 @@ impl<'txn> BatchTables<'txn> {
             }
             if let Some(stored) = self.messages.get((id, earlier.seq))? {
                 let mut message = vec![to_message(id, earlier.seq, stored.value().decode()?)];
-                resolve_replies(&self.messages, id, &mut message)?;
+                resolve_replies(self.messages.table()?, id, &mut message)?;
                 return Ok(ChatOutcome::Duplicate {
                     message: message.remove(0),
                 });
@@ -1169,7 +1170,7 @@ impl<'txn> BatchTables<'txn> {
                         .copied()
                         .find(|&m| m != sender)
                         .unwrap_or(sender);
-                    if !is_active(&self.users, other)? {
+                    if !is_active(self.users.table()?, other)? {
                         return Ok(ChatOutcome::Rejected(ChatRejection::NoSuchUser));
                     }
                     let blocked = self.blocks.get((other, sender))?.is_some();
@@ -1267,7 +1268,7 @@ impl<'txn> BatchTables<'txn> {
             members
         };
         let mut message = vec![to_message(id, seq, stored)];
-        resolve_replies(&self.messages, id, &mut message)?;
+        resolve_replies(self.messages.table()?, id, &mut message)?;
         Ok(ChatOutcome::Sent {
             message: message.remove(0),
             members,
@@ -1398,7 +1399,7 @@ impl<'txn> BatchTables<'txn> {
                 } else {
                     Arc::from([].as_slice())
                 };
-                let deleted = deleted_after(&self.deleted, id, seq)?;
+                let deleted = deleted_after(self.deleted.table()?, id, seq)?;
                 (record.last_seq - seq - deleted, mentions, receipt_to)
             }
             None => {
@@ -1430,8 +1431,8 @@ impl<'txn> BatchTables<'txn> {
 
     fn mention_count(&self, user: u64, id: &str, read_seq: u64) -> Result<u64> {
         count_mentions(
-            &self.mentions,
-            &self.room_mentions,
+            self.mentions.table()?,
+            self.room_mentions.table()?,
             user,
             id,
             read_seq,
@@ -1445,7 +1446,7 @@ impl<'txn> BatchTables<'txn> {
         if let Some(members) = self.store.members_cache.get(conversation) {
             return Ok(Some(members));
         }
-        let members = members_of(&self.users, &self.room_members, conversation)?;
+        let members = members_of(self.users.table()?, self.room_members.table()?, conversation)?;
         if let Some(members) = &members {
             self.store
                 .members_cache

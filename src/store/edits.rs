@@ -12,7 +12,6 @@
 
 use std::sync::Arc;
 
-use redb::ReadableTable;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -158,7 +157,7 @@ impl BatchTables<'_> {
             return Ok(match self.messages.get((id, seq))? {
                 Some(stored) => {
                     let mut message = vec![to_message(id, seq, stored.value().decode()?)];
-                    resolve_replies(&self.messages, id, &mut message)?;
+                    resolve_replies(self.messages.table()?, id, &mut message)?;
                     ChatOutcome::Duplicate {
                         message: message.remove(0),
                     }
@@ -259,7 +258,7 @@ impl BatchTables<'_> {
             .insert((user, client_id), Encoded::new(&remembered))?;
 
         let mut updated = vec![to_message(id, seq, message)];
-        resolve_replies(&self.messages, id, &mut updated)?;
+        resolve_replies(self.messages.table()?, id, &mut updated)?;
         let members = if withheld {
             Arc::from([user].as_slice())
         } else {

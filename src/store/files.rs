@@ -327,7 +327,7 @@ impl BatchTables<'_> {
                 .map(|r| r.value().decode());
             if let Some(record) = removed.transpose()? {
                 for blob in record.blobs() {
-                    count_blob(&mut self.blob_refs, blob, -1)?;
+                    count_blob(self.blob_refs.table_mut()?, blob, -1)?;
                 }
             }
         }

@@ -7,6 +7,7 @@ pub mod codec;
 mod edits;
 mod file;
 mod files;
+mod lazy_table;
 mod people;
 mod rooms;
 mod scrub;

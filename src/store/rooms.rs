@@ -386,7 +386,7 @@ impl BatchTables<'_> {
     ) -> Result<Result<RoomEvent, ChatRejection>> {
         let mut members = vec![creator];
         for &user in invited {
-            if !is_active(&self.users, user)? {
+            if !is_active(self.users.table()?, user)? {
                 return Ok(Err(ChatRejection::NoSuchUser));
             }
             if !members.contains(&user) {
@@ -561,7 +561,7 @@ impl BatchTables<'_> {
         if info.archived {
             return Ok(Err(ChatRejection::RoomArchived));
         }
-        if !is_active(&self.users, user)? {
+        if !is_active(self.users.table()?, user)? {
             return Ok(Err(ChatRejection::NoSuchUser));
         }
         if members.contains(&user) {
