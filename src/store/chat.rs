@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use super::codec::{Encoded, Record, Stored};
-use super::lazy_table::LazyTable;
 use super::edits::MessageChange;
 use super::files::{self, AttachedFile, FileInfo};
+use super::lazy_table::LazyTable;
 use super::people::{self, DmPolicy};
 use super::rooms::{self, RoomInfo, RoomView};
 use super::users::{self, SessionRecord, UserRecord};
@@ -188,6 +188,14 @@ pub enum HistoryQuery {
     Before(Option<u64>, u32),
     /// Catch-up: the `limit` messages after `seq`, oldest first.
     After(u64, u32),
+}
+
+impl HistoryQuery {
+    fn limit(self) -> u32 {
+        match self {
+            HistoryQuery::Before(_, limit) | HistoryQuery::After(_, limit) => limit,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -687,7 +695,7 @@ impl Store {
         let id = conversation.as_str();
         let messages = txn.open_table(MESSAGES)?;
         let visible = |m: &Message, withheld: bool| !withheld || m.from == user;
-        let mut page = Vec::new();
+        let mut page = Vec::with_capacity(query.limit() as usize);
         let has_more = match query {
             HistoryQuery::Before(before, limit) => {
                 let end = before.unwrap_or(u64::MAX);
@@ -1052,7 +1060,11 @@ impl<'txn> BatchTables<'txn> {
                 Ok(ChatOutcome::Unchanged)
             }
             ChatOp::PurgeExpiredSessions { now } => {
-                users::purge_expired_sessions(self.sessions.table_mut()?, self.user_sessions.table_mut()?, *now)?;
+                users::purge_expired_sessions(
+                    self.sessions.table_mut()?,
+                    self.user_sessions.table_mut()?,
+                    *now,
+                )?;
                 Ok(ChatOutcome::Unchanged)
             }
             ChatOp::Room(op) => self.apply_room(op),
@@ -1446,7 +1458,11 @@ impl<'txn> BatchTables<'txn> {
         if let Some(members) = self.store.members_cache.get(conversation) {
             return Ok(Some(members));
         }
-        let members = members_of(self.users.table()?, self.room_members.table()?, conversation)?;
+        let members = members_of(
+            self.users.table()?,
+            self.room_members.table()?,
+            conversation,
+        )?;
         if let Some(members) = &members {
             self.store
                 .members_cache

@@ -9,7 +9,9 @@ use std::borrow::Borrow;
 use std::cell::OnceCell;
 use std::ops::RangeBounds;
 
-use redb::{AccessGuard, Key, Range, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
+use redb::{
+    AccessGuard, Key, Range, ReadableTable, Table, TableDefinition, Value, WriteTransaction,
+};
 
 use super::Result;
 
