@@ -1129,7 +1129,6 @@ impl<'txn> BatchTables<'txn> {
             SendTarget::Conversation(id) => id.clone(),
         };
         let id = conversation.as_str();
-        let body_sha256 = send_fingerprint(body, files);
 
         // A retry is answered from the sender's own record before anything about the other
         // members is checked: the message was accepted once, so its ack stands even if the
@@ -1141,7 +1140,7 @@ impl<'txn> BatchTables<'txn> {
             .map(|r| r.value().decode())
             .transpose()?;
         if let Some(earlier) = earlier {
-            if earlier.conversation != id || earlier.body_sha256 != body_sha256 {
+            if earlier.conversation != id || earlier.body_sha256 != send_fingerprint(body, files) {
                 return Ok(ChatOutcome::Rejected(ChatRejection::ClientIdReused));
             }
             if let Some(stored) = self.messages.get((id, earlier.seq))? {
