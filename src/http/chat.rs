@@ -63,7 +63,7 @@ pub async fn history(
 }
 
 /// A page of `messages` as JSON, written into a buffer already about its size: a page of 50
-/// is ~10 KB, and a buffer grown from empty is copied a dozen times on the way there.
+/// is ~10 KB, and a buffer grown from empty is copied about seven times on the way there.
 fn json_page(page: &impl Serialize, messages: &[Message]) -> Result<Response, ApiError> {
     /// Each message's JSON beyond its body: keys, ids, times.
     const PER_MESSAGE: usize = 160;
