@@ -44,14 +44,8 @@ impl<'txn, K: Key + 'static, V: Value + 'static> LazyTable<'txn, K, V> {
 
     /// The open table, for writing.
     pub(super) fn table_mut(&mut self) -> Result<&mut Table<'txn, K, V>> {
-        if self.table.get().is_none() {
-            let opened = self.txn.open_table(self.definition)?;
-            self.table = OnceCell::from(opened);
-        }
-        Ok(self
-            .table
-            .get_mut()
-            .expect("the table was opened just above"))
+        self.table()?;
+        Ok(self.table.get_mut().expect("table() has just opened it"))
     }
 
     pub(super) fn get<'a>(
