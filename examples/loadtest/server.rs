@@ -156,6 +156,14 @@ impl Server {
         self.memory().map_or(0, |(rss, _)| rss)
     }
 
+    /// The resident set by kind, in KiB: anonymous (heap, stacks, caches: what the server
+    /// allocated) and file-backed (the mapped program, its libraries and files: pages the
+    /// kernel can drop and read again).
+    pub fn rss_by_kind_kib(&self) -> (u64, u64) {
+        status_kib(&self.pid(), ["RssAnon:", "RssFile:"])
+            .map_or((0, 0), |[anon, file]| (anon, file))
+    }
+
     /// CPU time (user + system) the server has used so far.
     pub fn cpu(&self) -> Duration {
         cpu_time(&self.pid())
@@ -248,17 +256,24 @@ pub fn temp_dir(work_dir: &Path, prefix: &str) -> Fallible<tempfile::TempDir> {
 
 /// (VmRSS, VmHWM) in KiB of a process.
 pub fn proc_memory(pid: &str) -> Fallible<(u64, u64)> {
+    let [rss, peak] = status_kib(pid, ["VmRSS:", "VmHWM:"])?;
+    Ok((rss, peak))
+}
+
+/// Fields of /proc/<pid>/status, in KiB.
+fn status_kib<const N: usize>(pid: &str, names: [&str; N]) -> Fallible<[u64; N]> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("read /proc/{pid}/status: {e}"))?;
-    let field = |name: &str| {
-        status
+    let mut values = [0; N];
+    for (value, name) in values.iter_mut().zip(names) {
+        *value = status
             .lines()
             .find_map(|l| l.strip_prefix(name))
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|kib| kib.parse::<u64>().ok())
-            .ok_or_else(|| format!("no {name} in /proc/{pid}/status"))
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
+            .ok_or_else(|| format!("no {name} in /proc/{pid}/status"))?;
+    }
+    Ok(values)
 }
 
 /// CPU time (user + system) a process has used so far, from /proc/<pid>/stat (in USER_HZ

@@ -136,6 +136,16 @@ fn idle_finish(idle: Idle, wait: u64) -> Report {
     let mut report = Report::new("idle-start", &idle.server, &idle.version, load);
     report.bin = idle.bin;
     let rss = report.rss_kib;
+    let (anon, file) = idle.server.rss_by_kind_kib();
+    report.detail(
+        &format!("RSS after {wait} s, by kind"),
+        format!(
+            "{:.1} MB anonymous (what the server allocated), {:.1} MB file-backed (the program's \
+             code and libraries as mapped)",
+            mb(anon),
+            mb(file)
+        ),
+    );
     report
         .figures
         .push(figure("RSS at start", mb(idle.at_start), "MB"));
