@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { Office, ARTIFACTS, typeAndSend, eventually, messageTexts, sendFramesAs } from './helpers.mjs';
+import { Office, ARTIFACTS, typeAndSend, eventually, messageTexts, messageSeqs, sendFramesAs } from './helpers.mjs';
 
 let office;
 before(async () => { office = await Office.open('room-screenshots', ['bob', 'carol', 'dan']); });
@@ -21,8 +21,9 @@ test('room screenshots (wide, 360 px, dark)', { timeout: 120_000 }, async () => 
   await typeAndSend(alice, 'Morning all! The movers arrive at 9 on Friday.');
   await typeAndSend(bob, '@alice do we need to pack our own desks?');
   await typeAndSend(alice, 'Yes please, boxes are in the kitchen. @room labels are at reception.');
-  await eventually(async () => assert.equal((await messageTexts(alice)).length, 3));
-  const seq = Number(await alice.locator('[data-testid="message-list"] [data-seq]').last().getAttribute('data-seq'));
+  // Wait for the server's ack of the last message: until then it has no seq, and carol would read an older one.
+  await eventually(async () => assert.equal((await messageSeqs(alice)).length, 3));
+  const seq = (await messageSeqs(alice)).at(-1);
   await sendFramesAs(alice, carolUser, [{ type: 'read', conversation: room.id, seq }]);
   await alice.getByTestId('seen').filter({ hasText: 'Seen by 2' }).waitFor();
   await bob.getByTestId('composer').pressSequentially('On it', { delay: 40 });

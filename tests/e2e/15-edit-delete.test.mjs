@@ -3,7 +3,7 @@
 // offline shown once they reconnect (the `changes` catch-up).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Office, eventually, messageTexts, typeAndSend, dmIdOf } from './helpers.mjs';
+import { Office, eventually, messageTexts, messageSeqs, typeAndSend, dmIdOf } from './helpers.mjs';
 
 let office;
 before(async () => { office = await Office.open('edit-delete', ['bob', 'carol']); });
@@ -141,7 +141,9 @@ test('an edit and a delete made while bob was offline show once he reconnects', 
   await typeAndSend(alice, 'Meeting in room 4');
   await typeAndSend(alice, 'Bring the slides');
   await eventually(async () => assert.deepEqual(await messageTexts(bob), ['Meeting in room 4', 'Bring the slides']));
-  const seqs = await alice.locator('[data-testid="message-list"] [data-seq]').evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
+  // Bob having both does not mean alice's page has both acks (and so both seqs) yet.
+  await eventually(async () => assert.equal((await messageSeqs(alice)).length, 2));
+  const seqs = await messageSeqs(alice);
 
   await bob.evaluate(() => window.goOffline());
   await bob.getByTestId('connection-banner').waitFor({ state: 'visible' });
