@@ -1,7 +1,7 @@
 // Typing: bob sees "Alice is typing…" while she types, and it goes away soon after she stops.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Office, eventually } from './helpers.mjs';
+import { Office, eventually, seesOnline } from './helpers.mjs';
 
 let office;
 before(async () => { office = await Office.open('typing', ['bob']); });
@@ -10,6 +10,10 @@ after(async () => { await office?.close(); });
 test('the typing indicator appears while alice types and disappears after she stops', { timeout: 60_000 }, async () => {
   const alice = await office.signIn('alice', { hash: '#/dm/bob' });
   const bob = await office.signIn('bob', { hash: '#/dm/alice' });
+  // Signed in is not yet connected: alice's typing frames (one every 2 s, and she types for about
+  // that long) are relayed only to sockets that are up. Wait until both pages have their hello.
+  await seesOnline(alice, office.person('bob'));
+  await seesOnline(bob, office.person('alice'));
   const indicator = bob.getByTestId('typing-indicator');
   assert.equal(await indicator.textContent(), '');
 

@@ -3,7 +3,7 @@
 // "Seen by N" with the names.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Office, eventually, messageTexts, typeAndSend, sendFramesAs, sleep } from './helpers.mjs';
+import { Office, eventually, messageTexts, typeAndSend, sendFramesAs, sleep, seesOnline } from './helpers.mjs';
 
 let office;
 before(async () => { office = await Office.open('mentions', ['bob', 'carol', 'dan', 'erin']); });
@@ -31,6 +31,8 @@ test('alice mentions bob with @-completion; bob sees the badge, the highlight an
   const alice = await office.signIn('alice', { hash: hashOf(room) });
   const bob = await office.signIn('bob', { init: fakeNotifications });
   await alice.locator(`[data-testid="member"][data-user-id="${carolUser.id}"]`).waitFor();
+  // Only a live message notifies (one fetched when bob's socket connects does not): his must be up.
+  await seesOnline(bob, office.person('alice'));
 
   const composer = alice.getByTestId('composer');
   const options = alice.getByTestId('mention-option');
@@ -101,6 +103,11 @@ test('notification levels: muted counts nothing, mentions-only counts and notifi
 
   await bob.goto(office.server.url(hashOf(room)));
   await bob.getByTestId('notify-level').selectOption('mentions');
+  // Bob's page applies the level once the server has it: a mention arriving before that is judged muted.
+  await eventually(async () => {
+    const list = await office.server.apiOk('GET', '/api/conversations', { token: bobUser.token });
+    assert.equal(list.find((s) => s.id === room.id).notify, 'mentions');
+  });
   await bob.getByTestId('browse-rooms').click();
   await typeAndSend(alice, 'The coffee machine is fixed');
   await eventually(async () => assert.match(await entry.getByTestId('unread-badge').textContent(), /^1/));
@@ -122,6 +129,9 @@ test('several people typing, and "Seen by 3" with the names', { timeout: 90_000 
   await bob.getByTestId('conversation-title').filter({ hasText: 'Stand-up' }).waitFor();
   const indicator = alice.getByTestId('typing-indicator');
   const typing = { type: 'typing', conversation: room.id };
+  // Bob's typing goes out only once his socket is up, and reaches alice only once hers is.
+  await seesOnline(alice, office.person('bob'));
+  await seesOnline(bob, office.person('alice'));
 
   // Bob types in his browser; the others' typing frames come over their own sockets. Each step
   // repeats everyone's frame, so nobody's 5 s expiry runs out on a slow machine.

@@ -38,7 +38,11 @@ test('alice edits her message: an inline editor, then the new text and "(edited)
   const alice = await office.signIn('alice', { hash: '#/dm/bob' });
   const bob = await office.signIn('bob', { hash: '#/dm/alice' });
   await typeAndSend(alice, 'Lunch at noon?');
+  // Stored before bob answers (his socket may be up before hers): it is message 1.
+  await message(alice, 1).waitFor();
   await typeAndSend(bob, 'Sounds good');
+  // Bob's own message shows at once, before it is sent: wait until alice's page has it.
+  await eventually(async () => assert.deepEqual(await messageTexts(alice), ['Lunch at noon?', 'Sounds good']));
   await eventually(async () => assert.deepEqual(await messageTexts(bob), ['Lunch at noon?', 'Sounds good']));
 
   // Escape cancels without changing anything.

@@ -24,6 +24,8 @@ test('alice pastes a picture with a caption; bob sees the thumbnail and opens it
   assert.equal(await alice.getByTestId('attachment').count(), 0);
   await typeAndSend(alice, 'Morning!');
   await message(bob, 1).waitFor();
+  // Alice's page counts the DM as begun (files allowed) only once it has the ack.
+  await message(alice, 1).waitFor();
 
   await composer.fill('Floor plan for Monday');
   await pasteFiles(composer, [{ name: 'image.png', type: 'image/png', bytes: picture }]);

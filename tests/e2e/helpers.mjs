@@ -255,6 +255,15 @@ export function personEntry(page, person) {
   return page.locator(`[data-testid="person"][data-user-id="${person.id}"]`);
 }
 
+/**
+ * Waits until `page` shows `person` online, which it can only once its own WebSocket has its hello
+ * (the online list comes with it). `signIn` returns before that: until then the page gets no live
+ * frames, and frames the server only relays (typing) never reach it.
+ */
+export function seesOnline(page, person) {
+  return personEntry(page, person).locator('.presence-dot.online').waitFor({ state: 'attached' });
+}
+
 /** Texts of the sent messages in the open conversation, in screen order. */
 export function messageTexts(page) {
   return page.locator('[data-testid="message-list"] [data-testid="message"] .message-body').allTextContents();
