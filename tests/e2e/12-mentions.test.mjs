@@ -3,7 +3,7 @@
 // "Seen by N" with the names.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Office, eventually, messageTexts, typeAndSend, sendFramesAs, sleep, seesOnline } from './helpers.mjs';
+import { Office, eventually, messageTexts, typeAndSend, personEntry, sendFramesAs, sleep, seesOnline } from './helpers.mjs';
 
 let office;
 before(async () => { office = await Office.open('mentions', ['bob', 'carol', 'dan', 'erin']); });
@@ -102,7 +102,17 @@ test('notification levels: muted counts nothing, mentions-only counts and notifi
   assert.equal(await bob.evaluate(() => window.shownNotifications.length), 0);
 
   await bob.goto(office.server.url(hashOf(room)));
+  // While the new level is being saved, a redraw (carol coming online) still shows it.
+  const carolUser = office.person('carol');
+  await personEntry(bob, carolUser).locator('.presence-dot.offline').waitFor({ timeout: 15_000 });
+  let answer;
+  const held = new Promise((resolve) => { answer = resolve; });
+  await bob.route('**/notify', async (route) => { await held; await route.continue(); });
   await bob.getByTestId('notify-level').selectOption('mentions');
+  await sendFramesAs(bob, carolUser, [], { lingerMs: 100 });
+  await seesOnline(bob, carolUser);
+  assert.equal(await bob.getByTestId('notify-level').inputValue(), 'mentions', 'the level being saved is still shown');
+  answer();
   // Bob's page applies the level once the server has it: a mention arriving before that is judged muted.
   await eventually(async () => {
     const list = await office.server.apiOk('GET', '/api/conversations', { token: bobUser.token });

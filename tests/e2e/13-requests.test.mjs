@@ -2,19 +2,15 @@
 // accepts, dan's one he declines; blocking and unblocking from the DM header and the settings.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Office, eventually, messageTexts, typeAndSend } from './helpers.mjs';
+import { Office, eventually, messageTexts, typeAndSend, personEntry, sendFramesAs, seesOnline } from './helpers.mjs';
 
 let office;
 before(async () => {
   office = await Office.open('requests', ['bob', 'carol', 'dan', 'erin']);
   // Bob chooses "Ask me first" in his settings, through the page.
   const bob = await office.signIn('bob', { hash: '#/settings' });
-  // A click, not check(): until the save is answered, any re-render of the page (the socket's hello,
-  // the directory arriving) shows the old policy again, and check() would find the radio unchecked.
-  const ask = bob.getByTestId('dm-policy-ask');
-  await ask.click();
+  await bob.getByTestId('dm-policy-ask').check();
   await bob.getByText('Saved.').waitFor();
-  assert.equal(await ask.isChecked(), true);
   await bob.context().close();
 });
 after(async () => { await office?.close(); });
@@ -95,4 +91,41 @@ test('bob blocks erin from her DM header and unblocks her in the settings', { ti
   await eventually(async () => assert.equal(await blocked.count(), 0));
   assert.deepEqual((await office.server.apiOk('GET', '/api/blocks', { token: office.person('bob').token })).blocked, []);
   await bob.context().close();
+});
+
+test('a choice being saved stays shown while the page redraws; a refused one puts the saved one back', { timeout: 60_000 }, async () => {
+  const carol = await office.signIn('carol', { hash: '#/settings' });
+  const anyone = carol.getByTestId('dm-policy-anyone');
+  const ask = carol.getByTestId('dm-policy-ask');
+  const dan = office.person('dan');
+  await eventually(async () => assert.equal(await anyone.isChecked(), true));
+  await personEntry(carol, dan).locator('.presence-dot.offline').waitFor({ timeout: 15_000 });
+
+  // The save is held until the page has redrawn for something else: dan coming online.
+  let answer;
+  const held = new Promise((resolve) => { answer = resolve; });
+  await carol.route('**/api/me/settings', async (route) => {
+    if (route.request().method() === 'PUT') await held;
+    await route.continue();
+  });
+  await ask.check();
+  await sendFramesAs(carol, dan, [], { lingerMs: 100 });
+  await seesOnline(carol, dan);
+  assert.equal(await ask.isChecked(), true, 'the choice being saved is still shown');
+  answer();
+  await carol.getByText('Saved.').waitFor();
+  assert.equal(await ask.isChecked(), true);
+  const settings = await office.server.apiOk('GET', '/api/me/settings', { token: office.person('carol').token });
+  assert.equal(settings.dm_policy, 'ask');
+
+  // A refused save says why and shows the policy the server still has.
+  await carol.unroute('**/api/me/settings');
+  await carol.route('**/api/me/settings', (route) => (route.request().method() === 'PUT'
+    ? route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: 'The server is busy.' } }) })
+    : route.continue()));
+  await anyone.check().catch(() => {}); // check() itself may see the radio flip back
+  await carol.getByText('The server is busy.').waitFor();
+  await eventually(async () => assert.equal(await ask.isChecked(), true));
+  assert.equal(await anyone.isChecked(), false);
+  await carol.context().close();
 });

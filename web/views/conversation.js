@@ -78,13 +78,19 @@ export function createConversationView(id, { onBack }) {
   // Notification level: all, mentions only, muted (DMs and rooms alike).
   const level = h('select', { class: 'level-select', 'data-testid': 'notify-level', 'aria-label': 'Notifications' },
     ...LEVELS.map(([value, label]) => h('option', { value }, label)));
+  // While a choice is being saved, redraws show it, not the level stored until then.
+  let savingLevel = null;
   level.addEventListener('change', async () => {
     headerError.textContent = '';
+    const chosen = level.value;
+    savingLevel = chosen;
     try {
-      await chat.setNotify(id, level.value);
+      await chat.setNotify(id, chosen);
     } catch (e) {
       headerError.textContent = e.message;
-      level.value = summary()?.notify ?? 'all';
+    } finally {
+      if (savingLevel === chosen) savingLevel = null;
+      level.value = savingLevel ?? summary()?.notify ?? 'all';
     }
   });
   const membersToggle = h('button', {
@@ -558,7 +564,7 @@ export function createConversationView(id, { onBack }) {
   let headerKey = '';
   function renderHeader() {
     const s = summary();
-    level.value = s?.notify ?? 'all';
+    level.value = savingLevel ?? s?.notify ?? 'all';
     level.disabled = !s || (!isRoom && s.last_seq === 0); // a DM exists once it has a message
     if (isRoom) {
       setText(title, otherName());

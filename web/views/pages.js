@@ -160,10 +160,12 @@ export function createSettingsView({ onBack }) {
   const policyError = h('p', { class: 'form-error', role: 'alert' });
   const saved = h('span', { class: 'muted', role: 'status' });
   let chosen = false; // the user picked a policy: a late answer to the first load must not undo it
+  let saving = null; // the policy being saved: redraws meanwhile show it, not the one stored until then
   const radio = (value, label, hint) => {
     const input = h('input', { type: 'radio', name: 'dm_policy', value, 'data-testid': `dm-policy-${value}` });
     input.addEventListener('change', async () => {
       chosen = true;
+      saving = value;
       policyError.textContent = '';
       saved.textContent = '';
       try {
@@ -171,6 +173,8 @@ export function createSettingsView({ onBack }) {
         saved.textContent = 'Saved.';
       } catch (e) {
         policyError.textContent = e.message;
+      } finally {
+        if (saving === value) saving = null;
         render();
       }
     });
@@ -184,7 +188,7 @@ export function createSettingsView({ onBack }) {
 
   function render() {
     picture.render();
-    const policy = state.me?.dm_policy ?? 'anyone';
+    const policy = saving ?? state.me?.dm_policy ?? 'anyone';
     anyone.input.checked = policy === 'anyone';
     ask.input.checked = policy === 'ask';
     const blocked = [...state.blocked].map((id) => store.userById(id) ?? { id, display_name: `User ${id}`, username: '' })
