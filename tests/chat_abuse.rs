@@ -431,10 +431,14 @@ async fn a_client_that_never_reads_is_cut_off_while_other_connections_keep_up() 
         let sent = sent_total.load(Ordering::Relaxed);
         if sent >= MAX_MESSAGES {
             stop.store(true, Ordering::Relaxed);
+            let metrics = common::metrics::scrape(&server, Some(common::metrics::TOKEN)).await;
             panic!(
                 "the server still holds the connection of a client that read nothing, after \
-                 {sent} messages of 16 KB in {:?}",
-                started.elapsed()
+                 {sent} messages of 16 KB in {:?} (the server counts {} slow readers closed and \
+                 {} sockets open)",
+                started.elapsed(),
+                metrics.value("confab_slow_consumers_closed_total"),
+                metrics.value("confab_websockets_open"),
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

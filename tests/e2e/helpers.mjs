@@ -291,21 +291,36 @@ export async function typeAndSend(page, text) {
 
 /**
  * Sends frames as another account, over a WebSocket opened inside `page` with `?token=` (the page's
- * origin is the server's, as the socket's Origin check wants). Waits for `hello` first and closes
- * after `lingerMs`, so a test can play extra people without a browser each.
+ * origin is the server's, as the socket's Origin check wants), so a test can play extra people
+ * without a browser each. Waits for `hello` first, then for the answer (ack, error, request) to
+ * every frame with a `client_id` (at most 15 s), then `lingerMs` more; resolves with every frame
+ * it received.
  */
 export function sendFramesAs(page, person, frames, { lingerMs = 300 } = {}) {
   return page.evaluate(({ token, frames: list, lingerMs: linger }) => new Promise((resolve, reject) => {
     const url = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws?token=${encodeURIComponent(token)}`;
     const ws = new WebSocket(url);
     const received = [];
+    const unanswered = new Set(list.map((f) => f.client_id).filter(Boolean));
+    let deadline = null;
+    let closing = false;
+    const lingerThenClose = () => {
+      if (closing) return;
+      closing = true;
+      clearTimeout(deadline);
+      setTimeout(() => { ws.close(1000); resolve(received); }, linger);
+    };
     ws.onerror = () => reject(new Error('socket failed'));
     ws.onmessage = (event) => {
       const frame = JSON.parse(event.data);
       received.push(frame);
-      if (frame.type !== 'hello') return;
-      for (const f of list) ws.send(JSON.stringify(f));
-      setTimeout(() => { ws.close(1000); resolve(received); }, linger);
+      if (frame.type === 'hello') {
+        for (const f of list) ws.send(JSON.stringify(f));
+        deadline = setTimeout(lingerThenClose, 15_000);
+        if (unanswered.size === 0) lingerThenClose();
+      } else if (unanswered.delete(frame.client_id) && unanswered.size === 0) {
+        lingerThenClose();
+      }
     };
   }), { token: person.token, frames, lingerMs });
 }
