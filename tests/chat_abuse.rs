@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::metrics::wait_for_value;
 use common::ws::{
     Closed, MAX_FRAME_BYTES, Socket, TCP_ESTABLISHED, dm_id, full_history, refused_upgrade,
     server_end_state, try_connect, ws_url,
 };
 use common::{
-    StatusCode, TestServer, assert_error, create_user, create_user_raw, json, login, setup_admin,
+    StatusCode, TestServer, assert_error, create_room, create_user, create_user_raw, json, login,
+    setup_admin,
 };
 use serde_json::Value;
 
@@ -488,6 +490,60 @@ async fn a_client_that_never_reads_is_cut_off_while_other_connections_keep_up() 
         1.0,
         "the cut-off is counted, once"
     );
+}
+
+/// A client that does not read even its `hello` (a large one here: the last message of each of
+/// its rooms) is not held forever: ending its session lets the connection go.
+#[tokio::test]
+async fn a_client_stuck_before_its_hello_is_let_go_when_its_session_ends() {
+    const ROOMS: usize = 320;
+    let server = common::metrics::server_with_token(&["--frame-rate", "1000"]);
+    let admin = setup_admin(&server).await;
+    let bob = create_user(&admin, "bob").await;
+    let carol = create_user(&admin, "carol").await;
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    // Rooms whose last message is about 16 KB: carol's hello (about 5 MB) is more than the
+    // sockets between her and the server buffer (Linux allows a socket at most 4 MB by default).
+    let names: Vec<String> = (0..ROOMS).map(|n| format!("Room {n}")).collect();
+    let members = [&carol];
+    let rooms = futures_util::future::join_all(
+        names
+            .iter()
+            .map(|name| create_room(&bob, name, "private", &members)),
+    )
+    .await;
+    let body = "\u{1F600}".repeat(4000);
+    for (n, room) in rooms.iter().enumerate() {
+        bob_tab
+            .send_msg(room.as_str(), &body, &format!("long-{n}"))
+            .await;
+    }
+    for n in 0..ROOMS {
+        bob_tab.ack_for(&format!("long-{n}")).await;
+    }
+
+    let (_stalled, stalled_addr) = Socket::open_with_tiny_window(&server, &carol).await;
+    let open = "confab_websockets_open";
+    wait_for_value(&server, open, 2.0).await;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(
+        server_end_state(server.addr(), stalled_addr),
+        Some(TCP_ESTABLISHED),
+        "the hello is still being written"
+    );
+
+    carol.logout().await;
+    wait_for_value(&server, open, 1.0).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server_end_state(server.addr(), stalled_addr) == Some(TCP_ESTABLISHED) {
+        assert!(
+            Instant::now() < deadline,
+            "the server still holds the connection of a signed-out client stuck in its hello"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Bob, meanwhile, was not held up.
+    bob_tab.send_acked(carol.id(), "still here", "after").await;
 }
 
 #[tokio::test]

@@ -4,30 +4,17 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use common::metrics::{Scrape, TOKEN, scrape, scrape_with, server_with_token};
+use common::metrics::{TOKEN, scrape, scrape_with, server_with_token, wait_for_value};
 use common::ws::Socket;
 use common::{
     Client, TestServer, alice_and_bob, assert_error, create_user, http, http_from, login, send,
     setup_admin,
 };
-
-/// Scrapes until `name` has the value `want` (gauges follow closes asynchronously).
-async fn wait_for_value(server: &TestServer, name: &str, want: f64) -> Scrape {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let scrape = scrape(server, Some(TOKEN)).await;
-        if scrape.value(name) == want || Instant::now() > deadline {
-            assert_eq!(scrape.value(name), want, "{name}\n{}", scrape.text);
-            return scrape;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn metrics_do_not_exist_unless_configured() {

@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::ws::{Socket, send_frame, seq};
-use common::{Client, Method, StatusCode, TestServer, Value, json, office, summary_of as summary};
+use common::{
+    Client, Method, StatusCode, TestServer, Value, create_room, json, office, summary_of as summary,
+};
 
 async fn put(client: &Client, path: &str, body: Value) -> (StatusCode, Value) {
     common::send(client.request(Method::PUT, path).json(&body)).await
@@ -14,19 +16,6 @@ async fn put(client: &Client, path: &str, body: Value) -> (StatusCode, Value) {
 
 async fn put_empty(client: &Client, path: &str) -> (StatusCode, Value) {
     common::send(client.request(Method::PUT, path)).await
-}
-
-/// Creates a room as `client` and returns its id.
-async fn create_room(client: &Client, name: &str, visibility: &str, members: &[&Client]) -> String {
-    let ids: Vec<i64> = members.iter().map(|m| m.id()).collect();
-    let (status, room) = client
-        .post(
-            "/api/rooms",
-            json!({"name": name, "visibility": visibility, "members": ids}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "create {name}: {room}");
-    room["id"].as_str().expect("room id").to_owned()
 }
 
 /// Asserts no `message` frame reaches `tab` for `wait` (presence and the like may).

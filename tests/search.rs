@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::ws::{Socket, dm_id};
-use common::{Client, Method, StatusCode, TestServer, Value, json};
+use common::{Client, Method, StatusCode, TestServer, Value, create_room, json};
 
 /// How long an update may take to become searchable (the index commits every 500 ms).
 const FRESH: Duration = Duration::from_secs(5);
@@ -59,18 +59,6 @@ async fn office_on(server: TestServer) -> (TestServer, Client, Client, Client) {
     let bob = common::create_user(&admin, "bob").await;
     let carol = common::create_user(&admin, "carol").await;
     (server, alice, bob, carol)
-}
-
-async fn create_room(client: &Client, name: &str, members: &[&Client]) -> String {
-    let ids: Vec<i64> = members.iter().map(|m| m.id()).collect();
-    let (status, room) = client
-        .post(
-            "/api/rooms",
-            json!({"name": name, "visibility": "private", "members": ids}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "create {name}: {room}");
-    room["id"].as_str().expect("room id").to_owned()
 }
 
 #[tokio::test]
@@ -183,7 +171,7 @@ async fn filters_narrow_by_sender_conversation_and_date_and_others_dms_stay_priv
     let mut alice_tab = Socket::online(&server, &alice).await;
     let mut bob_tab = Socket::online(&server, &bob).await;
     let mut carol_tab = Socket::online(&server, &carol).await;
-    let budget = create_room(&alice, "Budget 2027", &[&bob]).await;
+    let budget = create_room(&alice, "Budget 2027", "private", &[&bob]).await;
     alice_tab
         .send_acked("room:1", "report from alice in general", "a1")
         .await;
@@ -332,7 +320,7 @@ async fn bad_queries_are_refused_with_a_reason() {
 async fn a_removed_member_no_longer_finds_the_room() {
     let (server, alice, bob, _carol) = office().await;
     let mut tab = Socket::online(&server, &alice).await;
-    let room = create_room(&alice, "Secret plans", &[&bob]).await;
+    let room = create_room(&alice, "Secret plans", "private", &[&bob]).await;
     tab.send_acked(room.as_str(), "the surprise party is on friday", "s1")
         .await;
     eventually(&bob, "surprise", &["the surprise party is on friday"]).await;

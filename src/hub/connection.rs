@@ -83,9 +83,7 @@ pub async fn serve(hub: Hub, raw: RawSocket, config: WebSocketConfig, who: Authe
             () = control.closed() => break,
         }
     }
-    if control.code() == Some(close::POLICY) {
-        hub.inner.metrics.slow_consumers.inc();
-    }
+    count_if_cut_off(&hub, &control);
     // Tell the pump to say goodbye (a no-op if a close code is already set); a peer that
     // does not read gets a moment, then is cut off. Only then is the connection forgotten,
     // so shutdown can wait for every goodbye to be sent.
@@ -154,7 +152,20 @@ async fn open(
         user,
         id,
     };
-    write_text_frame(&mut raw, hello).await.ok()?;
+    // A client that reads nothing can leave this write pending forever (a hello with many
+    // long last messages outgrows the socket's buffers): give up when the connection is
+    // closed meanwhile (its queue overflowed, its session ended) or the peer stays silent.
+    let written = tokio::select! {
+        written = tokio::time::timeout(limits::PEER_TIMEOUT, write_text_frame(&mut raw, hello)) => {
+            matches!(written, Ok(Ok(())))
+        }
+        () = control.closed() => false,
+    };
+    if !written {
+        tracing::debug!(user, connection = id, "the hello could not be written");
+        count_if_cut_off(hub, &control);
+        return None;
+    }
     let (sink, stream) = WebSocket::from_raw_socket(raw, Role::Server, Some(config))
         .await
         .split();
@@ -164,6 +175,13 @@ async fn open(
         control,
         registered,
     })
+}
+
+/// A socket closed because it fell too far behind is counted in the metrics.
+fn count_if_cut_off(hub: &Hub, control: &Control) {
+    if control.code() == Some(close::POLICY) {
+        hub.inner.metrics.slow_consumers.inc();
+    }
 }
 
 struct Registered {

@@ -4,6 +4,8 @@
 // Each test binary uses only some of these helpers.
 #![allow(dead_code)]
 
+use std::time::{Duration, Instant};
+
 use prometheus_parse::{HistogramCount, LineInfo, Value};
 use reqwest::StatusCode;
 
@@ -17,6 +19,19 @@ pub fn server_with_token(args: &[&str]) -> TestServer {
     let mut all = vec!["--metrics-token", TOKEN];
     all.extend_from_slice(args);
     TestServer::start_with(&all, None)
+}
+
+/// Scrapes until `name` has the value `want` (gauges follow closes asynchronously).
+pub async fn wait_for_value(server: &TestServer, name: &str, want: f64) -> Scrape {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let scrape = scrape(server, Some(TOKEN)).await;
+        if scrape.value(name) == want || Instant::now() > deadline {
+            assert_eq!(scrape.value(name), want, "{name}\n{}", scrape.text);
+            return scrape;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// One scrape, parsed.

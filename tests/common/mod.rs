@@ -743,6 +743,24 @@ pub fn password_of(username: &str) -> String {
     format!("{username} password 123")
 }
 
+/// `client` creates a room (`visibility` "open" or "private") with `members`; returns its id.
+pub async fn create_room(
+    client: &Client,
+    name: &str,
+    visibility: &str,
+    members: &[&Client],
+) -> String {
+    let ids: Vec<i64> = members.iter().map(|m| m.id()).collect();
+    let (status, room) = client
+        .post(
+            "/api/rooms",
+            json!({"name": name, "visibility": visibility, "members": ids}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "create {name}: {room}");
+    room["id"].as_str().expect("room id").to_owned()
+}
+
 /// Admin creates `username`; the user signs in with the temporary password, changes it to
 /// `password_of(username)`, and signs in again. Returns that ready-to-use client.
 pub async fn create_user(admin: &Client, username: &str) -> Client {
