@@ -3,7 +3,7 @@
 // "Seen by N" with the names.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Office, eventually, messageTexts, typeAndSend, personEntry, sendFramesAs, sleep, seesOnline } from './helpers.mjs';
+import { Office, eventually, messageTexts, typeAndSend, personEntry, sendFramesAs, sleep, seesOnline, holdPuts } from './helpers.mjs';
 
 let office;
 before(async () => { office = await Office.open('mentions', ['bob', 'carol', 'dan', 'erin']); });
@@ -105,9 +105,7 @@ test('notification levels: muted counts nothing, mentions-only counts and notifi
   // While the new level is being saved, a redraw (carol coming online) still shows it.
   const carolUser = office.person('carol');
   await personEntry(bob, carolUser).locator('.presence-dot.offline').waitFor({ timeout: 15_000 });
-  let answer;
-  const held = new Promise((resolve) => { answer = resolve; });
-  await bob.route('**/notify', async (route) => { await held; await route.continue(); });
+  const answer = await holdPuts(bob, '**/notify');
   await bob.getByTestId('notify-level').selectOption('mentions');
   await sendFramesAs(bob, carolUser, [], { lingerMs: 100 });
   await seesOnline(bob, carolUser);

@@ -2,7 +2,7 @@
 // accepts, dan's one he declines; blocking and unblocking from the DM header and the settings.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Office, eventually, messageTexts, typeAndSend, personEntry, sendFramesAs, seesOnline } from './helpers.mjs';
+import { Office, eventually, messageTexts, typeAndSend, personEntry, sendFramesAs, seesOnline, holdPuts } from './helpers.mjs';
 
 let office;
 before(async () => {
@@ -102,12 +102,7 @@ test('a choice being saved stays shown while the page redraws; a refused one put
   await personEntry(carol, dan).locator('.presence-dot.offline').waitFor({ timeout: 15_000 });
 
   // The save is held until the page has redrawn for something else: dan coming online.
-  let answer;
-  const held = new Promise((resolve) => { answer = resolve; });
-  await carol.route('**/api/me/settings', async (route) => {
-    if (route.request().method() === 'PUT') await held;
-    await route.continue();
-  });
+  const answer = await holdPuts(carol, '**/api/me/settings');
   await ask.check();
   await sendFramesAs(carol, dan, [], { lingerMs: 100 });
   await seesOnline(carol, dan);

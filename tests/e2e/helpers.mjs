@@ -325,6 +325,20 @@ export function sendFramesAs(page, person, frames, { lingerMs = 300 } = {}) {
   }), { token: person.token, frames, lingerMs });
 }
 
+/**
+ * Holds the page's PUT requests to URLs matching `pattern` until the returned function is called
+ * (then they go on to the server), so a test can look at the page while a save is in flight.
+ */
+export async function holdPuts(page, pattern) {
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route(pattern, async (route) => {
+    if (route.request().method() === 'PUT') await held;
+    await route.continue();
+  });
+  return release;
+}
+
 export function dmIdOf(a, b) {
   return `dm:${Math.min(a.id, b.id)}:${Math.max(a.id, b.id)}`;
 }

@@ -80,6 +80,7 @@ export function createConversationView(id, { onBack }) {
     ...LEVELS.map(([value, label]) => h('option', { value }, label)));
   // While a choice is being saved, redraws show it, not the level stored until then.
   let savingLevel = null;
+  const shownLevel = () => savingLevel ?? summary()?.notify ?? 'all';
   level.addEventListener('change', async () => {
     headerError.textContent = '';
     const chosen = level.value;
@@ -90,7 +91,7 @@ export function createConversationView(id, { onBack }) {
       headerError.textContent = e.message;
     } finally {
       if (savingLevel === chosen) savingLevel = null;
-      level.value = savingLevel ?? summary()?.notify ?? 'all';
+      level.value = shownLevel();
     }
   });
   const membersToggle = h('button', {
@@ -564,7 +565,7 @@ export function createConversationView(id, { onBack }) {
   let headerKey = '';
   function renderHeader() {
     const s = summary();
-    level.value = savingLevel ?? s?.notify ?? 'all';
+    level.value = shownLevel();
     level.disabled = !s || (!isRoom && s.last_seq === 0); // a DM exists once it has a message
     if (isRoom) {
       setText(title, otherName());
