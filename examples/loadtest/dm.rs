@@ -623,6 +623,13 @@ pub async fn latency(ctx: &Ctx) -> Fallible<Report> {
         "fsync probe (this run)",
         format!("p50 {:.2} ms, p99 {fsync:.2} ms", ctx.fsync.p50_ms),
     );
+    report.detail(
+        "a small commit's flush (this run)",
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms (see the fsync probe)",
+            ctx.fsync.commit.p50_ms, ctx.fsync.commit.p99_ms
+        ),
+    );
     report
         .figures
         .push(figure("send → deliver p50", delivered.p50_ms, "ms"));
@@ -633,6 +640,11 @@ pub async fn latency(ctx: &Ctx) -> Fallible<Report> {
             delivered.p99_ms <= fsync + 2.0,
         ));
     report.figures.push(figure("fsync p99", fsync, "ms"));
+    report.figures.push(figure(
+        "small commit's flush p99",
+        ctx.fsync.commit.p99_ms,
+        "ms",
+    ));
     check(&mut report, &run);
     Ok(report)
 }

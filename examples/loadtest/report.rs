@@ -358,41 +358,96 @@ pub struct Fsync {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// The same disk flushing what one small redb commit writes (`COMMIT_PAGES` pages at
+    /// scattered offsets, then `fdatasync`): what a durable send really waits for, since a
+    /// virtual disk's flush costs about as much per scattered page as for a whole 4 KiB fsync.
+    pub commit: Flush,
 }
 
-/// Writes 4 KiB and fsyncs it, 300 times, in a file in `dir` (the data directories' disk).
+/// p50 and p99 of one kind of flush, in ms.
+#[derive(Clone, Copy, Serialize)]
+pub struct Flush {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Pages the smallest redb commit of a DM send writes, as `strace` of the writer shows
+/// (docs/BENCHMARKS.md): the header, a leaf and a root for each table the send changes, and
+/// redb's own records of the pages the commit allocated and freed; none of them adjacent.
+const COMMIT_PAGES: u64 = 14;
+
+/// Flushes timed by each probe.
+const PROBE_FLUSHES: usize = 300;
+
+/// Writes 4 KiB and fsyncs it, 300 times, in a file in `dir` (the data directories' disk);
+/// then times 300 commit-shaped flushes in a 4 MiB file there.
 pub fn fsync_probe(dir: &Path) -> Fallible<Fsync> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let file = tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("fsync probe: {e}"))?;
+    let failed = |e: std::io::Error| format!("fsync probe: {e}");
+    let file = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
     let mut latency = Latency::default();
     let block = [0x5a_u8; 4096];
     let mut f = file.as_file();
-    for _ in 0..300 {
+    for _ in 0..PROBE_FLUSHES {
         let started = Instant::now();
-        f.write_all(&block)
-            .map_err(|e| format!("fsync probe: {e}"))?;
-        f.sync_all().map_err(|e| format!("fsync probe: {e}"))?;
+        f.write_all(&block).map_err(failed)?;
+        f.sync_all().map_err(failed)?;
         latency.record(started.elapsed());
     }
     let s = latency.summary();
+    let commit = commit_probe(dir).map_err(failed)?;
     let probe = Fsync {
         p50_ms: s.p50_ms,
         p99_ms: s.p99_ms,
         max_ms: s.max_ms,
+        commit,
     };
     println!(
         "{}",
         serde_json::json!({"scenario": "fsync-probe", "dir": dir.display().to_string(),
-                           "fsyncs": 300, "p50_ms": probe.p50_ms, "p99_ms": probe.p99_ms,
-                           "max_ms": probe.max_ms})
+                           "fsyncs": PROBE_FLUSHES, "p50_ms": probe.p50_ms, "p99_ms": probe.p99_ms,
+                           "max_ms": probe.max_ms, "commit_pages": COMMIT_PAGES,
+                           "commit_p50_ms": commit.p50_ms, "commit_p99_ms": commit.p99_ms})
     );
     println!(
-        "── fsync probe ──\n  300 × (write 4 KiB + fsync) in {}: p50 {:.2} ms, p99 {:.2} ms, \
-         max {:.2} ms\n",
+        "── fsync probe ──\n  {PROBE_FLUSHES} × (write 4 KiB + fsync) in {}: p50 {:.2} ms, p99 {:.2} ms, \
+         max {:.2} ms\n  {PROBE_FLUSHES} × ({COMMIT_PAGES} scattered 4 KiB pages + fdatasync), a small redb \
+         commit's flush: p50 {:.2} ms, p99 {:.2} ms\n",
         dir.display(),
         probe.p50_ms,
         probe.p99_ms,
-        probe.max_ms
+        probe.max_ms,
+        commit.p50_ms,
+        commit.p99_ms
     );
     Ok(probe)
+}
+
+/// Overwrites `COMMIT_PAGES` pages spread over a 4 MiB file (the size of a small chat
+/// database's hot pages), then `fdatasync`s, `PROBE_FLUSHES` times.
+fn commit_probe(dir: &Path) -> std::io::Result<Flush> {
+    use std::os::unix::fs::FileExt;
+    const FILE_PAGES: u64 = 1024;
+    let file = tempfile::NamedTempFile::new_in(dir)?;
+    let f = file.as_file();
+    f.write_all_at(&vec![0xa5_u8; (FILE_PAGES * 4096) as usize], 0)?;
+    f.sync_all()?;
+    let block = [0x5a_u8; 4096];
+    let mut latency = Latency::default();
+    // A fixed stride through the file: deterministic, and no two pages of a flush adjacent.
+    let mut page = 0;
+    for _ in 0..PROBE_FLUSHES {
+        let started = Instant::now();
+        for _ in 0..COMMIT_PAGES {
+            page = (page + 389) % FILE_PAGES;
+            f.write_all_at(&block, page * 4096)?;
+        }
+        f.sync_data()?;
+        latency.record(started.elapsed());
+    }
+    let s = latency.summary();
+    Ok(Flush {
+        p50_ms: s.p50_ms,
+        p99_ms: s.p99_ms,
+    })
 }
