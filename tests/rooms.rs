@@ -20,10 +20,15 @@ async fn put_empty(client: &Client, path: &str) -> (StatusCode, Value) {
 
 /// Asserts no `message` frame reaches `tab` for `wait` (presence and the like may).
 async fn no_message_within(tab: &mut Socket, wait: Duration) {
+    none_of_within(tab, &["message"], wait).await;
+}
+
+/// Asserts no frame of these types reaches `tab` for `wait`.
+async fn none_of_within(tab: &mut Socket, kinds: &[&str], wait: Duration) {
     let heard = tab.drain(wait).await;
     assert!(
-        heard.iter().all(|f| f["type"] != "message"),
-        "no message was to arrive: {heard:?}"
+        heard.iter().all(|f| kinds.iter().all(|&k| f["type"] != k)),
+        "none of {kinds:?} was to arrive: {heard:?}"
     );
 }
 
@@ -198,6 +203,13 @@ async fn a_removed_member_loses_the_room_at_once() {
     let room = create_room(&alice, "Secret plans", "private", &[&bob, &carol]).await;
     let mut bob_tab = Socket::online(&server, &bob).await;
     let mut carol_tab = Socket::online(&server, &carol).await;
+    // Before he goes, bob writes a message and reacts to one of carol's.
+    bob_tab.send_acked(room.as_str(), "my plan", "b0").await;
+    let carols = carol_tab.send_acked(room.as_str(), "the plan", "c0").await;
+    let react = json!({"type": "react", "conversation": room, "seq": seq(&carols),
+                       "emoji": "👍", "client_id": "b-react"});
+    bob_tab.send_json(&react).await;
+    bob_tab.next_of_type("ack").await;
 
     // Only the creator (or an admin) removes people.
     let refused = carol
@@ -234,6 +246,20 @@ async fn a_removed_member_loses_the_room_at_once() {
     bob_tab.typing(&room).await;
     bob_tab.error_with("not_a_member").await;
     bob_tab.mark_read(&room, 0).await;
+    bob_tab.error_with("not_a_member").await;
+    // Retrying what he sent while still a member shows him nothing of the room as it is now.
+    carol_tab
+        .send_json(
+            &json!({"type": "edit", "conversation": room, "seq": seq(&carols),
+                           "body": "the real plan", "client_id": "c-edit"}),
+        )
+        .await;
+    carol_tab.next_of_type("ack").await;
+    bob_tab.send_json(&react).await;
+    bob_tab.error_with("not_a_member").await;
+    bob_tab
+        .send_json(&send_frame(room.as_str(), "my plan", "b0"))
+        .await;
     bob_tab.error_with("not_a_member").await;
     // And nothing said in it reaches him any more.
     let mut alice_tab = Socket::online(&server, &alice).await;
@@ -490,11 +516,14 @@ async fn mentions_are_counted_for_the_person_and_survive_a_restart() {
     alice_tab
         .send_acked(room.as_str(), "@room standup in 5", "m3")
         .await;
+    alice_tab
+        .send_acked(room.as_str(), "@bob and @room: one message", "m4")
+        .await;
 
     let bob_view = summary(&bob, &room).await.expect("summary");
     assert_eq!(
         (bob_view["unread"].clone(), bob_view["mentions"].clone()),
-        (json!(3), json!(2))
+        (json!(4), json!(3))
     );
     let alice_view = summary(&alice, &room).await.expect("summary");
     assert_eq!(
@@ -505,6 +534,7 @@ async fn mentions_are_counted_for_the_person_and_survive_a_restart() {
     assert_eq!(
         bodies(listed["messages"].as_array().expect("mentions")),
         [
+            "@bob and @room: one message",
             "@room standup in 5",
             "@bob can you look? cc @nobody, mail x@bob.com"
         ]
@@ -516,7 +546,7 @@ async fn mentions_are_counted_for_the_person_and_survive_a_restart() {
     let bob_view = summary(&bob, &room).await.expect("summary after restart");
     assert_eq!(
         (bob_view["unread"].clone(), bob_view["mentions"].clone()),
-        (json!(3), json!(2))
+        (json!(4), json!(3))
     );
 
     let mut bob_tab = Socket::online(&server, &bob).await;
@@ -524,7 +554,7 @@ async fn mentions_are_counted_for_the_person_and_survive_a_restart() {
     let unread = bob_tab.next_of_type("unread").await;
     assert_eq!(
         (unread["unread"].clone(), unread["mentions"].clone()),
-        (json!(2), json!(1))
+        (json!(3), json!(2))
     );
 
     // @room in General is for administrators.
@@ -600,6 +630,9 @@ async fn ask_me_first_turns_a_first_dm_into_a_request() {
     let mut bob_tab = Socket::online(&server, &bob).await;
     let mut alice_tab = Socket::online(&server, &alice).await;
 
+    // Typing does not announce a stranger before their request is even sent.
+    alice_tab.typing(&common::ws::dm_id(&alice, &bob)).await;
+    none_of_within(&mut bob_tab, &["typing"], Duration::from_millis(300)).await;
     alice_tab
         .send_json(&send_frame(bob.id(), "lunch sometime?", "r1"))
         .await;
@@ -681,12 +714,19 @@ async fn a_blocked_person_reaches_nobody_and_is_never_told() {
     common::assert_error(&selfish, StatusCode::BAD_REQUEST, "cannot_block_self");
 
     let mut bob_tab = Socket::online(&server, &bob).await;
-    // Carol sees her message acked as always; Bob gets nothing and counts nothing.
+    // Carol sees her message acked as always; Bob gets nothing and counts nothing, not even
+    // her typing.
+    carol_tab.typing(&dm).await;
     let withheld = carol_tab
         .send_acked(bob.id(), "are you ignoring me", "k2")
         .await;
     assert_eq!(seq(&withheld), 2);
-    no_message_within(&mut bob_tab, Duration::from_millis(400)).await;
+    none_of_within(
+        &mut bob_tab,
+        &["message", "typing"],
+        Duration::from_millis(400),
+    )
+    .await;
     let bob_view = summary(&bob, &dm).await.expect("bob's DM");
     assert_eq!(
         bob_view["unread"], 1,
@@ -716,6 +756,9 @@ async fn a_blocked_person_reaches_nobody_and_is_never_told() {
 
     let (status, _) = bob.delete(&format!("/api/blocks/{}", carol.id())).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    carol_tab.typing(&dm).await;
+    let typing = bob_tab.next_of_type("typing").await;
+    assert_eq!(typing["user"], carol.id());
     carol_tab.send_acked(bob.id(), "hi again", "k4").await;
     bob_tab
         .next_matching("carol's DM after the unblock", |f| {

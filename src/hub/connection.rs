@@ -432,6 +432,19 @@ impl Reader<'_> {
             .copied()
             .filter(|&m| m != user)
             .collect();
+        // In a DM the other person may not want to hear from this one at all.
+        if let [other] = others[..]
+            && !conversation.is_room()
+        {
+            let store = self.hub.inner.store.clone();
+            let dm = conversation.clone();
+            let reaches = store::blocking(move || store.dm_typing_reaches(user, other, &dm))
+                .await
+                .map_err(|_| FrameError::new("internal", "could not look up the conversation"))?;
+            if !reaches {
+                return Ok(());
+            }
+        }
         let frame = ServerFrame::Typing {
             conversation: &conversation,
             user,

@@ -772,6 +772,9 @@ impl Store {
                 }
             }
         }
+        // A message naming them and `@room` is listed once.
+        found.sort_unstable();
+        found.dedup();
         let room_members = txn.open_table(ROOM_MEMBERS)?;
         let mut out = Vec::new();
         for (id, seq) in found {
@@ -784,7 +787,7 @@ impl Store {
                 out.push(message);
             }
         }
-        out.sort_by_key(|m| std::cmp::Reverse(m.sent_at));
+        out.sort_by_key(|m| std::cmp::Reverse((m.sent_at, m.seq)));
         out.truncate(limit);
         Ok(out)
     }
@@ -1130,6 +1133,14 @@ impl<'txn> BatchTables<'txn> {
         };
         let id = conversation.as_str();
 
+        // Someone no longer in the room is an outsider, retry or not: a retry's ack carries
+        // the message as it is now.
+        let Some(members) = self.members(&conversation)? else {
+            return Ok(ChatOutcome::Rejected(not_found_for(target)));
+        };
+        if !members.contains(&sender) {
+            return Ok(ChatOutcome::Rejected(not_found_for(target)));
+        }
         // A retry is answered from the sender's own record before anything about the other
         // members is checked: the message was accepted once, so its ack stands even if the
         // recipient was disabled since. The record is keyed by the sender, so it reveals
@@ -1152,12 +1163,6 @@ impl<'txn> BatchTables<'txn> {
             }
         }
 
-        let Some(members) = self.members(&conversation)? else {
-            return Ok(ChatOutcome::Rejected(not_found_for(target)));
-        };
-        if !members.contains(&sender) {
-            return Ok(ChatOutcome::Rejected(not_found_for(target)));
-        }
         let existing = self
             .conversations
             .get(id)?
@@ -1621,8 +1626,11 @@ fn count_mentions(
         .range((user, id, read_seq + 1)..=(user, id, u64::MAX))?
         .count() as u64;
     for entry in room_mentions.range((id, read_seq + 1)..=(id, u64::MAX))? {
-        let sender = entry?.1.value();
-        if sender != user && !blocks(sender)? {
+        let (key, sender) = entry?;
+        let sender = sender.value();
+        // A message naming them and `@room` is still one message that mentions them.
+        let named = mentions.get((user, id, key.value().1))?.is_some();
+        if sender != user && !named && !blocks(sender)? {
             count += 1;
         }
     }

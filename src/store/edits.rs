@@ -140,6 +140,13 @@ impl BatchTables<'_> {
     ) -> Result<ChatOutcome> {
         let id = conversation.as_str();
         let fingerprint = change.fingerprint();
+        // Someone no longer in the room is an outsider, retry or not.
+        let Some(members) = self.members(conversation)? else {
+            return Ok(ChatOutcome::Rejected(ChatRejection::NotAMember));
+        };
+        if !members.contains(&user) {
+            return Ok(ChatOutcome::Rejected(ChatRejection::NotAMember));
+        }
         // A retry is answered with the message as it is now, and changes nothing again (a
         // reaction must not toggle twice).
         if let Some(earlier) = self
@@ -166,12 +173,6 @@ impl BatchTables<'_> {
             });
         }
 
-        let Some(members) = self.members(conversation)? else {
-            return Ok(ChatOutcome::Rejected(ChatRejection::NotAMember));
-        };
-        if !members.contains(&user) {
-            return Ok(ChatOutcome::Rejected(ChatRejection::NotAMember));
-        }
         let Some(mut record) = self
             .conversations
             .get(id)?

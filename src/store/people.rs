@@ -10,7 +10,7 @@ use super::chat::{
     BatchTables, ChatOutcome, ChatRejection, ConversationId, Message, MessageRecord,
 };
 use super::codec::{Encoded, Record};
-use super::{BLOCKS, REQUESTS, Result, SETTINGS, Store};
+use super::{BLOCKS, CONVERSATIONS, REQUESTS, Result, SETTINGS, Store};
 
 /// After a decline, the sender may not ask again for this long.
 pub const DECLINE_COOLDOWN_MS: u64 = 7 * 24 * 3600 * 1000;
@@ -112,6 +112,29 @@ impl Store {
             Some(r) => r.value().decode()?.dm_policy,
             None => DmPolicy::Anyone,
         })
+    }
+
+    /// Whether `typist`'s typing in their DM with `other` may be shown to `other`: never once
+    /// `other` blocks them, and before the DM exists only if `other` takes DMs from anyone (a
+    /// first message to someone who asks first is a request, and typing must not announce it).
+    pub fn dm_typing_reaches(
+        &self,
+        typist: u64,
+        other: u64,
+        conversation: &ConversationId,
+    ) -> Result<bool> {
+        let txn = self.read()?;
+        if txn.open_table(BLOCKS)?.get((other, typist))?.is_some() {
+            return Ok(false);
+        }
+        if txn
+            .open_table(CONVERSATIONS)?
+            .get(conversation.as_str())?
+            .is_some()
+        {
+            return Ok(true);
+        }
+        Ok(self.dm_policy(other)? == DmPolicy::Anyone)
     }
 
     /// Requests waiting for `user`'s answer (not from people they block), and theirs waiting
