@@ -754,6 +754,27 @@ async fn a_blocked_person_reaches_nobody_and_is_never_told() {
         .await;
     assert_eq!(summary(&bob, &room).await.expect("room")["mentions"], 0);
 
+    // Neither do her reactions, nor an edit that would put new words in an old message: the
+    // edited message is withheld from him from then on.
+    carol_tab
+        .send_json(&json!({"type": "react", "conversation": dm, "seq": 1,
+                           "emoji": "👀", "client_id": "k6"}))
+        .await;
+    carol_tab.next_of_type("ack").await;
+    carol_tab
+        .send_json(&json!({"type": "edit", "conversation": dm, "seq": 1,
+                           "body": "something new for you", "client_id": "k7"}))
+        .await;
+    carol_tab.next_of_type("ack").await;
+    none_of_within(&mut bob_tab, &["update"], Duration::from_millis(400)).await;
+    assert!(common::ws::full_history(&bob, &dm).await.is_empty());
+    let bob_view = summary(&bob, &dm).await.expect("bob's DM");
+    assert_eq!(bob_view["unread"], 0, "nothing left for him to read");
+    assert_eq!(
+        bodies(&common::ws::full_history(&carol, &dm).await),
+        ["something new for you", "are you ignoring me"]
+    );
+
     let (status, _) = bob.delete(&format!("/api/blocks/{}", carol.id())).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     carol_tab.typing(&dm).await;

@@ -220,6 +220,12 @@ impl BatchTables<'_> {
                     message.mentions = mentions;
                     message.mentions_room = everyone;
                 }
+                // An edit is something new from its author: once the other person in a DM
+                // blocks them, the message is withheld from that person like a new one would be.
+                if !message.withheld && self.blocked_in_dm(conversation, &members, user)? {
+                    self.uncount(conversation, &members, seq, &message)?;
+                    message.withheld = true;
+                }
                 message.body = body.clone();
                 message.edited_at = Some(at);
             }
@@ -260,7 +266,10 @@ impl BatchTables<'_> {
 
         let mut updated = vec![to_message(id, seq, message)];
         resolve_replies(self.messages.table()?, id, &mut updated)?;
-        let members = if withheld {
+        // The blocker does not hear of a blocked person's reactions either.
+        let reaction_of_blocked = matches!(change, MessageChange::React { .. })
+            && self.blocked_in_dm(conversation, &members, user)?;
+        let members = if withheld || reaction_of_blocked {
             Arc::from([user].as_slice())
         } else {
             members
@@ -273,6 +282,22 @@ impl BatchTables<'_> {
     }
 
     /// A deleted message no longer counts as unread for anyone.
+    /// Whether `conversation` is a DM whose other member blocks `user`.
+    fn blocked_in_dm(
+        &self,
+        conversation: &ConversationId,
+        members: &[u64],
+        user: u64,
+    ) -> Result<bool> {
+        if conversation.is_room() {
+            return Ok(false);
+        }
+        let Some(&other) = members.iter().find(|&&m| m != user) else {
+            return Ok(false);
+        };
+        Ok(self.blocks.get((other, user))?.is_some())
+    }
+
     fn uncount(
         &mut self,
         conversation: &ConversationId,
