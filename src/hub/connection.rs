@@ -499,17 +499,58 @@ fn check_change(change: &MessageChange, client_id: &str) -> Result<(), FrameErro
     }
 }
 
-/// One emoji as people type them: a short run of pictographic characters, possibly joined
-/// (👩‍💻), with skin tones, variation selectors or keycaps (1️⃣); no letters, spaces or
-/// controls.
+/// One emoji as people type them: one pictograph, or several joined into one (👩‍💻), with
+/// skin tones and variation selectors; a flag (two regional indicators); or a keycap (1️⃣).
+/// Letters, text symbols, spaces, invisible and control characters alone or around it are not.
 fn is_emoji(text: &str) -> bool {
-    (1..=32).contains(&text.len())
-        && text
-            .chars()
-            .any(|c| c as u32 >= 0x2000 || matches!(c, '©' | '®'))
-        && text
-            .chars()
-            .all(|c| !c.is_ascii_alphabetic() && !c.is_whitespace() && !c.is_control())
+    if !(1..=32).contains(&text.len()) {
+        return false;
+    }
+    let mut chars = text.chars().peekable();
+    let mut emoji = 0;
+    let mut joining = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{200D}' if emoji > 0 && !joining => joining = true,
+            // Variation selectors, skin tones and tag sequences modify what came before.
+            '\u{FE0E}' | '\u{FE0F}' | '\u{1F3FB}'..='\u{1F3FF}' | '\u{E0020}'..='\u{E007F}'
+                if emoji > 0 && !joining => {}
+            '0'..='9' | '#' | '*' if !joining => {
+                chars.next_if_eq(&'\u{FE0F}');
+                if chars.next_if_eq(&'\u{20E3}').is_none() {
+                    return false;
+                }
+                emoji += 1;
+            }
+            '\u{1F1E6}'..='\u{1F1FF}' if !joining => {
+                if chars
+                    .next_if(|n| ('\u{1F1E6}'..='\u{1F1FF}').contains(n))
+                    .is_none()
+                {
+                    return false;
+                }
+                emoji += 1;
+            }
+            c if is_pictograph(c) => {
+                if !joining {
+                    emoji += 1;
+                }
+                joining = false;
+            }
+            _ => return false,
+        }
+    }
+    emoji == 1 && !joining
+}
+
+/// Characters that are emoji on their own (Unicode's Extended_Pictographic, near enough).
+fn is_pictograph(c: char) -> bool {
+    matches!(c,
+        '\u{A9}' | '\u{AE}' | '\u{203C}' | '\u{2049}' | '\u{2122}' | '\u{2139}'
+        | '\u{2194}'..='\u{2199}' | '\u{21A9}'..='\u{21AA}' | '\u{231A}'..='\u{23FF}'
+        | '\u{24C2}' | '\u{25AA}'..='\u{25FE}' | '\u{2600}'..='\u{27BF}'
+        | '\u{2934}'..='\u{2935}' | '\u{2B05}'..='\u{2B55}' | '\u{3030}' | '\u{303D}'
+        | '\u{3297}' | '\u{3299}' | '\u{1F000}'..='\u{1FAFF}')
 }
 
 /// At most [`limits::MAX_FILES_PER_MESSAGE`] file ids; whether each is the sender's pending
@@ -599,11 +640,40 @@ mod tests {
             "👍🏽",
             "❤\u{FE0F}",
             "1\u{FE0F}\u{20E3}",
+            "#\u{20E3}",
             "©",
+            "‼",
+            "😂",
+            "😮",
+            "😢",
+            "🙏",
+            "✅",
+            "🇫🇷",
+            "👨\u{200D}👩\u{200D}👧",
+            "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
         ] {
             assert!(is_emoji(ok), "{ok:?}");
         }
-        for bad in ["", "ok", "👍 ", "a👍", "\n", &"👍".repeat(9)] {
+        for bad in [
+            "",
+            "ok",
+            "👍 ",
+            "a👍",
+            "\n",
+            &"👍".repeat(9),
+            "👍🎉",
+            "нет…",
+            "→→→",
+            "中文",
+            "\u{200B}",
+            "\u{202E}",
+            "\u{FE0F}",
+            "👍\u{200D}",
+            "\u{200D}👍",
+            "1",
+            "🇫",
+            "🇫🇷🇩🇪",
+        ] {
             assert!(!is_emoji(bad), "{bad:?}");
         }
     }
