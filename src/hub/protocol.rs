@@ -198,8 +198,9 @@ struct ReactFields {
 #[derive(Deserialize)]
 struct ReadFields {
     conversation: String,
-    /// Signed, so a negative seq is reported as `invalid_seq` rather than a type error.
-    seq: i64,
+    /// Signed and wide, so a negative or too large seq is reported as `invalid_seq` rather
+    /// than a type error.
+    seq: i128,
 }
 
 #[derive(Deserialize)]
@@ -463,6 +464,14 @@ mod tests {
         assert_eq!(missing.as_ref().map(|e| e.code), Some("invalid_frame"));
         assert_eq!(missing.and_then(|e| e.client_id).as_deref(), Some("c1"));
         assert!(ClientFrame::parse(r#"{"type":"read","conversation":"dm:1:2","seq":3}"#).is_ok());
+        for seq in ["-1", "18446744073709551616"] {
+            let read = format!(r#"{{"type":"read","conversation":"dm:1:2","seq":{seq}}}"#);
+            assert_eq!(
+                ClientFrame::parse(&read).err().map(|e| e.code),
+                Some("invalid_seq"),
+                "{seq}"
+            );
+        }
     }
 
     #[test]
