@@ -734,6 +734,14 @@ async fn a_blocked_person_reaches_nobody_and_is_never_told() {
     );
     assert_eq!(bob_view["last_message"]["body"], "before the block");
     assert_eq!(
+        bob_view["last_seq"], 1,
+        "what he cannot see does not move the conversation for him"
+    );
+    let (_, page) = bob
+        .get(&format!("/api/conversations/{dm}/messages?after=0&limit=1"))
+        .await;
+    assert_eq!(page["has_more"], false, "{page}");
+    assert_eq!(
         bodies(&common::ws::full_history(&bob, &dm).await),
         ["before the block"]
     );

@@ -682,56 +682,56 @@ impl Store {
         query: HistoryQuery,
     ) -> Result<Option<HistoryPage>> {
         let txn = self.read()?;
-        let conversations = txn.open_table(CONVERSATIONS)?;
         let users_table = txn.open_table(USERS)?;
         let room_members = txn.open_table(ROOM_MEMBERS)?;
         if !is_member(&users_table, &room_members, conversation, user)? {
             return Ok(None);
         }
-        let last_seq = match conversations.get(conversation.as_str())? {
-            Some(r) => r.value().decode()?.last_seq,
-            None => 0,
-        };
         let id = conversation.as_str();
         let messages = txn.open_table(MESSAGES)?;
-        let visible = |m: &Message, withheld: bool| !withheld || m.from == user;
-        let mut page = Vec::with_capacity(query.limit() as usize);
-        let has_more = match query {
-            HistoryQuery::Before(before, limit) => {
+        // One message past the page tells whether there is more this user may see (messages
+        // withheld from them do not count).
+        let wanted = query.limit() as usize + 1;
+        let mut page = Vec::with_capacity(wanted);
+        type Entry<'a> = (
+            redb::AccessGuard<'a, (&'static str, u64)>,
+            redb::AccessGuard<'a, Stored<MessageRecord>>,
+        );
+        let mut take = |entry: std::result::Result<Entry<'_>, redb::StorageError>| -> Result<bool> {
+            let (key, value) = entry?;
+            if let Some((message, withheld)) = readable_message(id, key.value().1, value.value())
+                && (!withheld || message.from == user)
+            {
+                page.push(message);
+            }
+            Ok(page.len() == wanted)
+        };
+        match query {
+            HistoryQuery::Before(before, _) => {
                 let end = before.unwrap_or(u64::MAX);
                 for entry in messages.range((id, 1)..(id, end))?.rev() {
-                    let (key, value) = entry?;
-                    if let Some((message, withheld)) =
-                        readable_message(id, key.value().1, value.value())
-                        && visible(&message, withheld)
-                    {
-                        page.push(message);
-                        if page.len() == limit as usize {
-                            break;
-                        }
+                    if take(entry)? {
+                        break;
                     }
                 }
-                page.reverse();
-                // Seqs start at 1 without gaps, so anything above 1 has older messages.
-                page.first().is_some_and(|m| m.seq > 1)
             }
-            HistoryQuery::After(after, limit) => {
+            HistoryQuery::After(after, _) => {
                 let start = after.saturating_add(1);
                 for entry in messages.range((id, start)..=(id, u64::MAX))? {
-                    let (key, value) = entry?;
-                    if let Some((message, withheld)) =
-                        readable_message(id, key.value().1, value.value())
-                        && visible(&message, withheld)
-                    {
-                        page.push(message);
-                        if page.len() == limit as usize {
-                            break;
-                        }
+                    if take(entry)? {
+                        break;
                     }
                 }
-                page.last().is_some_and(|m| m.seq < last_seq)
             }
-        };
+        }
+        let has_more = page.len() == wanted;
+        match query {
+            HistoryQuery::Before(..) => {
+                page.truncate(wanted - 1);
+                page.reverse();
+            }
+            HistoryQuery::After(..) => page.truncate(wanted - 1),
+        }
         resolve_replies(&messages, id, &mut page)?;
         Ok(Some(HistoryPage {
             messages: page,
@@ -898,12 +898,20 @@ impl SummaryView {
             }
         };
         let notify = mine.notify.unwrap_or_else(|| default_notify(room.as_ref()));
+        // DM messages withheld from this user (they block the sender) do not move the
+        // conversation for them: it ends at the last message they may see.
+        let (last_seq, last_activity) = match &last_message {
+            _ if room.is_some() => (record.last_seq, record.last_activity),
+            Some(last) if last.seq < record.last_seq => (last.seq, last.sent_at),
+            Some(_) => (record.last_seq, record.last_activity),
+            None => (0, 0),
+        };
         Ok(Some(ConversationSummary {
             id: ConversationId(id.to_owned()),
             kind: if room.is_some() { "room" } else { "dm" },
             members,
             room,
-            last_seq: record.last_seq,
+            last_seq,
             change_seq: record.change_seq,
             read_seq: mine.read_seq,
             unread,
@@ -911,7 +919,7 @@ impl SummaryView {
             notify,
             last_message,
             reads,
-            last_activity: record.last_activity,
+            last_activity,
         }))
     }
 
