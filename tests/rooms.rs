@@ -677,6 +677,7 @@ async fn ask_me_first_turns_a_first_dm_into_a_request() {
         .send_json(&send_frame(bob.id(), "can I ask you something", "c1"))
         .await;
     carol_tab.next_of_type("request").await;
+    let declined_at_least = common::now_millis();
     let (status, _) = bob
         .post_empty(&format!("/api/requests/{}/decline", carol.id()))
         .await;
@@ -690,12 +691,28 @@ async fn ask_me_first_turns_a_first_dm_into_a_request() {
         .send_json(&send_frame(bob.id(), "please?", "c2"))
         .await;
     carol_tab.error_with("request_declined").await;
+    // Her request list still says so later (a reload, another device): asking again waits.
+    let (_, hers) = carol.get("/api/requests").await;
+    assert_eq!(hers["outgoing"], json!([]));
+    assert_eq!(hers["declined"][0]["to"], bob.id(), "{hers}");
+    let until = hers["declined"][0]["until"].as_i64().expect("until");
+    let week_ms = 7 * 24 * 3600 * 1000;
+    assert!(until > declined_at_least && until <= declined_at_least + week_ms + 60_000);
     let dm = common::ws::dm_id(&carol, &bob);
     assert!(common::ws::full_history(&carol, &dm).await.is_empty());
     let again = bob
         .post_empty(&format!("/api/requests/{}/decline", carol.id()))
         .await;
     common::assert_error(&again, StatusCode::NOT_FOUND, "not_found");
+
+    // Once bob writes to her after all, the decline no longer stands between them.
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    bob_tab
+        .send_acked(carol.id(), "sorry, ask away", "b1")
+        .await;
+    let (_, hers) = carol.get("/api/requests").await;
+    assert_eq!(hers["declined"], json!([]));
+    carol_tab.send_acked(bob.id(), "thanks!", "c3").await;
 }
 
 #[tokio::test]

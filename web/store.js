@@ -33,7 +33,7 @@ export const state = {
   members: new Map(),
   /** Chat requests: incoming [{from, body, sent_at}], outgoing [{to, sent_at, body?}]. */
   requests: { incoming: [], outgoing: [] },
-  /** user id → 'accepted' | 'declined': answers to our requests seen in this page's lifetime. */
+  /** user id → 'accepted' | 'declined': answers to our requests (declines also from GET /api/requests). */
   requestOutcomes: new Map(),
   /** People the user blocked. */
   blocked: new Set(),
@@ -485,10 +485,12 @@ export function applyConversation({ action, conversation }) {
 
 // ---- chat requests and blocks ----
 
-export function setRequests({ incoming = [], outgoing = [] }) {
+export function setRequests({ incoming = [], outgoing = [], declined = [] }) {
   // Keep the body we wrote for a request still pending: the server's list does not repeat it.
   const bodies = new Map(state.requests.outgoing.map((r) => [r.to, r.body]));
   state.requests = { incoming, outgoing: outgoing.map((r) => ({ ...r, body: r.body ?? bodies.get(r.to) })) };
+  // A decline from before this page loaded (or while we were away) still stands.
+  for (const { to } of declined) state.requestOutcomes.set(to, 'declined');
   changed();
 }
 

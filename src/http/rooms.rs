@@ -263,7 +263,8 @@ pub async fn change_settings(
 
 pub async fn requests(app: Arc<App>, who: Authenticated) -> Result<Response, ApiError> {
     let store = app.store.clone();
-    let requests = store::blocking(move || store.requests(who.user.id)).await?;
+    let requests =
+        store::blocking(move || store.requests(who.user.id, store::now_millis())).await?;
     Ok(warp::reply::json(&requests).into_response())
 }
 

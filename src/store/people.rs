@@ -10,7 +10,7 @@ use super::chat::{
     BatchTables, ChatOutcome, ChatRejection, ConversationId, Message, MessageRecord,
 };
 use super::codec::{Encoded, Record};
-use super::{BLOCKS, CONVERSATIONS, REQUESTS, Result, SETTINGS, Store};
+use super::{BLOCKS, CONVERSATIONS, DECLINED, REQUESTS, Result, SETTINGS, Store};
 
 /// After a decline, the sender may not ask again for this long.
 pub const DECLINE_COOLDOWN_MS: u64 = 7 * 24 * 3600 * 1000;
@@ -62,10 +62,19 @@ pub struct OutgoingRequest {
     pub sent_at: u64,
 }
 
+/// A request of ours that was declined: we may not ask `to` again before `until`.
+#[derive(Debug, Serialize)]
+pub struct DeclinedRequest {
+    pub to: u64,
+    /// Unix milliseconds.
+    pub until: u64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Requests {
     pub incoming: Vec<IncomingRequest>,
     pub outgoing: Vec<OutgoingRequest>,
+    pub declined: Vec<DeclinedRequest>,
 }
 
 /// Writes about who may reach whom, applied by the writer.
@@ -137,9 +146,10 @@ impl Store {
         Ok(self.dm_policy(other)? == DmPolicy::Anyone)
     }
 
-    /// Requests waiting for `user`'s answer (not from people they block), and theirs waiting
-    /// for others.
-    pub fn requests(&self, user: u64) -> Result<Requests> {
+    /// Requests waiting for `user`'s answer (not from people they block), theirs waiting for
+    /// others, and theirs declined that still keep them from asking again at `now` (unless
+    /// the other person has started the DM since).
+    pub fn requests(&self, user: u64, now: u64) -> Result<Requests> {
         let txn = self.read()?;
         let requests = txn.open_table(REQUESTS)?;
         let mut incoming = Vec::new();
@@ -167,7 +177,24 @@ impl Store {
                 });
             }
         }
-        Ok(Requests { incoming, outgoing })
+        let conversations = txn.open_table(CONVERSATIONS)?;
+        let mut declined = Vec::new();
+        for entry in txn
+            .open_table(DECLINED)?
+            .range((user, 0)..=(user, u64::MAX))?
+        {
+            let (key, until) = entry?;
+            let (to, until) = (key.value().1, until.value());
+            let dm = ConversationId::dm(user, to);
+            if until > now && conversations.get(dm.as_str())?.is_none() {
+                declined.push(DeclinedRequest { to, until });
+            }
+        }
+        Ok(Requests {
+            incoming,
+            outgoing,
+            declined,
+        })
     }
 
     /// The people `user` blocks.

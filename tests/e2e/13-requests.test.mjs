@@ -72,6 +72,11 @@ test('dan asks bob to chat; bob declines and dan is told', { timeout: 90_000 }, 
   assert.equal(await dan.getByTestId('composer').isDisabled(), true);
   const requests = await office.server.apiOk('GET', '/api/requests', { token: office.person('bob').token });
   assert.deepEqual(requests.incoming, []);
+
+  // After a reload the decline still stands: told again, nothing to write into.
+  await dan.reload();
+  await dan.getByTestId('request-declined').waitFor();
+  await eventually(async () => assert.equal(await dan.getByTestId('composer').isDisabled(), true));
   await Promise.all([bob.context().close(), dan.context().close()]);
 });
 
