@@ -109,6 +109,23 @@ async fn room_names_are_checked_and_open_names_are_unique() {
             json!({"name": "x".repeat(65), "visibility": "open"}),
             "invalid_room_name",
         ),
+        // Line and paragraph separators break the line though they are not controls.
+        (
+            json!({"name": "Sales\u{2028}Team", "visibility": "open"}),
+            "invalid_room_name",
+        ),
+        (
+            json!({"name": "Sales\u{2029}Team", "visibility": "open"}),
+            "invalid_room_name",
+        ),
+        (
+            json!({"name": "ok", "topic": "one\u{2028}two", "visibility": "open"}),
+            "invalid_topic",
+        ),
+        (
+            json!({"name": "ok", "topic": "one\u{2029}two", "visibility": "open"}),
+            "invalid_topic",
+        ),
         (
             json!({"name": "ok", "topic": "t".repeat(251), "visibility": "open"}),
             "invalid_topic",
@@ -126,16 +143,23 @@ async fn room_names_are_checked_and_open_names_are_unique() {
         let answer = alice.post("/api/rooms", body.clone()).await;
         common::assert_error(&answer, StatusCode::BAD_REQUEST, code);
     }
+    let sales = create_room(&bob, "Sales", "open", &[]).await;
     let renamed = bob
-        .patch(
-            &format!(
-                "/api/rooms/{}",
-                create_room(&bob, "Sales", "open", &[]).await
-            ),
-            json!({"name": "marketing"}),
-        )
+        .patch(&format!("/api/rooms/{sales}"), json!({"name": "marketing"}))
         .await;
     common::assert_error(&renamed, StatusCode::CONFLICT, "room_name_taken");
+    for (patch, code) in [
+        (json!({"name": "Sales\u{2028}Team"}), "invalid_room_name"),
+        (json!({"topic": "one\u{2029}two"}), "invalid_topic"),
+    ] {
+        let refused = bob.patch(&format!("/api/rooms/{sales}"), patch).await;
+        common::assert_error(&refused, StatusCode::BAD_REQUEST, code);
+    }
+    let unchanged = summary(&bob, &sales).await.expect("Sales");
+    assert_eq!(
+        (&unchanged["name"], &unchanged["topic"]),
+        (&json!("Sales"), &json!(""))
+    );
 }
 
 #[tokio::test]
