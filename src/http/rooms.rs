@@ -23,21 +23,29 @@ const MAX_TOPIC_CHARS: usize = 250;
 /// Most mentions `GET /api/mentions` returns.
 const MENTIONS_MAX: usize = 100;
 
+/// Optional fields may be left out; `null` is refused like any other wrong type.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     name: String,
+    #[serde(default, deserialize_with = "crate::json::present")]
     topic: Option<String>,
     visibility: String,
+    #[serde(default, deserialize_with = "crate::json::present")]
     members: Option<Vec<u64>>,
 }
 
+/// Absent fields stay as they are; `null` is refused like any other wrong type.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {
+    #[serde(default, deserialize_with = "crate::json::present")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::present")]
     topic: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::present")]
     visibility: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::present")]
     archived: Option<bool>,
 }
 
