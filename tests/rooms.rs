@@ -749,6 +749,39 @@ async fn a_blocked_person_reaches_nobody_and_is_never_told() {
 }
 
 #[tokio::test]
+async fn only_active_people_can_be_blocked_and_a_block_outlives_the_account() {
+    let (_server, admin, alice, bob, carol) = office().await;
+    let (status, _) = put_empty(&bob, &format!("/api/blocks/{}", carol.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for user in [&alice, &carol] {
+        let (status, body) = admin
+            .patch(
+                &format!("/api/admin/users/{}", user.id()),
+                json!({"disabled": true}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    let disabled = put_empty(&bob, &format!("/api/blocks/{}", alice.id())).await;
+    common::assert_error(&disabled, StatusCode::BAD_REQUEST, "no_such_user");
+    for refused in [
+        put_empty(&bob, "/api/blocks/999").await,
+        bob.delete("/api/blocks/999").await,
+    ] {
+        common::assert_error(&refused, StatusCode::BAD_REQUEST, "no_such_user");
+    }
+    let (_, blocked) = bob.get("/api/blocks").await;
+    assert_eq!(blocked["blocked"], json!([carol.id()]));
+
+    // Carol's account is disabled, but Bob's block on her is still his to lift.
+    let (status, body) = bob.delete(&format!("/api/blocks/{}", carol.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, blocked) = bob.get("/api/blocks").await;
+    assert_eq!(blocked["blocked"], json!([]));
+}
+
+#[tokio::test]
 async fn a_new_colleague_joins_general_live_and_hears_it_at_once() {
     let (server, admin, alice, _bob, _carol) = office().await;
     let mut alice_tab = Socket::online(&server, &alice).await;
