@@ -1,6 +1,7 @@
 //! JSON input rules shared by HTTP bodies and WebSocket frames: an object that gives a key
 //! twice is refused, at any depth, rather than letting the last one win (`{"to":3,"to":4}`
-//! must not quietly mean 4 to one reader and 3 to another).
+//! must not quietly mean 4 to one reader and 3 to another); and an optional field given as
+//! `null` is a wrong type, not an absent field ([`present`]).
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -13,6 +14,15 @@ use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visi
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
     check_unique_keys(bytes)?;
     serde_json::from_slice(bytes)
+}
+
+/// For an optional field, `#[serde(default, deserialize_with = "crate::json::present")]`:
+/// absent is `None`, `null` is refused like any other wrong type. Plain `Option` would read
+/// `{"name":null}` as "leave the name alone" and answer success for a change it did not make.
+pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// Checks that `bytes` is one JSON document in which no object repeats a key. The document is

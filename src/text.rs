@@ -1,5 +1,6 @@
-//! Rules for text people show each other (message bodies, display names): text that renders as
-//! nothing is empty, and names may not carry controls that reorder the text around them.
+//! Rules for text people show each other (message bodies, display names, room names): text that
+//! renders as nothing is empty, names may not carry controls that reorder the text around them,
+//! and one-line text holds no line break of any kind.
 
 /// True if `s` would show nothing: it holds only whitespace, control characters and characters
 /// that render invisibly.
@@ -23,6 +24,14 @@ pub fn is_blank(s: &str) -> bool {
 pub fn has_bidi_controls(s: &str) -> bool {
     s.chars()
         .any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+}
+
+/// True if `s` fits on one line: no control character (among them LF, CR, VT, FF and NEL) and
+/// no U+2028 LINE SEPARATOR or U+2029 PARAGRAPH SEPARATOR, which are not controls but break the
+/// line all the same wherever the text is shown.
+pub fn is_one_line(s: &str) -> bool {
+    !s.chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
 }
 
 /// `s` for matching what people type: lower case, accents dropped ("Café" → "cafe"), by
@@ -84,6 +93,25 @@ mod tests {
         }
         for visible in ["a", " a ", "👩\u{200D}💻", "\u{200B}.", "\u{0301}", "ㅤx"] {
             assert!(!is_blank(visible), "{visible:?}");
+        }
+    }
+
+    #[test]
+    fn one_line_text_has_no_line_break_and_no_control() {
+        for broken in [
+            "a\nb",
+            "a\rb",
+            "a\u{0B}b",
+            "a\u{0C}b",
+            "a\u{85}b",
+            "a\u{2028}b",
+            "a\u{2029}b",
+            "a\tb",
+        ] {
+            assert!(!is_one_line(broken), "{broken:?}");
+        }
+        for one in ["", "a b", "a\u{00A0}b", "a\u{200B}b", "Café ☕"] {
+            assert!(is_one_line(one), "{one:?}");
         }
     }
 

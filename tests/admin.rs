@@ -107,6 +107,12 @@ async fn a_new_user_gets_a_temporary_password_they_must_change() {
     assert_error(&blocked, StatusCode::FORBIDDEN, "password_change_required");
     let blocked = alice.get("/api/conversations").await;
     assert_error(&blocked, StatusCode::FORBIDDEN, "password_change_required");
+    // "Changing" it to itself would leave a password the admin knows: refused, nothing changes.
+    let kept = alice.change_password(temporary, temporary).await;
+    assert_error(&kept, StatusCode::BAD_REQUEST, "password_unchanged");
+    assert_eq!(alice.me().await["must_change_password"], true);
+    let blocked = alice.get("/api/users").await;
+    assert_error(&blocked, StatusCode::FORBIDDEN, "password_change_required");
 
     let (status, body) = alice
         .change_password(temporary, "alice's own passphrase")

@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -78,6 +79,18 @@ async fn login(server: &TestServer, username: &str) -> Client {
     common::login_client(server, username, &password_of(username)).await
 }
 
+/// The permission bits of `path`, in octal ("600").
+fn mode(path: &Path) -> String {
+    let mode = std::fs::metadata(path).expect("stat").permissions().mode();
+    format!("{:o}", mode & 0o777)
+}
+
+/// A backup holds the whole database (password hashes, the session-signing key): only the
+/// server's user may read it, like `confab.redb`.
+fn assert_private_file(path: &Path) {
+    assert_eq!(mode(path), "600", "{} is owner-only", path.display());
+}
+
 /// `confab restore FILE` into a new data directory; returns it.
 fn restore_into_new_dir(file: &Path, parent: &Path) -> PathBuf {
     let data = parent.join("restored");
@@ -132,6 +145,7 @@ async fn a_backup_taken_while_everyone_sends_restores_every_acked_message_with_e
     .await;
     assert!(ok, "backup of the running server failed:\n{out}");
     assert!(out.contains("backup written to"), "{out}");
+    assert_private_file(&file);
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     for sender in senders {
@@ -229,6 +243,7 @@ async fn a_stopped_server_is_backed_up_without_a_byte_of_its_database_changing()
         before,
         "the backup changed the database it copied"
     );
+    assert_private_file(&file);
     let (ok, out) = cli(&["backup", "--verify", arg(&file)]);
     assert!(ok, "{out}");
     assert!(
@@ -238,6 +253,8 @@ async fn a_stopped_server_is_backed_up_without_a_byte_of_its_database_changing()
     assert!(out.contains("less than a minute ago"), "its age: {out}");
 
     let restored = restore_into_new_dir(&file, work.path());
+    // As restore left it, before a server's start would tighten it.
+    assert_private_file(&restored.join("confab.redb"));
     let copy = TestServer::start_in(&restored);
     let alice = login(&copy, "alice").await;
     let (_, list) = alice.get("/api/conversations").await;
@@ -417,6 +434,26 @@ async fn nightly_backups_keep_the_newest_and_admins_list_and_download_them() {
     for path in ["/api/admin/backups", "/api/admin/backups/latest"] {
         let (status, body) = member.get(path).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path} as a member: {body}");
+    }
+}
+
+#[tokio::test]
+async fn nightly_backups_are_private_and_so_is_the_folder_confab_creates_for_them() {
+    let work = temp_dir("confab-backup-");
+    let dir = work.path().join("backups").join("confab");
+    let server = TestServer::start_with(&["--backup-dir", arg(&dir)], None);
+    assert!(
+        server.wait_for_log("automatic backup written", Duration::from_secs(20)),
+        "the first backup is taken at start"
+    );
+    let backups: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("backup dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_private_file(&backups[0]);
+    for created in [&dir, &work.path().join("backups")] {
+        assert_eq!(mode(created), "700", "{} is owner-only", created.display());
     }
 }
 

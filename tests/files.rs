@@ -252,11 +252,21 @@ async fn oversized_and_malformed_uploads_are_refused_and_keep_nothing() {
         StatusCode::PAYLOAD_TOO_LARGE,
         "file_too_large",
     );
-    assert_error(
-        &alice.upload(&conversation, "a/b.txt", vec![1; 10]).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_file_name",
-    );
+    // A name must show something and keep its reading order ("invoice\u{202E}fdp.exe" would show
+    // as "invoiceexe.pdf").
+    for name in [
+        "a/b.txt",
+        "\u{200B}",
+        " \u{2060}\u{FEFF} ",
+        "invoice\u{202E}fdp.exe",
+        "notes\u{2066}.txt",
+    ] {
+        assert_error(
+            &alice.upload(&conversation, name, vec![1; 10]).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_file_name",
+        );
+    }
     let path = format!("/api/conversations/{conversation}/uploads");
     assert_error(
         &send(alice.request(Method::POST, &path).body(vec![1u8; 10])).await,

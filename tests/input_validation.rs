@@ -1,13 +1,13 @@
-//! What the HTTP API accepts as text: bodies with a key given twice are refused, and names that
-//! show nothing or can reorder the text around them are refused.
+//! What the HTTP API accepts as text: bodies with a key given twice or a `null` for a field are
+//! refused, and names that show nothing or can reorder the text around them are refused.
 
 mod common;
 
 use common::{
-    ADMIN_PASSWORD, Method, StatusCode, TestServer, assert_error, create_user_raw, http, login,
-    send, setup_admin,
+    ADMIN_PASSWORD, Method, StatusCode, TestServer, assert_error, create_room, create_user_raw,
+    http, login, send, setup_admin, summary_of,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// `body` sent as is, so a key can appear twice (a `json!` value cannot hold that).
 async fn send_raw(request: reqwest::RequestBuilder, body: String) -> (StatusCode, Value) {
@@ -54,6 +54,52 @@ async fn a_body_with_a_key_given_twice_is_refused_and_changes_nothing() {
     }
 
     assert_eq!(admin.admin_users().await, before);
+}
+
+#[tokio::test]
+async fn null_is_a_wrong_type_not_a_field_left_out() {
+    let server = TestServer::start();
+    let admin = setup_admin(&server).await;
+    create_user_raw(&admin, "bob").await;
+    let users = admin.admin_users().await;
+    let bob_id = users
+        .iter()
+        .find(|u| u["username"] == "bob")
+        .and_then(|u| u["id"].as_i64())
+        .expect("bob");
+    let room = create_room(&admin, "Sales", "open", &[]).await;
+    let before = summary_of(&admin, &room).await.expect("Sales");
+
+    for body in [
+        json!({"name": "Support", "topic": null, "visibility": "open"}),
+        json!({"name": "Support", "visibility": "open", "members": null}),
+    ] {
+        let create = admin.post("/api/rooms", body).await;
+        assert_error(&create, StatusCode::BAD_REQUEST, "invalid_body");
+    }
+    for field in ["name", "topic", "visibility", "archived"] {
+        let patch = admin
+            .patch(&format!("/api/rooms/{room}"), json!({ field: null }))
+            .await;
+        assert_error(&patch, StatusCode::BAD_REQUEST, "invalid_body");
+    }
+    for field in ["username", "display_name", "role", "disabled"] {
+        let patch = admin
+            .patch(
+                &format!("/api/admin/users/{bob_id}"),
+                json!({ field: null }),
+            )
+            .await;
+        assert_error(&patch, StatusCode::BAD_REQUEST, "invalid_body");
+    }
+
+    let (_, found) = admin.get("/api/rooms?q=Support").await;
+    assert_eq!(found["rooms"], json!([]), "no room was created");
+    let after = summary_of(&admin, &room).await.expect("Sales");
+    for field in ["name", "topic", "visibility", "archived"] {
+        assert_eq!(after[field], before[field], "{field}");
+    }
+    assert_eq!(admin.admin_users().await, users);
 }
 
 #[tokio::test]

@@ -114,6 +114,23 @@ async fn room_names_are_checked_and_open_names_are_unique() {
             json!({"name": "x".repeat(65), "visibility": "open"}),
             "invalid_room_name",
         ),
+        // Line and paragraph separators break the line though they are not controls.
+        (
+            json!({"name": "Sales\u{2028}Team", "visibility": "open"}),
+            "invalid_room_name",
+        ),
+        (
+            json!({"name": "Sales\u{2029}Team", "visibility": "open"}),
+            "invalid_room_name",
+        ),
+        (
+            json!({"name": "ok", "topic": "one\u{2028}two", "visibility": "open"}),
+            "invalid_topic",
+        ),
+        (
+            json!({"name": "ok", "topic": "one\u{2029}two", "visibility": "open"}),
+            "invalid_topic",
+        ),
         (
             json!({"name": "ok", "topic": "t".repeat(251), "visibility": "open"}),
             "invalid_topic",
@@ -131,16 +148,23 @@ async fn room_names_are_checked_and_open_names_are_unique() {
         let answer = alice.post("/api/rooms", body.clone()).await;
         common::assert_error(&answer, StatusCode::BAD_REQUEST, code);
     }
+    let sales = create_room(&bob, "Sales", "open", &[]).await;
     let renamed = bob
-        .patch(
-            &format!(
-                "/api/rooms/{}",
-                create_room(&bob, "Sales", "open", &[]).await
-            ),
-            json!({"name": "marketing"}),
-        )
+        .patch(&format!("/api/rooms/{sales}"), json!({"name": "marketing"}))
         .await;
     common::assert_error(&renamed, StatusCode::CONFLICT, "room_name_taken");
+    for (patch, code) in [
+        (json!({"name": "Sales\u{2028}Team"}), "invalid_room_name"),
+        (json!({"topic": "one\u{2029}two"}), "invalid_topic"),
+    ] {
+        let refused = bob.patch(&format!("/api/rooms/{sales}"), patch).await;
+        common::assert_error(&refused, StatusCode::BAD_REQUEST, code);
+    }
+    let unchanged = summary(&bob, &sales).await.expect("Sales");
+    assert_eq!(
+        (&unchanged["name"], &unchanged["topic"]),
+        (&json!("Sales"), &json!(""))
+    );
 }
 
 #[tokio::test]
@@ -811,6 +835,39 @@ async fn a_blocked_person_reaches_nobody_and_is_never_told() {
             f["type"] == "message" && f["message"]["body"] == "hi again"
         })
         .await;
+}
+
+#[tokio::test]
+async fn only_active_people_can_be_blocked_and_a_block_outlives_the_account() {
+    let (_server, admin, alice, bob, carol) = office().await;
+    let (status, _) = put_empty(&bob, &format!("/api/blocks/{}", carol.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for user in [&alice, &carol] {
+        let (status, body) = admin
+            .patch(
+                &format!("/api/admin/users/{}", user.id()),
+                json!({"disabled": true}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    let disabled = put_empty(&bob, &format!("/api/blocks/{}", alice.id())).await;
+    common::assert_error(&disabled, StatusCode::BAD_REQUEST, "no_such_user");
+    for refused in [
+        put_empty(&bob, "/api/blocks/999").await,
+        bob.delete("/api/blocks/999").await,
+    ] {
+        common::assert_error(&refused, StatusCode::BAD_REQUEST, "no_such_user");
+    }
+    let (_, blocked) = bob.get("/api/blocks").await;
+    assert_eq!(blocked["blocked"], json!([carol.id()]));
+
+    // Carol's account is disabled, but Bob's block on her is still his to lift.
+    let (status, body) = bob.delete(&format!("/api/blocks/{}", carol.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, blocked) = bob.get("/api/blocks").await;
+    assert_eq!(blocked["blocked"], json!([]));
 }
 
 #[tokio::test]

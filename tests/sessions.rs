@@ -218,7 +218,7 @@ async fn changing_the_password_signs_out_every_other_session() {
 }
 
 #[tokio::test]
-async fn a_password_change_needs_the_current_password_and_a_long_enough_new_one() {
+async fn a_password_change_needs_the_current_password_and_a_different_long_enough_one() {
     let server = TestServer::start();
     let admin = setup_admin(&server).await;
     let alice = create_user(&admin, "alice").await;
@@ -247,9 +247,18 @@ async fn a_password_change_needs_the_current_password_and_a_long_enough_new_one(
         )
         .await;
     assert_error(&wrong_type, StatusCode::BAD_REQUEST, "invalid_body");
+    let same = alice
+        .change_password(&password_of("alice"), &password_of("alice"))
+        .await;
+    assert_error(&same, StatusCode::BAD_REQUEST, "password_unchanged");
+    // Only someone who knows the current password learns that the new one is the same.
+    let guessed = alice
+        .change_password("not my password!!", "not my password!!")
+        .await;
+    assert_error(&guessed, StatusCode::UNAUTHORIZED, "invalid_credentials");
 
-    // Nothing changed: the old password works, every session is alive, and the wrong current
-    // password did not sign alice out.
+    // Nothing changed: the old password works, every session is alive (the refused change to
+    // the same password revoked none), and the wrong current password did not sign alice out.
     alice.me().await;
     other_session.me().await;
     login_client(&server, "alice", &password_of("alice")).await;

@@ -45,6 +45,8 @@ pub enum AuthError {
     InvalidDisplayName,
     #[error("passwords are 12 to 1024 bytes long")]
     InvalidPassword,
+    #[error("choose a password different from the current one")]
+    PasswordUnchanged,
     #[error("that setup link is not valid")]
     InvalidSetupToken,
     #[error("confab is already set up; sign in instead")]
@@ -287,11 +289,17 @@ impl Auth {
         new: String,
     ) -> Result<Vec<u128>> {
         check_password_rules(&new)?;
+        // Keeping the password is no change: a temporary one stays known to the admin who
+        // handed it out. Answered only after the current password is proven.
+        let unchanged = new == current;
         let store = self.store.clone();
         let user_id = who.user.id;
         let hash = store::blocking(move || store.password_hash(user_id)).await?;
         if !self.hasher.verify(current, hash).await? {
             return Err(AuthError::InvalidCredentials);
+        }
+        if unchanged {
+            return Err(AuthError::PasswordUnchanged);
         }
         let new_hash = self.hasher.hash(new).await?;
         let store = self.store.clone();

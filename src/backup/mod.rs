@@ -148,7 +148,7 @@ fn snapshot_and_pack(
 }
 
 fn write_container(path: &Path, manifest: &Manifest, snapshot: &Path, blobs: &Path) -> Result<u64> {
-    let out = PacedSync::new(File::create(path).map_err(file_error(path))?);
+    let out = PacedSync::new(create_private_file(path).map_err(file_error(path))?);
     let mut writer = BackupWriter::new(BufWriter::new(out)).map_err(file_error(path))?;
     let manifest = serde_json::to_vec(manifest).map_err(|e| BackupError::Task(e.to_string()))?;
     writer
@@ -334,10 +334,10 @@ fn unpack_file(data: &mut impl Read, len: u64, target: Option<PathBuf>) -> Resul
     let mut out = match &target {
         Some(path) => {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(file_error(dir))?;
+                create_private_dir(dir).map_err(file_error(dir))?;
             }
             Some(BufWriter::new(
-                File::create(path).map_err(file_error(path))?,
+                create_private_file(path).map_err(file_error(path))?,
             ))
         }
         None => None,
@@ -434,11 +434,38 @@ fn move_blobs(from: &Path, to: &Path) -> Result<()> {
             continue;
         }
         if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir).map_err(file_error(dir))?;
+            create_private_dir(dir).map_err(file_error(dir))?;
         }
         std::fs::rename(&path, &target).map_err(file_error(&target))?;
     }
     Ok(())
+}
+
+/// A new, empty file at `path` that only its owner can read: a backup holds the whole database,
+/// password hashes and the session-signing key with it, like `confab.redb` (0600). One left
+/// behind by an interrupted run is replaced, since an existing file would keep its mode.
+fn create_private_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Folders a backup creates are owner-only (0700), like the data directory; one that already
+/// exists keeps the mode its owner gave it.
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
 }
 
 /// `path` with `suffix` appended to its file name.

@@ -121,7 +121,7 @@ async fn take_one(store: &Store, blobs: &Blobs, data_dir: &Path, dir: &Path, kee
     let sweep_paused = blobs.pause_sweep().await;
     let done = super::in_background(move || {
         let _sweep_paused = sweep_paused;
-        std::fs::create_dir_all(&dir).map_err(super::file_error(&dir))?;
+        super::create_private_dir(&dir).map_err(super::file_error(&dir))?;
         let written = write_backup(Source::Live(&store), &data_dir, &target)?;
         let removed = prune(&dir, keep).map_err(super::file_error(&dir))?;
         Ok::<_, super::BackupError>((written, removed))

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use http::StatusCode;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::json;
 use warp::Reply;
 use warp::reply::Response;
@@ -30,18 +30,14 @@ fn member() -> Role {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     username: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     display_name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     role: Option<Role>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     disabled: Option<bool>,
-}
-
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 pub async fn list(app: Arc<App>, _admin: Admin) -> Result<Response, ApiError> {

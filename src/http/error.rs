@@ -85,6 +85,7 @@ impl ApiError {
                 A::InvalidUsername => (StatusCode::BAD_REQUEST, "invalid_username", message),
                 A::InvalidDisplayName => (StatusCode::BAD_REQUEST, "invalid_display_name", message),
                 A::InvalidPassword => (StatusCode::BAD_REQUEST, "invalid_password", message),
+                A::PasswordUnchanged => (StatusCode::BAD_REQUEST, "password_unchanged", message),
                 A::InvalidSetupToken => (StatusCode::FORBIDDEN, "invalid_setup_token", message),
                 A::AlreadySetUp => (StatusCode::CONFLICT, "already_set_up", message),
                 A::UsernameTaken => (StatusCode::CONFLICT, "username_taken", message),

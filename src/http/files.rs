@@ -18,6 +18,7 @@ use crate::blobs::{BlobError, BlobId};
 use crate::config::limits;
 use crate::media::{self, MediaError};
 use crate::store::{self, ConversationId, FetchableFile, NewUpload};
+use crate::text;
 
 /// Served files may be displayed, never run: no script, no plugins, no same-origin access.
 const FILE_CSP: &str = "sandbox; default-src 'none'";
@@ -352,12 +353,14 @@ fn ensure_space(app: &App, incoming: u64) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// 1–255 characters, no control characters, no path separators.
+/// 1–255 characters, no control characters, no path separators; and, as for display names,
+/// not only invisible characters and no bidi controls, which could make "invoice\u{202E}fdp.exe"
+/// show as "invoiceexe.pdf".
 fn valid_file_name(name: Option<String>) -> Result<String, ApiError> {
     let invalid = || {
         ApiError::Invalid(
             "invalid_file_name",
-            "a file name is 1 to 255 characters, without control characters, / or \\",
+            "a file name is 1 to 255 characters, not all invisible, without control characters, text-direction controls, / or \\",
         )
     };
     let name = name.ok_or_else(invalid)?;
@@ -366,7 +369,8 @@ fn valid_file_name(name: Option<String>) -> Result<String, ApiError> {
         && !name
             .chars()
             .any(|c| c.is_control() || c == '/' || c == '\\')
-        && !name.trim().is_empty();
+        && !text::is_blank(&name)
+        && !text::has_bidi_controls(&name);
     if valid { Ok(name) } else { Err(invalid()) }
 }
 
@@ -413,7 +417,18 @@ mod tests {
     #[test]
     fn file_names_are_checked_and_encoded() {
         assert!(valid_file_name(Some("Invoice März.pdf".into())).is_ok());
-        for bad in ["", "a/b", "a\\b", "a\nb", "   "] {
+        assert!(valid_file_name(Some("👩\u{200D}💻 notes.txt".into())).is_ok());
+        for bad in [
+            "",
+            "a/b",
+            "a\\b",
+            "a\nb",
+            "   ",
+            "\u{200B}",
+            "\u{2060}\u{FEFF} ",
+            "invoice\u{202E}fdp.exe",
+            "a\u{2066}b.txt",
+        ] {
             assert!(valid_file_name(Some(bad.into())).is_err(), "{bad:?}");
         }
         assert!(valid_file_name(Some("x".repeat(256))).is_err());

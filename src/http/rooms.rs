@@ -23,21 +23,29 @@ const MAX_TOPIC_CHARS: usize = 250;
 /// Most mentions `GET /api/mentions` returns.
 const MENTIONS_MAX: usize = 100;
 
+/// Optional fields may be left out; `null` is refused like any other wrong type.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     name: String,
+    #[serde(default, deserialize_with = "crate::json::present")]
     topic: Option<String>,
     visibility: String,
+    #[serde(default, deserialize_with = "crate::json::present")]
     members: Option<Vec<u64>>,
 }
 
+/// Absent fields stay as they are; `null` is refused like any other wrong type.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {
+    #[serde(default, deserialize_with = "crate::json::present")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::present")]
     topic: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::present")]
     visibility: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::present")]
     archived: Option<bool>,
 }
 
@@ -343,7 +351,7 @@ fn room_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     let chars = name.chars().count();
     let valid = (1..=MAX_ROOM_NAME_CHARS).contains(&chars)
-        && !name.chars().any(char::is_control)
+        && crate::text::is_one_line(name)
         && !crate::text::is_blank(name)
         && !crate::text::has_bidi_controls(name);
     if valid {
@@ -360,7 +368,7 @@ fn room_name(raw: &str) -> Result<String, ApiError> {
 fn topic(raw: &str) -> Result<String, ApiError> {
     let topic = raw.trim();
     let valid = topic.chars().count() <= MAX_TOPIC_CHARS
-        && !topic.chars().any(char::is_control)
+        && crate::text::is_one_line(topic)
         && !crate::text::has_bidi_controls(topic);
     if valid {
         Ok(topic.to_owned())
@@ -396,6 +404,8 @@ mod tests {
             "   ",
             "\u{200B}",
             "a\nb",
+            "a\u{2028}b",
+            "a\u{2029}b",
             "Bob\u{202E}x",
             &"x".repeat(65),
         ] {
@@ -403,6 +413,9 @@ mod tests {
         }
         assert!(topic("").is_ok());
         assert!(topic(&"t".repeat(251)).is_err());
+        for bad in ["a\nb", "a\u{2028}b", "a\u{2029}b", "x\u{2066}y"] {
+            assert!(topic(bad).is_err(), "{bad:?}");
+        }
         assert!(visibility("secret").is_err());
     }
 }

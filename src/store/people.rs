@@ -7,7 +7,7 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::chat::{
-    BatchTables, ChatOutcome, ChatRejection, ConversationId, Message, MessageRecord,
+    BatchTables, ChatOutcome, ChatRejection, ConversationId, Message, MessageRecord, is_active,
 };
 use super::codec::{Encoded, Record};
 use super::{BLOCKS, CONVERSATIONS, DECLINED, REQUESTS, Result, SETTINGS, Store};
@@ -294,13 +294,18 @@ impl BatchTables<'_> {
                 if user == target {
                     return Ok(ChatOutcome::Rejected(ChatRejection::CannotBlockSelf));
                 }
-                if self.users.get(*target)?.is_none() {
+                if !is_active(self.users.table()?, *target)? {
                     return Ok(ChatOutcome::Rejected(ChatRejection::NoSuchUser));
                 }
                 self.blocks.insert((*user, *target), ())?;
                 PeopleEvent::Saved
             }
             PeopleOp::Unblock { user, target } => {
+                // A disabled account may still be unblocked: the block outlives the account
+                // and is the blocker's to lift. Only an id that never was a user is refused.
+                if self.users.get(*target)?.is_none() {
+                    return Ok(ChatOutcome::Rejected(ChatRejection::NoSuchUser));
+                }
                 self.blocks.remove((*user, *target))?;
                 PeopleEvent::Saved
             }
