@@ -385,7 +385,7 @@ pub fn normalize_display_name(raw: &str) -> Result<String> {
     let name = raw.trim();
     let length = name.chars().count();
     if (1..=64).contains(&length)
-        && !name.chars().any(char::is_control)
+        && text::is_one_line(name)
         && !text::is_blank(name)
         && !text::has_bidi_controls(name)
     {
@@ -452,6 +452,7 @@ mod tests {
         assert!(normalize_display_name(&"é".repeat(64)).is_ok());
         assert!(normalize_display_name(&"é".repeat(65)).is_err());
         assert!(normalize_display_name("a\nb").is_err());
+        assert!(normalize_display_name("a\u{2028}b").is_err());
         assert!(normalize_display_name("\u{200B}\u{FEFF}").is_err());
         assert!(normalize_display_name("Bob\u{202E}nimdA").is_err());
         assert!(normalize_display_name("\u{2066}Bob\u{2069}").is_err());

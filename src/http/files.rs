@@ -366,9 +366,8 @@ fn valid_file_name(name: Option<String>) -> Result<String, ApiError> {
     let name = name.ok_or_else(invalid)?;
     let count = name.chars().count();
     let valid = (1..=limits::MAX_FILE_NAME_CHARS).contains(&count)
-        && !name
-            .chars()
-            .any(|c| c.is_control() || c == '/' || c == '\\')
+        && text::is_one_line(&name)
+        && !name.chars().any(|c| c == '/' || c == '\\')
         && !text::is_blank(&name)
         && !text::has_bidi_controls(&name);
     if valid { Ok(name) } else { Err(invalid()) }
@@ -423,6 +422,7 @@ mod tests {
             "a/b",
             "a\\b",
             "a\nb",
+            "a\u{2029}b.txt",
             "   ",
             "\u{200B}",
             "\u{2060}\u{FEFF} ",
