@@ -1,5 +1,6 @@
 //! The server's shared state and the operations that span accounts and live connections.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::auth::{Auth, AuthError, Authenticated};
@@ -44,8 +45,9 @@ impl App {
         who: &Authenticated,
         current: String,
         new: String,
+        addr: Option<IpAddr>,
     ) -> Result<(), AuthError> {
-        let revoked = self.auth.change_password(who, current, new).await?;
+        let revoked = self.auth.change_password(who, current, new, addr).await?;
         self.hub.end_sessions(who.user.id, &revoked);
         Ok(())
     }

@@ -256,3 +256,39 @@ async fn usernames_no_account_can_have_are_refused_at_once_and_not_counted() {
         "invalid_credentials",
     );
 }
+
+#[tokio::test]
+async fn a_stolen_session_cannot_guess_the_password_faster_than_a_login() {
+    let server = TestServer::start();
+    let admin = setup_admin(&server).await;
+    let carol = create_user(&admin, "carol").await;
+    let guess = |n: usize| {
+        json!({"current_password": format!("guess number {n}"),
+                                  "new_password": "a brand new password"})
+    };
+    for n in 0..10 {
+        let refused = carol.post("/api/me/password", guess(n)).await;
+        assert_error(&refused, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    let req = carol
+        .request(Method::POST, "/api/me/password")
+        .json(&guess(10));
+    let (status, headers, body) = send_full(req).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    assert!(
+        headers.contains_key("retry-after"),
+        "429 without Retry-After"
+    );
+    // They count as the failed logins they are: from here, a login as carol waits too.
+    let (status, body, _) = login_from(&server, at(1), "carol", &password_of("carol")).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    // From elsewhere she is not locked out, and her password never changed.
+    let (status, _, _) = login_from(&server, at(2), "carol", &password_of("carol")).await;
+    assert_eq!(status, StatusCode::OK);
+}

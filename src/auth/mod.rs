@@ -282,21 +282,40 @@ impl Auth {
     }
 
     /// Changes the caller's password; every other session of theirs is revoked (returned).
+    /// The current password is checked against the login limits, as a login of this user from
+    /// `addr`: a stolen session must not become a way to guess the password.
     pub async fn change_password(
         &self,
         who: &Authenticated,
         current: String,
         new: String,
+        addr: Option<IpAddr>,
     ) -> Result<Vec<u128>> {
         check_password_rules(&new)?;
         // Keeping the password is no change: a temporary one stays known to the admin who
         // handed it out. Answered only after the current password is proven.
         let unchanged = new == current;
+        let addr = addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let attempt = self
+            .limiter
+            .begin(&who.user.username, addr)
+            .map_err(|retry_after| AuthError::RateLimited { retry_after })?;
         let store = self.store.clone();
         let user_id = who.user.id;
-        let hash = store::blocking(move || store.password_hash(user_id)).await?;
-        if !self.hasher.verify(current, hash).await? {
-            return Err(AuthError::InvalidCredentials);
+        let verified = match store::blocking(move || store.password_hash(user_id)).await {
+            Ok(hash) => self.hasher.verify(current, hash).await,
+            Err(e) => Err(e.into()),
+        };
+        match verified {
+            Ok(true) => self.limiter.succeeded(&attempt),
+            Ok(false) => {
+                tokio::time::sleep(attempt.slowdown).await;
+                return Err(AuthError::InvalidCredentials);
+            }
+            Err(e) => {
+                self.limiter.release(&attempt);
+                return Err(e);
+            }
         }
         if unchanged {
             return Err(AuthError::PasswordUnchanged);

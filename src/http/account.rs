@@ -112,9 +112,11 @@ pub async fn me(who: Authenticated) -> Result<Response, ApiError> {
 pub async fn change_password(
     app: Arc<App>,
     who: Authenticated,
+    addr: Option<SocketAddr>,
     body: PasswordBody,
 ) -> Result<Response, ApiError> {
-    app.change_password(&who, body.current_password, body.new_password)
+    let addr = addr.map(|a| a.ip());
+    app.change_password(&who, body.current_password, body.new_password, addr)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -173,6 +173,7 @@ fn account_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(with_app(app.clone()))
         .and(signed_in(app.clone()))
+        .and(client_addr())
         .and(json_body())
         .then(account::change_password);
     let directory = warp::path!("users")
