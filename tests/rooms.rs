@@ -871,6 +871,37 @@ async fn only_active_people_can_be_blocked_and_a_block_outlives_the_account() {
 }
 
 #[tokio::test]
+async fn a_block_holds_for_mentions_made_before_it_and_ends_with_it() {
+    let (server, _admin, alice, bob, carol) = office().await;
+    let room = create_room(&alice, "Floor 3", "open", &[&bob, &carol]).await;
+    let mut carol_tab = Socket::online(&server, &carol).await;
+    carol_tab
+        .send_acked(room.as_str(), "@bob have a look", "m1")
+        .await;
+    carol_tab
+        .send_acked(room.as_str(), "@room and all of you", "m2")
+        .await;
+    let mentions_of_bob = || async {
+        let count = summary(&bob, &room).await.expect("room")["mentions"].clone();
+        let (_, listed) = bob.get("/api/mentions").await;
+        (count, listed["messages"].as_array().expect("list").len())
+    };
+    assert_eq!(mentions_of_bob().await, (json!(2), 2));
+
+    let (status, _) = put_empty(&bob, &format!("/api/blocks/{}", carol.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        mentions_of_bob().await,
+        (json!(0), 0),
+        "by name or @room alike"
+    );
+
+    let (status, _) = bob.delete(&format!("/api/blocks/{}", carol.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(mentions_of_bob().await, (json!(2), 2));
+}
+
+#[tokio::test]
 async fn a_new_colleague_joins_general_live_and_hears_it_at_once() {
     let (server, admin, alice, _bob, _carol) = office().await;
     let mut alice_tab = Socket::online(&server, &alice).await;

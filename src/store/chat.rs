@@ -783,6 +783,7 @@ impl Store {
             }
             if let Some(value) = messages.get((id.as_str(), seq))?
                 && let Some((message, _)) = readable_message(&id, seq, value.value())
+                && !blocked.contains(&message.from)
             {
                 out.push(message);
             }
@@ -939,7 +940,16 @@ impl SummaryView {
             self.user,
             id,
             read_seq,
-            |sender| Ok(self.blocked.contains(&sender)),
+            |seq, sender| {
+                if self.blocked.is_empty() {
+                    return Ok(false);
+                }
+                let sender = match sender {
+                    Some(sender) => Some(sender),
+                    None => sender_of(&self.messages, id, seq)?,
+                };
+                Ok(sender.is_some_and(|s| self.blocked.contains(&s)))
+            },
         )
     }
 
@@ -1299,8 +1309,9 @@ impl<'txn> BatchTables<'txn> {
         })
     }
 
-    /// Rows that make mentions count: one per mentioned person (unless they block the sender),
-    /// one for `@room`.
+    /// Rows that make mentions count: one per mentioned person, one for `@room`. Whether the
+    /// person blocks the sender is asked when they are counted, so a block (or its end) holds
+    /// for mentions made before it too.
     pub(super) fn record_mentions(
         &mut self,
         id: &str,
@@ -1310,9 +1321,7 @@ impl<'txn> BatchTables<'txn> {
         everyone: bool,
     ) -> Result<()> {
         for &mentioned in users {
-            if self.blocks.get((mentioned, sender))?.is_none() {
-                self.mentions.insert((mentioned, id, seq), ())?;
-            }
+            self.mentions.insert((mentioned, id, seq), ())?;
         }
         if everyone {
             self.room_mentions.insert((id, seq), sender)?;
@@ -1454,13 +1463,27 @@ impl<'txn> BatchTables<'txn> {
     }
 
     fn mention_count(&self, user: u64, id: &str, read_seq: u64) -> Result<u64> {
+        let blocks = self.blocks.table()?;
+        let blocks_anyone = blocks.range((user, 0)..=(user, u64::MAX))?.next().is_some();
         count_mentions(
             self.mentions.table()?,
             self.room_mentions.table()?,
             user,
             id,
             read_seq,
-            |sender| Ok(self.blocks.get((user, sender))?.is_some()),
+            |seq, sender| {
+                if !blocks_anyone {
+                    return Ok(false);
+                }
+                let sender = match sender {
+                    Some(sender) => Some(sender),
+                    None => sender_of(self.messages.table()?, id, seq)?,
+                };
+                Ok(match sender {
+                    Some(sender) => blocks.get((user, sender))?.is_some(),
+                    None => false,
+                })
+            },
         )
     }
 
@@ -1620,29 +1643,45 @@ pub(super) fn decode_or_skip<T: Record>(
 
 /// A stored message and whether it is withheld from its recipient; a damaged one is left out
 /// (and logged).
-/// Mentions of `user` in room `id` after `read_seq`: by name, or `@room` from someone else whom
-/// they do not block.
+/// Mentions of `user` in room `id` after `read_seq`, by name or `@room` (from someone else),
+/// one per message, none from people they block: `blocked(seq, sender)` says, given the
+/// sender where the row knows it.
 fn count_mentions(
     mentions: &impl ReadableTable<(u64, &'static str, u64), ()>,
     room_mentions: &impl ReadableTable<(&'static str, u64), u64>,
     user: u64,
     id: &str,
     read_seq: u64,
-    blocks: impl Fn(u64) -> Result<bool>,
+    blocked: impl Fn(u64, Option<u64>) -> Result<bool>,
 ) -> Result<u64> {
-    let mut count = mentions
-        .range((user, id, read_seq + 1)..=(user, id, u64::MAX))?
-        .count() as u64;
+    let mut count = 0;
+    for entry in mentions.range((user, id, read_seq + 1)..=(user, id, u64::MAX))? {
+        if !blocked(entry?.0.value().2, None)? {
+            count += 1;
+        }
+    }
     for entry in room_mentions.range((id, read_seq + 1)..=(id, u64::MAX))? {
         let (key, sender) = entry?;
-        let sender = sender.value();
+        let (seq, sender) = (key.value().1, sender.value());
         // A message naming them and `@room` is still one message that mentions them.
-        let named = mentions.get((user, id, key.value().1))?.is_some();
-        if sender != user && !named && !blocks(sender)? {
+        let named = mentions.get((user, id, seq))?.is_some();
+        if sender != user && !named && !blocked(seq, Some(sender))? {
             count += 1;
         }
     }
     Ok(count)
+}
+
+/// Who wrote message `seq` of `id`, if it is there.
+fn sender_of(
+    messages: &impl ReadableTable<(&'static str, u64), Stored<MessageRecord>>,
+    id: &str,
+    seq: u64,
+) -> Result<Option<u64>> {
+    Ok(match messages.get((id, seq))? {
+        Some(value) => Some(value.value().decode()?.from),
+        None => None,
+    })
 }
 
 /// Deleted seqs of room `id` after `read_seq`: they are not unread.
