@@ -1,5 +1,6 @@
 // Long names do not break the layout: on a phone the Search and Mentions pages stay as wide as the
-// screen (their buttons within reach).
+// screen (their buttons within reach), and in the sidebar a long room or person name is shortened
+// with "…" so the time of the last message stays in sight.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Office, eventually, sendFramesAs } from './helpers.mjs';
@@ -73,5 +74,41 @@ test('on a phone, the search and mentions pages fit the screen with long names i
   assert.ok(fit.page <= fit.screen, `the mentions page is ${fit.page} px wide on a ${fit.screen} px screen`);
   assert.ok(fit.right <= fit.screen, `the mention ends at ${fit.right} px, past the ${fit.screen} px screen`);
   assert.ok(await wholeLine(mention), 'who wrote it and where is cut off');
+  await alice.context().close();
+});
+
+test('in the sidebar, long room and person names end in "…" and the time of the last message stays in sight', { timeout: 90_000 }, async () => {
+  const [aliceUser, maxUser] = [office.person('alice'), office.person('max')];
+  const team = await office.createRoom('alice', { name: 'Quarterly planning marketing team' });
+  const alice = await office.signIn('alice');
+  await sendFramesAs(alice, aliceUser, [
+    { type: 'send', conversation: team.id, body: 'Agenda for Monday?', client_id: 'agenda' },
+    { type: 'send', to: maxUser.id, body: 'Hi Max', client_id: 'hi' },
+  ]);
+
+  const entries = [
+    alice.locator(`[data-testid="room"][data-conversation-id="${team.id}"]`),
+    alice.locator('[data-testid="conversation"]').filter({ hasText: 'Maximilian Fitzgerald-Henderson' }),
+  ];
+  for (const entry of entries) {
+    await entry.locator('.entry-time').filter({ hasText: /\S/ }).waitFor();
+    const look = await entry.evaluate((el) => {
+      const box = el.getBoundingClientRect();
+      const time = el.querySelector('.entry-time').getBoundingClientRect();
+      const name = el.querySelector('.entry-name');
+      return {
+        name: name.textContent,
+        timeInside: time.left >= box.left && time.right <= box.right + 0.5,
+        shortened: name.scrollWidth > name.clientWidth,
+        ellipsis: getComputedStyle(name).textOverflow,
+        nameEnd: name.getBoundingClientRect().right,
+        timeStart: time.left,
+      };
+    });
+    assert.ok(look.timeInside, `the time of “${look.name}” is out of its entry`);
+    assert.ok(look.shortened, `“${look.name}” fits: pick a longer name for this test`);
+    assert.equal(look.ellipsis, 'ellipsis', `“${look.name}” is cut without “…”`);
+    assert.ok(look.nameEnd <= look.timeStart, `“${look.name}” runs under its time`);
+  }
   await alice.context().close();
 });
