@@ -95,7 +95,11 @@ api.onSessionEnded((error) => {
 
 // ---- routing ----
 
+/** The room a link asked for that is not in the conversation list (yet): shown when it comes. */
+let missingRoom = null;
+
 function route() {
+  missingRoom = null;
   if (!shell) return;
   const { state } = store;
   let hash;
@@ -118,7 +122,16 @@ function route() {
     }
     openConversation(store.dmWith(user.id), match[2]);
   } else if ((match = /^#\/room\/([1-9]\d*)(?:\/([1-9]\d*))?$/.exec(hash))) {
-    openConversation(`room:${match[1]}`, match[2]);
+    const id = `room:${match[1]}`;
+    if (!state.conversations.has(id)) {
+      // Not one of ours (yet): the server shows outsiders nothing of it, so neither does the page.
+      missingRoom = id;
+      if (!state.conversationsLoaded) return; // the list is still loading: route() runs again when it is
+      chat.openConversation(null);
+      shell.showRoomNotFound(id);
+      return;
+    }
+    openConversation(id, match[2]);
   } else if (hash === '#/rooms') {
     chat.openConversation(null);
     shell.showRooms().focus();
@@ -154,6 +167,10 @@ addEventListener('hashchange', route);
 
 store.subscribe(() => {
   const signedIn = Boolean(shell);
+  // A room link waiting for the conversation list, or shown as not found until the room comes
+  // (someone adds the user, or they join it in another tab).
+  if (signedIn && missingRoom && (store.state.conversations.has(missingRoom)
+    || (store.state.conversationsLoaded && shell.showing() !== `missing:${missingRoom}`))) route();
   showUnread(signedIn ? store.totalUnread() : 0);
   const offline = signedIn && store.state.connection === 'offline';
   if (offline && banner.hidden) {

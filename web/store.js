@@ -13,6 +13,8 @@ export const state = {
   online: new Set(),
   /** id → conversation summary, plus `reads` as a Map user → seq and `activity` in ms. */
   conversations: new Map(),
+  /** Whether the list of conversations came (GET /api/conversations or `hello`): a room missing from it is not ours. */
+  conversationsLoaded: false,
   /**
    * id → {messages: Map seq → message, hasMore, hasNewer, loaded, loading}; only for conversations
    * opened. The messages held are contiguous; `hasNewer` means they stop short of the newest (a jump
@@ -69,6 +71,7 @@ export function reset() {
   state.users.clear();
   state.online.clear();
   state.conversations.clear();
+  state.conversationsLoaded = false;
   state.timelines.clear();
   state.typing.clear();
   state.outbox = [];
@@ -179,6 +182,7 @@ export function setConversations(list) {
   for (const [id, s] of state.conversations) if (!next.has(id) && s.kind === 'dm' && s.last_seq === 0) next.set(id, s);
   for (const id of state.members.keys()) if (!next.has(id)) state.members.delete(id);
   state.conversations = next;
+  state.conversationsLoaded = true;
   changed();
 }
 

@@ -1,5 +1,6 @@
 // Rooms: General for everyone, creating a private room and adding a colleague who sees it appear
-// live, the member list, leaving and being removed, and the room browser (search and join).
+// live, the member list, leaving and being removed, the room browser (search and join), and links to
+// rooms one is not in.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Office, eventually, messageTexts, typeAndSend } from './helpers.mjs';
@@ -159,4 +160,51 @@ test('the sidebar filter finds rooms by name and topic, and sections fold', { ti
   await bob.getByTestId('section-rooms').click();
   assert.equal(await roomEntry(bob, rooms[0].id).isVisible(), true);
   await bob.context().close();
+});
+
+test('a link to a room that does not exist, or that dan is not in, shows that it is not there', { timeout: 90_000 }, async () => {
+  const danUser = office.person('dan');
+  const board = await office.createRoom('carol', { name: 'Board', visibility: 'private' });
+  const garden = await office.createRoom('carol', { name: 'Garden club', topic: 'Tomatoes' });
+  const dan = await office.signIn('dan', { hash: '#/room/999' });
+  const notFound = dan.getByTestId('not-found');
+  /** Follows a link in the page: the pane has changed when this returns. */
+  const open = (hash) => dan.evaluate((h) => new Promise((resolve) => {
+    addEventListener('hashchange', () => setTimeout(resolve), { once: true });
+    location.hash = h;
+  }), hash);
+  const nothingToDo = async () => {
+    assert.equal(await dan.locator('.conv-pane').count(), 0, 'no room page');
+    assert.equal(await dan.getByTestId('leave-room').count(), 0, 'no "Leave room"');
+    assert.equal(await dan.getByTestId('add-people').count(), 0, 'no "Add people"');
+    assert.equal(await dan.getByTestId('composer').count(), 0, 'no message box');
+  };
+
+  // A room that never existed.
+  await notFound.waitFor();
+  assert.match(await notFound.textContent(), /No room here.*You are not in this room, or it does not exist/);
+  await nothingToDo();
+
+  // Someone else's private room, opened from a link they shared.
+  await open(`#/room/${board.id.slice(5)}`);
+  await notFound.waitFor();
+  await nothingToDo();
+  assert.doesNotMatch(await dan.locator('#pane').textContent(), /Board/, 'the room’s name stays private');
+
+  // An open room he is not in: the page points him to the room browser, where he can join it.
+  await open(`#/room/${garden.id.slice(5)}`);
+  await notFound.waitFor();
+  await nothingToDo();
+  await notFound.getByRole('link', { name: 'Browse rooms' }).click();
+  await dan.getByRole('button', { name: 'Join Garden club' }).click();
+  await dan.getByTestId('conversation-title').filter({ hasText: 'Garden club' }).waitFor();
+  await dan.getByTestId('composer').waitFor();
+
+  // Back on the private room's link: once carol adds him, the room opens where the notice was.
+  await open(`#/room/${board.id.slice(5)}`);
+  await notFound.waitFor();
+  await office.server.apiOk('POST', `/api/rooms/${board.id}/members`, { token: office.person('carol').token, body: { user: danUser.id } });
+  await dan.getByTestId('conversation-title').filter({ hasText: 'Board' }).waitFor();
+  assert.equal(await notFound.count(), 0);
+  await dan.context().close();
 });

@@ -170,3 +170,21 @@ test('several people typing, and "Seen by 3" with the names', { timeout: 90_000 
   assert.equal(await alice.evaluate(() => document.activeElement.dataset.testid), 'seen', 'keyboard users reach the names');
   await Promise.all([alice.context().close(), bob.context().close()]);
 });
+
+test('after a reload on the Mentions page, each mention still says who wrote it', { timeout: 90_000 }, async () => {
+  const [aliceUser, danUser] = [office.person('alice'), office.person('dan')];
+  const room = await office.createRoom('alice', { name: 'Budget', members: [danUser.id] });
+  const dan = await office.signIn('dan');
+  await sendFramesAs(dan, aliceUser, [{ type: 'send', conversation: room.id, body: '@dan can you check the budget?', client_id: 'ask' }]);
+
+  // Dan keeps #/mentions open and reloads it, as after a restart of his browser.
+  await dan.evaluate(() => { location.hash = '#/mentions'; });
+  const item = dan.getByTestId('mention-item').filter({ hasText: 'can you check the budget?' });
+  await eventually(async () => assert.equal(await item.locator('.entry-name').textContent(), 'Alice in # Budget'));
+  for (let reload = 0; reload < 3; reload += 1) {
+    await dan.reload();
+    await eventually(async () => assert.equal(await item.locator('.entry-name').textContent(), 'Alice in # Budget'));
+    assert.equal(await item.getByTestId('avatar').textContent(), 'A', 'her initials, not a "?"');
+  }
+  await dan.context().close();
+});

@@ -23,9 +23,11 @@ export function createMentionsView({ onBack }) {
   const list = h('ul', { class: 'mention-list', 'data-testid': 'mention-list' });
   const status = h('p', { class: 'muted', role: 'status' }, 'Loading…');
 
+  const whenText = (m) => (dayKey(m.sent_at) === dayKey(Date.now()) ? timeLabel(m.sent_at) : relativeTime(m.sent_at / 1000));
+
   function item(m) {
     const sender = store.userById(m.from);
-    const when = dayKey(m.sent_at) === dayKey(Date.now()) ? timeLabel(m.sent_at) : relativeTime(m.sent_at / 1000);
+    const when = whenText(m);
     const where = store.conversationName(m.conversation);
     return h('li', {}, h('a', {
       href: store.hrefFor(m.conversation), class: 'mention-item',
@@ -40,20 +42,42 @@ export function createMentionsView({ onBack }) {
       h('span', { class: 'mention-body' }, messageText(m)))));
   }
 
+  let messages = null; // until /api/mentions answers
+  let drawn = null; // what the list shows: redrawn only when it changes
+
+  /**
+   * Draws the list, again whenever a sender or a room is known better (after a reload the mentions
+   * may arrive before the people directory and the conversation list) or a time reads differently.
+   */
+  function render() {
+    if (!messages) return;
+    // The body's @names are marked once the directory knows them.
+    const key = [store.state.users.size, ...messages.map((m) => {
+      const sender = store.userById(m.from);
+      return [m.conversation, m.seq, sender?.display_name, sender?.avatar, store.conversationName(m.conversation), whenText(m),
+        ...(m.mentions ?? []).map((id) => store.userById(id)?.username)].join('\u0001');
+    })].join('\u0000');
+    if (key === drawn) return;
+    drawn = key;
+    list.replaceChildren(...messages.map(item));
+  }
+
   async function load() {
     try {
       const res = await api.get(`/api/mentions?limit=${MENTIONS_LIMIT}`);
-      const messages = res.messages ?? [];
-      list.replaceChildren(...messages.map(item));
+      messages = res.messages ?? [];
+      render();
       status.textContent = messages.length ? '' : 'Nobody has mentioned you yet.';
     } catch (e) {
       status.textContent = `Could not load mentions: ${e.message}`;
     }
   }
+  const unsubscribe = store.subscribe(render);
   load();
   return {
     el: page('Mentions', 'Messages that mention you or @room', onBack, 'mentions-page', status, list),
-    mounted() {}, focus() {}, destroy() {},
+    mounted() {}, focus() {},
+    destroy() { unsubscribe(); },
   };
 }
 

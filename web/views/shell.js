@@ -27,10 +27,10 @@ export function createShell({ onSignOut, onUsersChanged }) {
     return next;
   }
 
-  function placeholder(title, text) {
+  function placeholder(title, text, { testid, action } = {}) {
     return {
-      el: h('div', { class: 'placeholder' }, h('img', { src: '/favicon.svg', alt: '', width: 64, height: 64 }),
-        h('h1', {}, title), h('p', { class: 'muted' }, text)),
+      el: h('div', { class: 'placeholder', 'data-testid': testid }, h('img', { src: '/favicon.svg', alt: '', width: 64, height: 64 }),
+        h('h1', {}, title), h('p', { class: 'muted' }, text), action),
       mounted() {}, focus() {}, destroy() {},
     };
   }
@@ -42,7 +42,14 @@ export function createShell({ onSignOut, onUsersChanged }) {
         'Pick a room or a person on the left. Ctrl+K finds one quickly.'), 'list');
     },
     showNotFound(name) {
-      show(`missing:${name}`, () => placeholder('Nobody here by that name', `There is no one called “${name}” on this server.`), 'pane');
+      show(`missing:${name}`, () => placeholder('Nobody here by that name', `There is no one called “${name}” on this server.`,
+        { testid: 'not-found' }), 'pane');
+    },
+    /** A link to a room the user is not in (private, or open and not joined yet) or that does not exist. */
+    showRoomNotFound(id) {
+      show(`missing:${id}`, () => placeholder('No room here',
+        'You are not in this room, or it does not exist. Open rooms can be joined from the room browser.',
+        { testid: 'not-found', action: h('a', { href: '#/rooms', class: 'button' }, 'Browse rooms') }), 'pane');
     },
     showConversation(id) {
       return show(`conv:${id}`, () => createConversationView(id, { onBack: back }), 'pane');
@@ -64,6 +71,10 @@ export function createShell({ onSignOut, onUsersChanged }) {
     },
     showAdmin() {
       show('admin', () => createAdminView({ me: store.state.me, onBack: back, onUsersChanged }), 'pane');
+    },
+    /** The key of what the pane shows (e.g. `conv:room:3`, `missing:room:9`). */
+    showing() {
+      return current?.key ?? null;
     },
     focusFilter() {
       if (el.dataset.view === 'pane' && matchMedia('(max-width: 720px)').matches) back();
