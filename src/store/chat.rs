@@ -692,38 +692,17 @@ impl Store {
         // One message past the page tells whether there is more this user may see (messages
         // withheld from them do not count).
         let wanted = query.limit() as usize + 1;
-        let mut page = Vec::with_capacity(wanted);
-        type Entry<'a> = (
-            redb::AccessGuard<'a, (&'static str, u64)>,
-            redb::AccessGuard<'a, Stored<MessageRecord>>,
-        );
-        let mut take = |entry: std::result::Result<Entry<'_>, redb::StorageError>| -> Result<bool> {
-            let (key, value) = entry?;
-            if let Some((message, withheld)) = readable_message(id, key.value().1, value.value())
-                && (!withheld || message.from == user)
-            {
-                page.push(message);
-            }
-            Ok(page.len() == wanted)
-        };
-        match query {
+        let mut page = match query {
             HistoryQuery::Before(before, _) => {
                 let end = before.unwrap_or(u64::MAX);
-                for entry in messages.range((id, 1)..(id, end))?.rev() {
-                    if take(entry)? {
-                        break;
-                    }
-                }
+                visible_messages(messages.range((id, 1)..(id, end))?.rev(), id, user, wanted)?
             }
             HistoryQuery::After(after, _) => {
                 let start = after.saturating_add(1);
-                for entry in messages.range((id, start)..=(id, u64::MAX))? {
-                    if take(entry)? {
-                        break;
-                    }
-                }
+                let entries = messages.range((id, start)..=(id, u64::MAX))?;
+                visible_messages(entries, id, user, wanted)?
             }
-        }
+        };
         let has_more = page.len() == wanted;
         match query {
             HistoryQuery::Before(..) => {
@@ -1670,6 +1649,37 @@ fn count_mentions(
         }
     }
     Ok(count)
+}
+
+/// A row of `messages` as a range yields it.
+type MessageEntry<'a> = std::result::Result<
+    (
+        redb::AccessGuard<'a, (&'static str, u64)>,
+        redb::AccessGuard<'a, Stored<MessageRecord>>,
+    ),
+    redb::StorageError,
+>;
+
+/// Up to `wanted` messages of `id` from `entries` that `user` may see, in the range's order.
+fn visible_messages<'a>(
+    entries: impl Iterator<Item = MessageEntry<'a>>,
+    id: &str,
+    user: u64,
+    wanted: usize,
+) -> Result<Vec<Message>> {
+    let mut page = Vec::with_capacity(wanted);
+    for entry in entries {
+        let (key, value) = entry?;
+        if let Some((message, withheld)) = readable_message(id, key.value().1, value.value())
+            && (!withheld || message.from == user)
+        {
+            page.push(message);
+            if page.len() == wanted {
+                break;
+            }
+        }
+    }
+    Ok(page)
 }
 
 /// Who wrote message `seq` of `id`, if it is there.
