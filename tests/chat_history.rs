@@ -172,9 +172,16 @@ async fn a_returning_user_sees_what_they_missed_in_hello_and_fetches_exactly_the
         page(&bob, &conv, "?after=3&limit=2").await,
         (vec![4], json!(false))
     );
+    // Alice's DM with bob's new colleague sorts right after theirs; it stays out of bob's page.
+    let admin = common::login_client(&server, "admin", common::ADMIN_PASSWORD).await;
+    let carol = create_user(&admin, "carol").await;
+    let next = dm_id(&alice, &carol);
+    assert!(next.as_str() > conv.as_str(), "{next} sorts after {conv}");
+    alice_tab.send_acked(carol.id(), "hi carol", "m-5").await;
     assert_eq!(
         page(&bob, &conv, "?after=4").await,
         (vec![], json!(false)),
         "nothing after the newest"
     );
+    assert_eq!(page(&bob, &conv, "?after=3").await, (vec![4], json!(false)));
 }
