@@ -57,6 +57,11 @@ pub async fn backup(config: &Config, file: &Path) -> ExitCode {
         Ok(path) => path,
         Err(e) => return fail(format!("cannot use {}: {e}", file.display())),
     };
+    // Refused before any work, as this admin sees the filesystem; the server checks again.
+    if std::fs::symlink_metadata(&target).is_ok() {
+        let exists = BackupError::Exists(file.display().to_string());
+        return fail(format!("the backup failed: {exists}"));
+    }
     let request = Request::Backup {
         path: target.clone(),
     };

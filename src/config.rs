@@ -151,8 +151,9 @@ pub enum Command {
     #[command(hide = true)]
     ManPage { dir: PathBuf },
     /// Write a backup of the data (the database and attachments) to FILE: through the running
-    /// server without stopping it, or directly when it is stopped. With --verify, check the
-    /// backup FILE instead and print what it holds; exits 1 if it is not usable.
+    /// server without stopping it, or directly when it is stopped. FILE must not exist yet: an
+    /// existing file is never replaced. With --verify, check the backup FILE instead and print
+    /// what it holds; exits 1 if it is not usable.
     Backup {
         file: PathBuf,
         /// Check FILE (checksum, every record, every attachment) instead of writing it.

@@ -344,6 +344,88 @@ async fn restore_refuses_while_the_server_runs_and_keeps_the_old_database_after(
     login(&copy, "alice").await;
 }
 
+/// `confab backup FILE` onto an existing FILE: exit 1 with a message naming it, FILE byte for
+/// byte as it was, and no partial file beside it.
+fn assert_backup_refused_over(file: &Path, data: &Path) {
+    let before = std::fs::read(file).expect("existing file");
+    let siblings = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let dir = file.parent().expect("parent");
+    let listed = siblings(dir);
+    let out = common::run_cli(&["backup", arg(file), "--data-dir", arg(data)]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{} already exists; choose another name or remove it first",
+            file.display()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("backup written"), "{text}");
+    assert_eq!(
+        std::fs::read(file).expect("file"),
+        before,
+        "FILE was changed"
+    );
+    assert_eq!(siblings(dir), listed, "a refused backup left files behind");
+}
+
+#[tokio::test]
+async fn a_backup_never_replaces_an_existing_file_whether_the_server_runs_or_not() {
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    let precious = work.path().join("p.txt");
+    std::fs::write(&precious, "precious\n").expect("write");
+
+    assert_backup_refused_over(&precious, &data);
+
+    let server = TestServer::start_in(&data);
+    assert_backup_refused_over(&precious, &data);
+    let file = work.path().join("fresh.backup");
+    let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+    assert!(ok && out.contains("backup written to"), "{out}");
+    // A second backup to the same name is refused too; the first stays as written.
+    assert_backup_refused_over(&file, &data);
+    assert!(server.stop().success());
+    let (ok, out) = cli(&["backup", "--verify", arg(&file)]);
+    assert!(ok, "{out}");
+}
+
+#[tokio::test]
+async fn the_live_database_named_as_the_backup_file_is_refused_and_the_server_carries_on() {
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    let server = TestServer::start_in(&data);
+    let alice = login(&server, "alice").await;
+
+    assert_backup_refused_over(&data.join("confab.redb"), &data);
+
+    let (_, list) = alice.get("/api/conversations").await;
+    let dm = common::dms_only(&list);
+    assert_eq!(dm[0]["last_message"]["body"], "note 3", "{list}");
+    let admin = common::login_client(&server, "admin", common::ADMIN_PASSWORD).await;
+    create_user(&admin, "bob").await;
+    assert!(server.stop().success());
+
+    let server = TestServer::start_in(&data);
+    login(&server, "bob").await;
+    assert!(server.stop().success());
+    let (ok, out) = cli(&["check", "--data-dir", arg(&data)]);
+    assert!(ok && out.contains("no problems found"), "{out}");
+}
+
 /// An old automatic backup, `days` old.
 fn old_backup(dir: &Path, name: &str, days: u64) -> PathBuf {
     let path = dir.join(name);

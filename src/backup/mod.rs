@@ -39,6 +39,8 @@ pub enum BackupError {
     NoDatabase(String),
     #[error("the backup {path} failed verification: {problems}")]
     Invalid { path: String, problems: String },
+    #[error("{0} already exists; choose another name or remove it first")]
+    Exists(String),
     #[error("{0}")]
     Task(String),
 }
@@ -70,16 +72,26 @@ pub enum Source<'a> {
 }
 
 /// Writes a backup of `source` and the attachments under `data_dir` to `target`, through
-/// `target.tmp`, fsync and rename: `target` is the whole backup or untouched. For a running
-/// server the caller holds the blob sweep off (`Blobs::pause_sweep`) until this returns, so
-/// every file the snapshot names is still there to copy.
+/// `target.tmp`, fsync and a move that never replaces a file: `target` must not exist (it may
+/// be an admin's file, or the live database itself), and is then the whole backup or absent.
+/// For a running server the caller holds the blob sweep off (`Blobs::pause_sweep`) until this
+/// returns, so every file the snapshot names is still there to copy.
 pub fn write_backup(source: Source<'_>, data_dir: &Path, target: &Path) -> Result<Written> {
     let started = Instant::now();
+    // Checked before any work; the move at the end refuses again if one appeared since.
+    if std::fs::symlink_metadata(target).is_ok() {
+        return Err(BackupError::Exists(target.display().to_string()));
+    }
     let snapshot = sibling(target, ".db.tmp");
     let partial = sibling(target, ".tmp");
     let written =
         snapshot_and_pack(source, &snapshot, &data_dir.join(BLOBS), &partial).and_then(|files| {
-            std::fs::rename(&partial, target).map_err(file_error(target))?;
+            move_to_new(&partial, target).map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => {
+                    BackupError::Exists(target.display().to_string())
+                }
+                _ => file_error(target)(e),
+            })?;
             sync_dir(target.parent());
             Ok(files)
         });
@@ -468,6 +480,32 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
         .create(path)
 }
 
+/// Moves the file `from` to `to` only if nothing is at `to` (AlreadyExists otherwise), in one
+/// atomic step: a rename that refuses to replace (Linux's RENAME_NOREPLACE, which ext4, XFS,
+/// btrfs and FAT sticks have), else a hard link (NFS), which refuses just the same.
+fn move_to_new(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        use rustix::io::Errno;
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            // This filesystem (or kernel) has no such rename: link instead.
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    link_to_new(from, to)
+}
+
+/// [`move_to_new`] by a hard link and removing `from`.
+fn link_to_new(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::hard_link(from, to)?;
+    // `to` is complete now; a leftover `from` is replaced by the next backup to this name.
+    let _ = std::fs::remove_file(from);
+    Ok(())
+}
+
 /// `path` with `suffix` appended to its file name.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_os_string();
@@ -529,5 +567,55 @@ mod tests {
         assert!(!is_blob_name("ab/../../etc/passwd"));
         assert!(!is_blob_name(&format!("tmp/{hash}")));
         assert!(!is_blob_name(&format!("ab/{}", hash.to_uppercase())));
+    }
+
+    #[test]
+    fn a_backup_to_an_existing_file_is_refused_before_any_work() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("p.txt");
+        std::fs::write(&target, "precious").expect("write");
+        // No database at all: the refusal comes before anything is read.
+        let database = dir.path().join(DATABASE);
+        let refused = write_backup(Source::Stopped(&database), dir.path(), &target);
+        match refused {
+            Err(e @ BackupError::Exists(_)) => assert_eq!(
+                e.to_string(),
+                format!(
+                    "{} already exists; choose another name or remove it first",
+                    target.display()
+                )
+            ),
+            other => panic!("not refused: {other:?}"),
+        }
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "precious");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["p.txt"], "nothing is left behind");
+    }
+
+    /// Both ways of moving a finished backup into place leave a file already there alone.
+    #[test]
+    fn a_finished_backup_never_replaces_a_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (from, to) = (dir.path().join("new.tmp"), dir.path().join("taken"));
+        std::fs::write(&to, "precious").expect("write");
+        std::fs::write(&from, "backup").expect("write");
+        let e = move_to_new(&from, &to).expect_err("replaced by rename");
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        let e = link_to_new(&from, &to).expect_err("replaced by link");
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&to).expect("read"), "precious");
+
+        let fresh = dir.path().join("fresh");
+        link_to_new(&from, &fresh).expect("link to a new name");
+        assert_eq!(std::fs::read_to_string(&fresh).expect("read"), "backup");
+        assert!(!from.exists(), "the partial file is gone");
+        std::fs::write(&from, "second").expect("write");
+        let other = dir.path().join("other");
+        move_to_new(&from, &other).expect("rename to a new name");
+        assert_eq!(std::fs::read_to_string(&other).expect("read"), "second");
+        assert!(!from.exists());
     }
 }
