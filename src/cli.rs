@@ -190,11 +190,16 @@ pub async fn restore(config: &Config, file: &Path) -> ExitCode {
     };
     print_backup(&restored.verified);
     println!("restored into {}", config.data_dir.display());
-    if let Some(previous) = &restored.previous {
-        println!(
+    match (&restored.previous, &restored.damaged) {
+        (Some(previous), Some(problem)) => {
+            println!("the database that was there is damaged: {problem}");
+            println!("it is kept as {}", previous.display());
+        }
+        (Some(previous), None) => println!(
             "the database that was there is kept as {}",
             previous.display()
-        );
+        ),
+        (None, _) => {}
     }
     println!("the search index is rebuilt when the server starts");
     ExitCode::SUCCESS

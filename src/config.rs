@@ -161,7 +161,8 @@ pub enum Command {
         verify: bool,
     },
     /// Replace the data with the backup FILE (the server must be stopped). The backup is
-    /// verified first; the current database is kept as confab.redb.<time>.before-restore.
+    /// verified first; the current database, even a damaged one, is kept as
+    /// confab.redb.<time>.before-restore.
     Restore { file: PathBuf },
 }
 

@@ -329,12 +329,7 @@ async fn restore_refuses_while_the_server_runs_and_keeps_the_old_database_after(
     assert!(server.stop().success());
     let (ok, out) = cli(&["restore", arg(&file), "--data-dir", arg(&data)]);
     assert!(ok, "{out}");
-    let kept: Vec<String> = std::fs::read_dir(&data)
-        .expect("data dir")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("confab.redb.") && name.ends_with(".before-restore"))
-        .collect();
+    let kept = kept_before_restore(&data);
     assert_eq!(kept.len(), 1, "the replaced database is kept: {kept:?}");
     assert!(
         !data.join("search").exists(),
@@ -342,6 +337,92 @@ async fn restore_refuses_while_the_server_runs_and_keeps_the_old_database_after(
     );
     let copy = TestServer::start_in(&data);
     login(&copy, "alice").await;
+}
+
+/// The `confab.redb.<time>.before-restore` files in `data`, sorted.
+fn kept_before_restore(data: &Path) -> Vec<PathBuf> {
+    let mut kept: Vec<PathBuf> = std::fs::read_dir(data)
+        .expect("data dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("confab.redb.") && name.ends_with(".before-restore")
+        })
+        .collect();
+    kept.sort();
+    kept
+}
+
+/// Bytes that are no database: a fixed pseudo-random sequence (xorshift).
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// Something done to the database file behind confab's back.
+type Spoil = fn(&Path);
+
+/// `truncate -s` to half its size: a database cut off while copying.
+fn cut_in_half(database: &Path) {
+    let len = std::fs::metadata(database).expect("database").len();
+    std::fs::File::options()
+        .write(true)
+        .open(database)
+        .and_then(|f| f.set_len(len / 2))
+        .expect("truncate");
+}
+
+fn random_over(database: &Path) {
+    std::fs::write(database, random_bytes(200_000)).expect("random bytes");
+}
+
+#[tokio::test]
+async fn restore_replaces_a_damaged_or_foreign_database_and_keeps_it_aside() {
+    for (damage, spoil) in [("cut", cut_in_half as Spoil), ("random bytes", random_over)] {
+        let work = temp_dir("confab-backup-");
+        let data = stopped_office(work.path()).await;
+        let file = work.path().join("good.backup");
+        let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+        assert!(ok, "{out}");
+        let database = data.join("confab.redb");
+        spoil(&database);
+        let spoiled = std::fs::read(&database).expect("database");
+        let (ok, out) = cli(&["check", "--data-dir", arg(&data)]);
+        assert!(!ok, "{damage}: the damage is real:\n{out}");
+
+        let (ok, out) = cli(&["restore", arg(&file), "--data-dir", arg(&data)]);
+        assert!(ok, "{damage}: restore refused:\n{out}");
+        assert!(out.contains("restored into"), "{damage}: {out}");
+        let kept = kept_before_restore(&data);
+        assert_eq!(kept.len(), 1, "{damage}: {kept:?}");
+        assert!(
+            out.contains("the database that was there is damaged")
+                && out.contains(&format!("it is kept as {}", kept[0].display())),
+            "{damage}: {out}"
+        );
+        assert_eq!(
+            std::fs::read(&kept[0]).expect("kept"),
+            spoiled,
+            "{damage}: the old file is kept as it was"
+        );
+
+        let server = TestServer::start_in(&data);
+        let alice = login(&server, "alice").await;
+        let (_, list) = alice.get("/api/conversations").await;
+        let dm = common::dms_only(&list);
+        assert_eq!(dm[0]["last_message"]["body"], "note 3", "{damage}: {list}");
+        assert!(server.stop().success());
+        let (ok, out) = cli(&["check", "--data-dir", arg(&data)]);
+        assert!(ok && out.contains("no problems found"), "{damage}: {out}");
+    }
 }
 
 /// `confab backup FILE` onto an existing FILE: exit 1 with a message naming it, FILE byte for

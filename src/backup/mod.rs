@@ -396,16 +396,26 @@ pub struct Restored {
     pub verified: Verified,
     /// Where the database that was in place went, if there was one.
     pub previous: Option<PathBuf>,
+    /// What was wrong with it, if it could not be opened: "/…/confab.redb is damaged (…)".
+    pub damaged: Option<String>,
 }
 
 /// Replaces the data in `config.data_dir` with the backup at `path`. The server must be
 /// stopped (the caller checks its control socket; the database lock is checked here). The
 /// backup is verified in full before anything is touched; the current database is kept as
 /// `confab.redb.<UTC time>.before-restore`, and the search index is removed so it rebuilds.
+/// A damaged or foreign current file is kept aside the same way: that is when a restore is
+/// needed most.
 pub fn restore(config: &Config, path: &Path) -> Result<Restored> {
     let database = config.database_path();
-    // Fails with InUse while a server has the database open.
-    store::database_format(&database)?;
+    let damaged = match store::database_format(&database) {
+        Ok(_) => None,
+        Err(StoreError::InUse) => return Err(StoreError::InUse.into()),
+        // A file that cannot be read may still be a running server's.
+        Err(_) if store::held_open(&database) => return Err(StoreError::InUse.into()),
+        Err(StoreError::Open { path, problem }) => Some(format!("{path} {problem}")),
+        Err(e) => Some(e.to_string()),
+    };
     let work = tempfile::Builder::new()
         .prefix(".restore-")
         .tempdir_in(&config.data_dir)
@@ -434,7 +444,11 @@ pub fn restore(config: &Config, path: &Path) -> Result<Restored> {
         Err(e) => return Err(file_error(&config.search_dir())(e)),
     }
     sync_dir(Some(&config.data_dir));
-    Ok(Restored { verified, previous })
+    Ok(Restored {
+        verified,
+        previous,
+        damaged,
+    })
 }
 
 /// Moves unpacked attachments into place. Names are content hashes, so one already there is
