@@ -367,6 +367,58 @@ fn random_bytes(len: usize) -> Vec<u8> {
         .collect()
 }
 
+#[tokio::test]
+async fn two_restores_in_one_second_keep_both_replaced_databases() {
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    let file = work.path().join("good.backup");
+    let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+    assert!(ok, "{out}");
+    let original = std::fs::read(data.join("confab.redb")).expect("database");
+
+    // Start early in a second: a restore takes a few tens of milliseconds, so both are kept
+    // under the same time stamp.
+    let into_second = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_millis();
+    if into_second > 300 {
+        std::thread::sleep(Duration::from_millis(u64::from(1010 - into_second)));
+    }
+    let mut said = Vec::new();
+    for _ in 0..2 {
+        let (ok, out) = cli(&["restore", arg(&file), "--data-dir", arg(&data)]);
+        assert!(ok, "{out}");
+        said.push(out);
+    }
+
+    let kept = kept_before_restore(&data);
+    assert_eq!(
+        kept.len(),
+        2,
+        "each restore kept the database it replaced: {kept:?}"
+    );
+    for path in &kept {
+        let named = format!("kept as {}", path.display());
+        assert!(
+            said.iter().filter(|out| out.contains(&named)).count() == 1,
+            "one restore names {}: {said:?}",
+            path.display()
+        );
+    }
+    let first = said[0]
+        .lines()
+        .find_map(|line| line.strip_prefix("the database that was there is kept as "))
+        .expect("the first restore names what it kept");
+    assert_eq!(
+        std::fs::read(first).expect("first kept"),
+        original,
+        "the office's original database survives the second restore"
+    );
+    let server = TestServer::start_in(&data);
+    login(&server, "alice").await;
+}
+
 /// Something done to the database file behind confab's back.
 type Spoil = fn(&Path);
 

@@ -428,11 +428,7 @@ pub fn restore(config: &Config, path: &Path) -> Result<Restored> {
         });
     }
     let previous = if database.exists() {
-        let mut name = database.as_os_str().to_os_string();
-        name.push(format!(".{}.before-restore", utc_stamp(store::now_secs())));
-        let kept = PathBuf::from(name);
-        std::fs::rename(&database, &kept).map_err(file_error(&database))?;
-        Some(kept)
+        Some(keep_aside(&database)?)
     } else {
         None
     };
@@ -449,6 +445,25 @@ pub fn restore(config: &Config, path: &Path) -> Result<Restored> {
         previous,
         damaged,
     })
+}
+
+/// Moves the database aside as `confab.redb.<UTC time>.before-restore`, or as
+/// `…<time>-2.before-restore` (and so on) if a restore in the same second already kept one
+/// there: that one may be the office's only copy of its data, so it is never replaced.
+fn keep_aside(database: &Path) -> Result<PathBuf> {
+    let stamp = utc_stamp(store::now_secs());
+    let mut n = 1;
+    loop {
+        let kept = match n {
+            1 => sibling(database, &format!(".{stamp}.before-restore")),
+            _ => sibling(database, &format!(".{stamp}-{n}.before-restore")),
+        };
+        match move_to_new(database, &kept) {
+            Ok(()) => return Ok(kept),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(file_error(database)(e)),
+        }
+    }
 }
 
 /// Moves unpacked attachments into place. Names are content hashes, so one already there is
