@@ -25,24 +25,30 @@ pub async fn reset_user(config: &Config, username: &str) -> ExitCode {
             config.control_socket_path().display()
         )),
     };
-    match response {
-        Response::TemporaryPassword(password) => {
-            println!("Temporary password for {username}: {password}");
-            println!(
-                "{username} has been signed out everywhere and must choose a new password at next sign-in."
-            );
-            ExitCode::SUCCESS
-        }
+    let (password, disabled) = match response {
+        Response::TemporaryPassword(password) => (password, false),
+        Response::DisabledAccountPassword(password) => (password, true),
         Response::NoSuchUser => {
             eprintln!("confab: there is no user named '{username}'");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
         Response::Failed(message) => {
             eprintln!("confab: could not reset the password: {message}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
-        other => unexpected(&other),
+        other => return unexpected(&other),
+    };
+    println!("Temporary password for {username}: {password}");
+    println!(
+        "{username} has been signed out everywhere and must choose a new password at next sign-in."
+    );
+    // The reset stands (an admin may enable the account later), but it alone lets nobody in.
+    if disabled {
+        eprintln!(
+            "confab: warning: {username}'s account is disabled: they cannot sign in until it is re-enabled on the admin page (People, Enable)"
+        );
     }
+    ExitCode::SUCCESS
 }
 
 fn unexpected(response: &Response) -> ExitCode {
@@ -360,13 +366,13 @@ async fn reset_offline(config: &Config, username: &str) -> Response {
     };
     let result = async {
         let auth = Auth::new(store, std::sync::Arc::default())?;
-        let id = auth.user_id_by_name(username).await?;
-        let (password, _revoked) = auth.reset_password(id).await?;
-        Ok::<_, AuthError>(password)
+        let user = auth.user_by_name(username).await?;
+        let (password, _revoked) = auth.reset_password(user.id).await?;
+        Ok::<_, AuthError>((password, user.disabled))
     }
     .await;
     match result {
-        Ok(password) => Response::TemporaryPassword(password),
+        Ok((password, disabled)) => control::reset_response(password, disabled),
         Err(AuthError::NoSuchUser) => Response::NoSuchUser,
         Err(e) => Response::Failed(e.to_string()),
     }

@@ -108,7 +108,8 @@ pub struct Cli {
     )]
     pub mdns_name: String,
 
-    /// Give USER a new one-time temporary password, sign them out everywhere, and exit.
+    /// Give USER a new one-time temporary password, sign them out everywhere, and exit. A
+    /// disabled account stays disabled (with a warning): enable it on the admin page.
     #[arg(long, env = "CONFAB_RESET_USER", value_name = "USER")]
     pub reset_user: Option<String>,
 

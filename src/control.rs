@@ -37,6 +37,9 @@ pub enum Request {
 #[serde(rename_all = "snake_case")]
 pub enum Response {
     TemporaryPassword(String),
+    /// The account was reset but is disabled: it cannot sign in until an admin enables it.
+    /// (A variant of its own, so an enabled account's answer reads as before.)
+    DisabledAccountPassword(String),
     NoSuchUser,
     BackedUp(Written),
     Pong,
@@ -92,17 +95,27 @@ async fn answer(app: Arc<App>, stream: tokio::net::UnixStream) -> std::io::Resul
 
 async fn reset_user(app: &App, username: &str) -> Response {
     let result = async {
-        let id = app.auth.user_id_by_name(username).await?;
-        app.reset_password(id).await
+        let user = app.auth.user_by_name(username).await?;
+        let password = app.reset_password(user.id).await?;
+        Ok::<_, AuthError>((password, user.disabled))
     }
     .await;
     match result {
-        Ok(password) => {
-            tracing::info!(%username, "password reset from the console");
-            Response::TemporaryPassword(password)
+        Ok((password, disabled)) => {
+            tracing::info!(%username, disabled, "password reset from the console");
+            reset_response(password, disabled)
         }
         Err(AuthError::NoSuchUser) => Response::NoSuchUser,
         Err(e) => Response::Failed(e.to_string()),
+    }
+}
+
+/// The answer to a reset of an account that is `disabled` or not.
+pub fn reset_response(password: String, disabled: bool) -> Response {
+    if disabled {
+        Response::DisabledAccountPassword(password)
+    } else {
+        Response::TemporaryPassword(password)
     }
 }
 
