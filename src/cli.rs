@@ -71,16 +71,22 @@ pub async fn backup(config: &Config, file: &Path) -> ExitCode {
     let request = Request::Backup {
         path: target.clone(),
     };
-    let response = match control::request(&config.control_socket_path(), &request) {
-        Ok(Some(response)) => response,
-        Ok(None) => backup_offline(config, target).await,
-        Err(e) => Response::Failed(format!(
-            "cannot reach the running server at {}: {e}",
-            config.control_socket_path().display()
-        )),
+    let (response, by_server) = match control::request(&config.control_socket_path(), &request) {
+        Ok(Some(response)) => (response, true),
+        Ok(None) => (backup_offline(config, target).await, false),
+        Err(e) => (
+            Response::Failed(format!(
+                "cannot reach the running server at {}: {e}",
+                config.control_socket_path().display()
+            )),
+            false,
+        ),
     };
     match response {
         Response::BackedUp(written) => {
+            if by_server && let Err(message) = written_here(&written) {
+                return fail(format!("the backup failed: {message}"));
+            }
             println!(
                 "backup written to {} ({}, {} attached files) in {:.1} s",
                 written.path.display(),
@@ -97,6 +103,25 @@ pub async fn backup(config: &Config, file: &Path) -> ExitCode {
         Response::Failed(message) => fail(format!("the backup failed: {message}")),
         other => unexpected(&other),
     }
+}
+
+/// Whether the backup a running server reports is there, whole, as this command sees the
+/// filesystem. Under systemd (PrivateTmp, ProtectSystem) the server's /tmp is its own, so a
+/// backup it wrote there is nowhere the admin can find it.
+fn written_here(written: &backup::Written) -> Result<(), String> {
+    let path = written.path.display();
+    let found = match std::fs::metadata(&written.path) {
+        Ok(meta) if meta.len() == written.bytes => return Ok(()),
+        Ok(meta) => format!("{path} here has {} bytes", meta.len()),
+        // Not this user's to look at: the server's word stands.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(()),
+        Err(_) => format!("there is no {path} here"),
+    };
+    Err(format!(
+        "the running server reports {path} written ({} bytes), but {found}: it wrote it {}",
+        written.bytes,
+        control::SERVER_VIEW
+    ))
 }
 
 async fn backup_offline(config: &Config, target: PathBuf) -> Response {
@@ -375,5 +400,36 @@ async fn reset_offline(config: &Config, username: &str) -> Response {
         Ok((password, disabled)) => control::reset_response(password, disabled),
         Err(AuthError::NoSuchUser) => Response::NoSuchUser,
         Err(e) => Response::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_the_server_wrote_must_be_there_whole_for_the_admin() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("office.backup");
+        std::fs::write(&path, [7u8; 100]).expect("write");
+        let written = |path: &std::path::Path, bytes| backup::Written {
+            path: path.to_owned(),
+            bytes,
+            files: 0,
+            seconds: 0.1,
+        };
+        assert_eq!(written_here(&written(&path, 100)), Ok(()));
+        let short = written_here(&written(&path, 200)).expect_err("another size");
+        assert!(short.contains("here has 100 bytes"), "{short}");
+        let elsewhere = dir.path().join("in-the-server-s-tmp.backup");
+        let missing = written_here(&written(&elsewhere, 100)).expect_err("not there");
+        assert!(
+            missing.contains(&format!("there is no {} here", elsewhere.display()))
+                && missing.contains("its own view of the filesystem")
+                && missing.contains("PrivateTmp")
+                && missing.contains("packaging/INSTALL.md")
+                && missing.contains("stop the server and run the backup directly"),
+            "{missing}"
+        );
     }
 }

@@ -16,7 +16,11 @@ use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::auth::AuthError;
-use crate::backup::{self, Source, Written};
+use crate::backup::{self, BackupError, Source, Written};
+
+/// What an admin must know when the running server writes a backup: it does so in its own view
+/// of the filesystem, which under the packaged unit is not the admin's.
+pub const SERVER_VIEW: &str = "in its own view of the filesystem (a systemd service with PrivateTmp/ProtectSystem sees /tmp and read-only paths differently): write it to a folder the service may write to (see packaging/INSTALL.md), or stop the server and run the backup directly";
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -132,6 +136,9 @@ async fn write_backup(app: &App, path: PathBuf) -> Response {
             tracing::info!(backup = %written.path.display(), bytes = written.bytes, "backup written from the console");
             Response::BackedUp(written)
         }
+        Err(e @ BackupError::Unwritable { .. }) => Response::Failed(format!(
+            "{e}; the running server writes the backup {SERVER_VIEW}"
+        )),
         Err(e) => Response::Failed(e.to_string()),
     }
 }

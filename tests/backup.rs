@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use common::mounts::Tmpfs;
 use common::ws::{Socket, dm_id, full_history, seq};
 use common::{
     Client, StatusCode, TestServer, Value, arg, cli, create_user, json, password_of, setup_admin,
@@ -557,6 +558,89 @@ async fn the_live_database_named_as_the_backup_file_is_refused_and_the_server_ca
     assert!(server.stop().success());
     let (ok, out) = cli(&["check", "--data-dir", arg(&data)]);
     assert!(ok && out.contains("no problems found"), "{out}");
+}
+
+/// What a finished `confab` run printed, stdout then stderr.
+fn said(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test]
+async fn a_backup_the_running_server_wrote_where_the_admin_cannot_see_it_is_a_failure() {
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    // /proc/self/cwd is another folder to each process: the server's /tmp under a systemd
+    // unit with PrivateTmp=yes is another folder than the admin's just the same.
+    let (service_view, admin_view) = (work.path().join("service"), work.path().join("admin"));
+    std::fs::create_dir(&service_view).expect("mkdir");
+    std::fs::create_dir(&admin_view).expect("mkdir");
+    let server = TestServer::start_in_working_dir(&data, &service_view);
+    let file = "/proc/self/cwd/office.backup";
+
+    let out = common::run_cli_in(&admin_view, &["backup", file, "--data-dir", arg(&data)]);
+    let text = said(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!text.contains("backup written to"), "{text}");
+    for words in [
+        "there is no /proc/self/cwd/office.backup here",
+        "in its own view of the filesystem",
+        "PrivateTmp/ProtectSystem",
+        "write it to a folder the service may write to (see packaging/INSTALL.md)",
+        "or stop the server and run the backup directly",
+    ] {
+        assert!(text.contains(words), "says {words:?}: {text}");
+    }
+    assert!(
+        service_view.join("office.backup").exists(),
+        "the server wrote it"
+    );
+    assert!(!admin_view.join("office.backup").exists());
+
+    // Stopped, the same command writes it where the admin sees it.
+    assert!(server.stop().success());
+    let out = common::run_cli_in(&admin_view, &["backup", file, "--data-dir", arg(&data)]);
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(admin_view.join("office.backup").exists());
+}
+
+#[tokio::test]
+async fn a_backup_to_a_read_only_filesystem_is_refused_naming_the_file() {
+    let Some(tmpfs) = Tmpfs::mount("1m") else {
+        return;
+    };
+    tmpfs.remount_read_only();
+    let file = tmpfs.path().join("office.backup");
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    for running in [false, true] {
+        let server = running.then(|| TestServer::start_in(&data));
+        let out = common::run_cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+        let text = said(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains(&format!(
+                "cannot write {}: it is on a read-only filesystem",
+                file.display()
+            )),
+            "running: {running}: {text}"
+        );
+        assert!(
+            !text.contains("office.backup.") && !text.contains("--data-dir"),
+            "no temporary file's name, no advice about the data directory: {text}"
+        );
+        assert_eq!(
+            text.contains("stop the server and run the backup directly"),
+            running,
+            "the service's view is explained when the server wrote it: {text}"
+        );
+        if let Some(server) = server {
+            assert!(server.stop().success());
+        }
+    }
 }
 
 /// An old automatic backup, `days` old.

@@ -41,11 +41,27 @@ pub enum BackupError {
     Invalid { path: String, problems: String },
     #[error("{0} already exists; choose another name or remove it first")]
     Exists(String),
+    /// The backup's folder takes no new file: named as FILE, not as a temporary file in it.
+    #[error("cannot write {path}: {}", why_unwritable(.source))]
+    Unwritable {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Task(String),
 }
 
 type Result<T, E = BackupError> = std::result::Result<T, E>;
+
+/// Why a new file cannot be made, in an office IT person's words.
+fn why_unwritable(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ReadOnlyFilesystem => "it is on a read-only filesystem".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::NotFound => "there is no such folder".into(),
+        _ => e.to_string(),
+    }
+}
 
 fn file_error(path: &Path) -> impl Fn(std::io::Error) -> BackupError + '_ {
     move |source| BackupError::File {
@@ -84,17 +100,20 @@ pub fn write_backup(source: Source<'_>, data_dir: &Path, target: &Path) -> Resul
     }
     let snapshot = sibling(target, ".db.tmp");
     let partial = sibling(target, ".tmp");
-    let written =
-        snapshot_and_pack(source, &snapshot, &data_dir.join(BLOBS), &partial).and_then(|files| {
-            move_to_new(&partial, target).map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => {
-                    BackupError::Exists(target.display().to_string())
-                }
-                _ => file_error(target)(e),
-            })?;
-            sync_dir(target.parent());
-            Ok(files)
-        });
+    // Made first: a folder that takes no file is reported before any work, naming `target`.
+    let out = create_private_file(&partial).map_err(|source| BackupError::Unwritable {
+        path: target.display().to_string(),
+        source,
+    })?;
+    let blobs = data_dir.join(BLOBS);
+    let written = snapshot_and_pack(source, &snapshot, &blobs, (out, &partial)).and_then(|files| {
+        move_to_new(&partial, target).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => BackupError::Exists(target.display().to_string()),
+            _ => file_error(target)(e),
+        })?;
+        sync_dir(target.parent());
+        Ok(files)
+    });
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "backup: packed");
     let _ = std::fs::remove_file(&snapshot);
     tracing::debug!(
@@ -132,13 +151,13 @@ pub async fn in_background<T: Send + 'static>(
         .map_err(|_| BackupError::Task("the backup thread stopped".to_owned()))?
 }
 
-/// Copies the database to `snapshot`, then packs it and the attachments into `partial`.
-/// Returns the number of attachments.
+/// Copies the database to `snapshot`, then packs it and the attachments into `partial` (the
+/// new, empty file and its path). Returns the number of attachments.
 fn snapshot_and_pack(
     source: Source<'_>,
     snapshot: &Path,
     blobs: &Path,
-    partial: &Path,
+    partial: (File, &Path),
 ) -> Result<u64> {
     let created_at = store::now_millis();
     let started = Instant::now();
@@ -159,8 +178,13 @@ fn snapshot_and_pack(
     write_container(partial, &manifest, snapshot, blobs)
 }
 
-fn write_container(path: &Path, manifest: &Manifest, snapshot: &Path, blobs: &Path) -> Result<u64> {
-    let out = PacedSync::new(create_private_file(path).map_err(file_error(path))?);
+fn write_container(
+    (out, path): (File, &Path),
+    manifest: &Manifest,
+    snapshot: &Path,
+    blobs: &Path,
+) -> Result<u64> {
+    let out = PacedSync::new(out);
     let mut writer = BackupWriter::new(BufWriter::new(out)).map_err(file_error(path))?;
     let manifest = serde_json::to_vec(manifest).map_err(|e| BackupError::Task(e.to_string()))?;
     writer
