@@ -25,24 +25,30 @@ pub async fn reset_user(config: &Config, username: &str) -> ExitCode {
             config.control_socket_path().display()
         )),
     };
-    match response {
-        Response::TemporaryPassword(password) => {
-            println!("Temporary password for {username}: {password}");
-            println!(
-                "{username} has been signed out everywhere and must choose a new password at next sign-in."
-            );
-            ExitCode::SUCCESS
-        }
+    let (password, disabled) = match response {
+        Response::TemporaryPassword(password) => (password, false),
+        Response::DisabledAccountPassword(password) => (password, true),
         Response::NoSuchUser => {
             eprintln!("confab: there is no user named '{username}'");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
         Response::Failed(message) => {
             eprintln!("confab: could not reset the password: {message}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
-        other => unexpected(&other),
+        other => return unexpected(&other),
+    };
+    println!("Temporary password for {username}: {password}");
+    println!(
+        "{username} has been signed out everywhere and must choose a new password at next sign-in."
+    );
+    // The reset stands (an admin may enable the account later), but it alone lets nobody in.
+    if disabled {
+        eprintln!(
+            "confab: warning: {username}'s account is disabled: they cannot sign in until it is re-enabled on the admin page (People, Enable)"
+        );
     }
+    ExitCode::SUCCESS
 }
 
 fn unexpected(response: &Response) -> ExitCode {
@@ -57,19 +63,30 @@ pub async fn backup(config: &Config, file: &Path) -> ExitCode {
         Ok(path) => path,
         Err(e) => return fail(format!("cannot use {}: {e}", file.display())),
     };
+    // Refused before any work, as this admin sees the filesystem; the server checks again.
+    if std::fs::symlink_metadata(&target).is_ok() {
+        let exists = BackupError::Exists(file.display().to_string());
+        return fail(format!("the backup failed: {exists}"));
+    }
     let request = Request::Backup {
         path: target.clone(),
     };
-    let response = match control::request(&config.control_socket_path(), &request) {
-        Ok(Some(response)) => response,
-        Ok(None) => backup_offline(config, target).await,
-        Err(e) => Response::Failed(format!(
-            "cannot reach the running server at {}: {e}",
-            config.control_socket_path().display()
-        )),
+    let (response, by_server) = match control::request(&config.control_socket_path(), &request) {
+        Ok(Some(response)) => (response, true),
+        Ok(None) => (backup_offline(config, target).await, false),
+        Err(e) => (
+            Response::Failed(format!(
+                "cannot reach the running server at {}: {e}",
+                config.control_socket_path().display()
+            )),
+            false,
+        ),
     };
     match response {
         Response::BackedUp(written) => {
+            if by_server && let Err(message) = written_here(&written) {
+                return fail(format!("the backup failed: {message}"));
+            }
             println!(
                 "backup written to {} ({}, {} attached files) in {:.1} s",
                 written.path.display(),
@@ -86,6 +103,25 @@ pub async fn backup(config: &Config, file: &Path) -> ExitCode {
         Response::Failed(message) => fail(format!("the backup failed: {message}")),
         other => unexpected(&other),
     }
+}
+
+/// Whether the backup a running server reports is there, whole, as this command sees the
+/// filesystem. Under systemd (PrivateTmp, ProtectSystem) the server's /tmp is its own, so a
+/// backup it wrote there is nowhere the admin can find it.
+fn written_here(written: &backup::Written) -> Result<(), String> {
+    let path = written.path.display();
+    let found = match std::fs::metadata(&written.path) {
+        Ok(meta) if meta.len() == written.bytes => return Ok(()),
+        Ok(meta) => format!("{path} here has {} bytes", meta.len()),
+        // Not this user's to look at: the server's word stands.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(()),
+        Err(_) => format!("there is no {path} here"),
+    };
+    Err(format!(
+        "the running server reports {path} written ({} bytes), but {found}: it wrote it {}",
+        written.bytes,
+        control::SERVER_VIEW
+    ))
 }
 
 async fn backup_offline(config: &Config, target: PathBuf) -> Response {
@@ -185,11 +221,16 @@ pub async fn restore(config: &Config, file: &Path) -> ExitCode {
     };
     print_backup(&restored.verified);
     println!("restored into {}", config.data_dir.display());
-    if let Some(previous) = &restored.previous {
-        println!(
+    match (&restored.previous, &restored.damaged) {
+        (Some(previous), Some(problem)) => {
+            println!("the database that was there is damaged: {problem}");
+            println!("it is kept as {}", previous.display());
+        }
+        (Some(previous), None) => println!(
             "the database that was there is kept as {}",
             previous.display()
-        );
+        ),
+        (None, _) => {}
     }
     println!("the search index is rebuilt when the server starts");
     ExitCode::SUCCESS
@@ -350,14 +391,45 @@ async fn reset_offline(config: &Config, username: &str) -> Response {
     };
     let result = async {
         let auth = Auth::new(store, std::sync::Arc::default())?;
-        let id = auth.user_id_by_name(username).await?;
-        let (password, _revoked) = auth.reset_password(id).await?;
-        Ok::<_, AuthError>(password)
+        let user = auth.user_by_name(username).await?;
+        let (password, _revoked) = auth.reset_password(user.id).await?;
+        Ok::<_, AuthError>((password, user.disabled))
     }
     .await;
     match result {
-        Ok(password) => Response::TemporaryPassword(password),
+        Ok((password, disabled)) => control::reset_response(password, disabled),
         Err(AuthError::NoSuchUser) => Response::NoSuchUser,
         Err(e) => Response::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_the_server_wrote_must_be_there_whole_for_the_admin() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("office.backup");
+        std::fs::write(&path, [7u8; 100]).expect("write");
+        let written = |path: &std::path::Path, bytes| backup::Written {
+            path: path.to_owned(),
+            bytes,
+            files: 0,
+            seconds: 0.1,
+        };
+        assert_eq!(written_here(&written(&path, 100)), Ok(()));
+        let short = written_here(&written(&path, 200)).expect_err("another size");
+        assert!(short.contains("here has 100 bytes"), "{short}");
+        let elsewhere = dir.path().join("in-the-server-s-tmp.backup");
+        let missing = written_here(&written(&elsewhere, 100)).expect_err("not there");
+        assert!(
+            missing.contains(&format!("there is no {} here", elsewhere.display()))
+                && missing.contains("its own view of the filesystem")
+                && missing.contains("PrivateTmp")
+                && missing.contains("packaging/INSTALL.md")
+                && missing.contains("stop the server and run the backup directly"),
+            "{missing}"
+        );
     }
 }

@@ -108,7 +108,8 @@ pub struct Cli {
     )]
     pub mdns_name: String,
 
-    /// Give USER a new one-time temporary password, sign them out everywhere, and exit.
+    /// Give USER a new one-time temporary password, sign them out everywhere, and exit. A
+    /// disabled account stays disabled (with a warning): enable it on the admin page.
     #[arg(long, env = "CONFAB_RESET_USER", value_name = "USER")]
     pub reset_user: Option<String>,
 
@@ -151,8 +152,9 @@ pub enum Command {
     #[command(hide = true)]
     ManPage { dir: PathBuf },
     /// Write a backup of the data (the database and attachments) to FILE: through the running
-    /// server without stopping it, or directly when it is stopped. With --verify, check the
-    /// backup FILE instead and print what it holds; exits 1 if it is not usable.
+    /// server without stopping it, or directly when it is stopped. FILE must not exist yet: an
+    /// existing file is never replaced. With --verify, check the backup FILE instead and print
+    /// what it holds; exits 1 if it is not usable.
     Backup {
         file: PathBuf,
         /// Check FILE (checksum, every record, every attachment) instead of writing it.
@@ -160,7 +162,8 @@ pub enum Command {
         verify: bool,
     },
     /// Replace the data with the backup FILE (the server must be stopped). The backup is
-    /// verified first; the current database is kept as confab.redb.<time>.before-restore.
+    /// verified first; the current database, even a damaged one, is kept as
+    /// confab.redb.<time>.before-restore.
     Restore { file: PathBuf },
 }
 

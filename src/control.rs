@@ -16,7 +16,11 @@ use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::auth::AuthError;
-use crate::backup::{self, Source, Written};
+use crate::backup::{self, BackupError, Source, Written};
+
+/// What an admin must know when the running server writes a backup: it does so in its own view
+/// of the filesystem, which under the packaged unit is not the admin's.
+pub const SERVER_VIEW: &str = "in its own view of the filesystem (a systemd service with PrivateTmp/ProtectSystem sees /tmp and read-only paths differently): write it to a folder the service may write to (see packaging/INSTALL.md), or stop the server and run the backup directly";
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -37,6 +41,9 @@ pub enum Request {
 #[serde(rename_all = "snake_case")]
 pub enum Response {
     TemporaryPassword(String),
+    /// The account was reset but is disabled: it cannot sign in until an admin enables it.
+    /// (A variant of its own, so an enabled account's answer reads as before.)
+    DisabledAccountPassword(String),
     NoSuchUser,
     BackedUp(Written),
     Pong,
@@ -92,17 +99,27 @@ async fn answer(app: Arc<App>, stream: tokio::net::UnixStream) -> std::io::Resul
 
 async fn reset_user(app: &App, username: &str) -> Response {
     let result = async {
-        let id = app.auth.user_id_by_name(username).await?;
-        app.reset_password(id).await
+        let user = app.auth.user_by_name(username).await?;
+        let password = app.reset_password(user.id).await?;
+        Ok::<_, AuthError>((password, user.disabled))
     }
     .await;
     match result {
-        Ok(password) => {
-            tracing::info!(%username, "password reset from the console");
-            Response::TemporaryPassword(password)
+        Ok((password, disabled)) => {
+            tracing::info!(%username, disabled, "password reset from the console");
+            reset_response(password, disabled)
         }
         Err(AuthError::NoSuchUser) => Response::NoSuchUser,
         Err(e) => Response::Failed(e.to_string()),
+    }
+}
+
+/// The answer to a reset of an account that is `disabled` or not.
+pub fn reset_response(password: String, disabled: bool) -> Response {
+    if disabled {
+        Response::DisabledAccountPassword(password)
+    } else {
+        Response::TemporaryPassword(password)
     }
 }
 
@@ -119,6 +136,9 @@ async fn write_backup(app: &App, path: PathBuf) -> Response {
             tracing::info!(backup = %written.path.display(), bytes = written.bytes, "backup written from the console");
             Response::BackedUp(written)
         }
+        Err(e @ BackupError::Unwritable { .. }) => Response::Failed(format!(
+            "{e}; the running server writes the backup {SERVER_VIEW}"
+        )),
         Err(e) => Response::Failed(e.to_string()),
     }
 }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use common::mounts::Tmpfs;
 use common::ws::{Socket, dm_id, full_history, seq};
 use common::{
     Client, StatusCode, TestServer, Value, arg, cli, create_user, json, password_of, setup_admin,
@@ -329,12 +330,7 @@ async fn restore_refuses_while_the_server_runs_and_keeps_the_old_database_after(
     assert!(server.stop().success());
     let (ok, out) = cli(&["restore", arg(&file), "--data-dir", arg(&data)]);
     assert!(ok, "{out}");
-    let kept: Vec<String> = std::fs::read_dir(&data)
-        .expect("data dir")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("confab.redb.") && name.ends_with(".before-restore"))
-        .collect();
+    let kept = kept_before_restore(&data);
     assert_eq!(kept.len(), 1, "the replaced database is kept: {kept:?}");
     assert!(
         !data.join("search").exists(),
@@ -342,6 +338,309 @@ async fn restore_refuses_while_the_server_runs_and_keeps_the_old_database_after(
     );
     let copy = TestServer::start_in(&data);
     login(&copy, "alice").await;
+}
+
+/// The `confab.redb.<time>.before-restore` files in `data`, sorted.
+fn kept_before_restore(data: &Path) -> Vec<PathBuf> {
+    let mut kept: Vec<PathBuf> = std::fs::read_dir(data)
+        .expect("data dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("confab.redb.") && name.ends_with(".before-restore")
+        })
+        .collect();
+    kept.sort();
+    kept
+}
+
+/// Bytes that are no database: a fixed pseudo-random sequence (xorshift).
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn two_restores_in_one_second_keep_both_replaced_databases() {
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    let file = work.path().join("good.backup");
+    let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+    assert!(ok, "{out}");
+    let original = std::fs::read(data.join("confab.redb")).expect("database");
+
+    // Start early in a second: a restore takes a few tens of milliseconds, so both are kept
+    // under the same time stamp.
+    let into_second = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_millis();
+    if into_second > 300 {
+        std::thread::sleep(Duration::from_millis(u64::from(1010 - into_second)));
+    }
+    let mut said = Vec::new();
+    for _ in 0..2 {
+        let (ok, out) = cli(&["restore", arg(&file), "--data-dir", arg(&data)]);
+        assert!(ok, "{out}");
+        said.push(out);
+    }
+
+    let kept = kept_before_restore(&data);
+    assert_eq!(
+        kept.len(),
+        2,
+        "each restore kept the database it replaced: {kept:?}"
+    );
+    for path in &kept {
+        let named = format!("kept as {}", path.display());
+        assert!(
+            said.iter().filter(|out| out.contains(&named)).count() == 1,
+            "one restore names {}: {said:?}",
+            path.display()
+        );
+    }
+    let first = said[0]
+        .lines()
+        .find_map(|line| line.strip_prefix("the database that was there is kept as "))
+        .expect("the first restore names what it kept");
+    assert_eq!(
+        std::fs::read(first).expect("first kept"),
+        original,
+        "the office's original database survives the second restore"
+    );
+    let server = TestServer::start_in(&data);
+    login(&server, "alice").await;
+}
+
+/// Something done to the database file behind confab's back.
+type Spoil = fn(&Path);
+
+/// `truncate -s` to half its size: a database cut off while copying.
+fn cut_in_half(database: &Path) {
+    let len = std::fs::metadata(database).expect("database").len();
+    std::fs::File::options()
+        .write(true)
+        .open(database)
+        .and_then(|f| f.set_len(len / 2))
+        .expect("truncate");
+}
+
+fn random_over(database: &Path) {
+    std::fs::write(database, random_bytes(200_000)).expect("random bytes");
+}
+
+#[tokio::test]
+async fn restore_replaces_a_damaged_or_foreign_database_and_keeps_it_aside() {
+    for (damage, spoil) in [("cut", cut_in_half as Spoil), ("random bytes", random_over)] {
+        let work = temp_dir("confab-backup-");
+        let data = stopped_office(work.path()).await;
+        let file = work.path().join("good.backup");
+        let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+        assert!(ok, "{out}");
+        let database = data.join("confab.redb");
+        spoil(&database);
+        let spoiled = std::fs::read(&database).expect("database");
+        let (ok, out) = cli(&["check", "--data-dir", arg(&data)]);
+        assert!(!ok, "{damage}: the damage is real:\n{out}");
+
+        let (ok, out) = cli(&["restore", arg(&file), "--data-dir", arg(&data)]);
+        assert!(ok, "{damage}: restore refused:\n{out}");
+        assert!(out.contains("restored into"), "{damage}: {out}");
+        let kept = kept_before_restore(&data);
+        assert_eq!(kept.len(), 1, "{damage}: {kept:?}");
+        assert!(
+            out.contains("the database that was there is damaged")
+                && out.contains(&format!("it is kept as {}", kept[0].display())),
+            "{damage}: {out}"
+        );
+        assert_eq!(
+            std::fs::read(&kept[0]).expect("kept"),
+            spoiled,
+            "{damage}: the old file is kept as it was"
+        );
+
+        let server = TestServer::start_in(&data);
+        let alice = login(&server, "alice").await;
+        let (_, list) = alice.get("/api/conversations").await;
+        let dm = common::dms_only(&list);
+        assert_eq!(dm[0]["last_message"]["body"], "note 3", "{damage}: {list}");
+        assert!(server.stop().success());
+        let (ok, out) = cli(&["check", "--data-dir", arg(&data)]);
+        assert!(ok && out.contains("no problems found"), "{damage}: {out}");
+    }
+}
+
+/// `confab backup FILE` onto an existing FILE: exit 1 with a message naming it, FILE byte for
+/// byte as it was, and no partial file beside it.
+fn assert_backup_refused_over(file: &Path, data: &Path) {
+    let before = std::fs::read(file).expect("existing file");
+    let siblings = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let dir = file.parent().expect("parent");
+    let listed = siblings(dir);
+    let out = common::run_cli(&["backup", arg(file), "--data-dir", arg(data)]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{} already exists; choose another name or remove it first",
+            file.display()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("backup written"), "{text}");
+    assert_eq!(
+        std::fs::read(file).expect("file"),
+        before,
+        "FILE was changed"
+    );
+    assert_eq!(siblings(dir), listed, "a refused backup left files behind");
+}
+
+#[tokio::test]
+async fn a_backup_never_replaces_an_existing_file_whether_the_server_runs_or_not() {
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    let precious = work.path().join("p.txt");
+    std::fs::write(&precious, "precious\n").expect("write");
+
+    assert_backup_refused_over(&precious, &data);
+
+    let server = TestServer::start_in(&data);
+    assert_backup_refused_over(&precious, &data);
+    let file = work.path().join("fresh.backup");
+    let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+    assert!(ok && out.contains("backup written to"), "{out}");
+    // A second backup to the same name is refused too; the first stays as written.
+    assert_backup_refused_over(&file, &data);
+    assert!(server.stop().success());
+    let (ok, out) = cli(&["backup", "--verify", arg(&file)]);
+    assert!(ok, "{out}");
+}
+
+#[tokio::test]
+async fn the_live_database_named_as_the_backup_file_is_refused_and_the_server_carries_on() {
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    let server = TestServer::start_in(&data);
+    let alice = login(&server, "alice").await;
+
+    assert_backup_refused_over(&data.join("confab.redb"), &data);
+
+    let (_, list) = alice.get("/api/conversations").await;
+    let dm = common::dms_only(&list);
+    assert_eq!(dm[0]["last_message"]["body"], "note 3", "{list}");
+    let admin = common::login_client(&server, "admin", common::ADMIN_PASSWORD).await;
+    create_user(&admin, "bob").await;
+    assert!(server.stop().success());
+
+    let server = TestServer::start_in(&data);
+    login(&server, "bob").await;
+    assert!(server.stop().success());
+    let (ok, out) = cli(&["check", "--data-dir", arg(&data)]);
+    assert!(ok && out.contains("no problems found"), "{out}");
+}
+
+/// What a finished `confab` run printed, stdout then stderr.
+fn said(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test]
+async fn a_backup_the_running_server_wrote_where_the_admin_cannot_see_it_is_a_failure() {
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    // /proc/self/cwd is another folder to each process: the server's /tmp under a systemd
+    // unit with PrivateTmp=yes is another folder than the admin's just the same.
+    let (service_view, admin_view) = (work.path().join("service"), work.path().join("admin"));
+    std::fs::create_dir(&service_view).expect("mkdir");
+    std::fs::create_dir(&admin_view).expect("mkdir");
+    let server = TestServer::start_in_working_dir(&data, &service_view);
+    let file = "/proc/self/cwd/office.backup";
+
+    let out = common::run_cli_in(&admin_view, &["backup", file, "--data-dir", arg(&data)]);
+    let text = said(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!text.contains("backup written to"), "{text}");
+    for words in [
+        "there is no /proc/self/cwd/office.backup here",
+        "in its own view of the filesystem",
+        "PrivateTmp/ProtectSystem",
+        "write it to a folder the service may write to (see packaging/INSTALL.md)",
+        "or stop the server and run the backup directly",
+    ] {
+        assert!(text.contains(words), "says {words:?}: {text}");
+    }
+    assert!(
+        service_view.join("office.backup").exists(),
+        "the server wrote it"
+    );
+    assert!(!admin_view.join("office.backup").exists());
+
+    // Stopped, the same command writes it where the admin sees it.
+    assert!(server.stop().success());
+    let out = common::run_cli_in(&admin_view, &["backup", file, "--data-dir", arg(&data)]);
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(admin_view.join("office.backup").exists());
+}
+
+#[tokio::test]
+async fn a_backup_to_a_read_only_filesystem_is_refused_naming_the_file() {
+    let Some(tmpfs) = Tmpfs::mount("1m") else {
+        return;
+    };
+    tmpfs.remount_read_only();
+    let file = tmpfs.path().join("office.backup");
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    for running in [false, true] {
+        let server = running.then(|| TestServer::start_in(&data));
+        let out = common::run_cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+        let text = said(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains(&format!(
+                "cannot write {}: it is on a read-only filesystem",
+                file.display()
+            )),
+            "running: {running}: {text}"
+        );
+        assert!(
+            !text.contains("office.backup.") && !text.contains("--data-dir"),
+            "no temporary file's name, no advice about the data directory: {text}"
+        );
+        assert_eq!(
+            text.contains("stop the server and run the backup directly"),
+            running,
+            "the service's view is explained when the server wrote it: {text}"
+        );
+        if let Some(server) = server {
+            assert!(server.stop().success());
+        }
+    }
 }
 
 /// An old automatic backup, `days` old.

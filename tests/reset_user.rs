@@ -130,6 +130,67 @@ async fn resetting_the_only_administrator_gets_the_office_back_in() {
     assert_eq!(admin.admin_users().await.len(), 1);
 }
 
+/// `--reset-user alice` on her disabled account: reset as usual, with a warning that she cannot
+/// sign in until an admin enables the account again.
+fn assert_reset_warns_of_a_disabled_account(dir: &Path) {
+    let out = run_cli(&[
+        "--data-dir",
+        dir.to_str().expect("utf-8 path"),
+        "--reset-user",
+        "alice",
+    ]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("Temporary password for alice: "), "{said}");
+    assert!(
+        said.contains(
+            "warning: alice's account is disabled: they cannot sign in until it is re-enabled on the admin page"
+        ),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn resetting_a_disabled_account_warns_that_it_must_be_enabled_first() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_in(dir.path());
+    let admin = setup_admin(&server).await;
+    let alice = create_user(&admin, "alice").await;
+    let (status, body) = admin
+        .patch(
+            &format!("/api/admin/users/{}", alice.id()),
+            json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    assert_reset_warns_of_a_disabled_account(dir.path());
+    assert!(server.stop().success());
+    assert_reset_warns_of_a_disabled_account(dir.path());
+
+    // An enabled account's reset carries no such warning.
+    let server = TestServer::start_in(dir.path());
+    let admin = login_client(&server, "admin", ADMIN_PASSWORD).await;
+    let (status, body) = admin
+        .patch(
+            &format!("/api/admin/users/{}", alice.id()),
+            json!({"disabled": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (ok, said) = cli(&[
+        "--data-dir",
+        dir.path().to_str().expect("utf-8 path"),
+        "--reset-user",
+        "alice",
+    ]);
+    assert!(ok && !said.contains("disabled"), "{said}");
+}
+
 fn assert_unknown_user_fails(dir: &Path) {
     let out = run_cli(&[
         "--data-dir",

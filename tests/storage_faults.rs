@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::mounts::Tmpfs;
 use common::ws::{Socket, dm_id, full_history, send_frame};
 use common::{Client, StatusCode, TestServer, json};
 use serde_json::Value;
@@ -551,56 +552,6 @@ fn fill_disk(path: &Path) {
     let small = [0u8; 512];
     while file.write_all(&small).is_ok() {}
     let _ = file.sync_all();
-}
-
-/// A small tmpfs mounted for one test, unmounted on drop. `None` (with a message saying why
-/// the test is skipped) where mounting is impossible, e.g. without root.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().expect("mount point");
-        let status = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir.path())
-            .status();
-        if status.is_ok_and(|s| s.success()) {
-            Some(Tmpfs { dir })
-        } else {
-            eprintln!("skipping: cannot mount a tmpfs here (needs root)");
-            None
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn remount_read_only(&self) {
-        let status = Command::new("mount")
-            .args(["-o", "remount,ro"])
-            .arg(self.dir.path())
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "remount read-only");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 /// strace attached to a process, counting some system calls. `None` (with a message) where

@@ -379,11 +379,11 @@ impl Auth {
         Ok((temporary, revoked))
     }
 
-    pub async fn user_id_by_name(&self, username: &str) -> Result<u64> {
+    pub async fn user_by_name(&self, username: &str) -> Result<User> {
         let store = self.store.clone();
         let name = username.to_ascii_lowercase();
         let found = store::blocking(move || store.credentials(&name)).await?;
-        found.map(|(user, _)| user.id).ok_or(AuthError::NoSuchUser)
+        found.map(|(user, _)| user).ok_or(AuthError::NoSuchUser)
     }
 }
 

@@ -39,11 +39,29 @@ pub enum BackupError {
     NoDatabase(String),
     #[error("the backup {path} failed verification: {problems}")]
     Invalid { path: String, problems: String },
+    #[error("{0} already exists; choose another name or remove it first")]
+    Exists(String),
+    /// The backup's folder takes no new file: named as FILE, not as a temporary file in it.
+    #[error("cannot write {path}: {}", why_unwritable(.source))]
+    Unwritable {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Task(String),
 }
 
 type Result<T, E = BackupError> = std::result::Result<T, E>;
+
+/// Why a new file cannot be made, in an office IT person's words.
+fn why_unwritable(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ReadOnlyFilesystem => "it is on a read-only filesystem".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::NotFound => "there is no such folder".into(),
+        _ => e.to_string(),
+    }
+}
 
 fn file_error(path: &Path) -> impl Fn(std::io::Error) -> BackupError + '_ {
     move |source| BackupError::File {
@@ -70,19 +88,32 @@ pub enum Source<'a> {
 }
 
 /// Writes a backup of `source` and the attachments under `data_dir` to `target`, through
-/// `target.tmp`, fsync and rename: `target` is the whole backup or untouched. For a running
-/// server the caller holds the blob sweep off (`Blobs::pause_sweep`) until this returns, so
-/// every file the snapshot names is still there to copy.
+/// `target.tmp`, fsync and a move that never replaces a file: `target` must not exist (it may
+/// be an admin's file, or the live database itself), and is then the whole backup or absent.
+/// For a running server the caller holds the blob sweep off (`Blobs::pause_sweep`) until this
+/// returns, so every file the snapshot names is still there to copy.
 pub fn write_backup(source: Source<'_>, data_dir: &Path, target: &Path) -> Result<Written> {
     let started = Instant::now();
+    // Checked before any work; the move at the end refuses again if one appeared since.
+    if std::fs::symlink_metadata(target).is_ok() {
+        return Err(BackupError::Exists(target.display().to_string()));
+    }
     let snapshot = sibling(target, ".db.tmp");
     let partial = sibling(target, ".tmp");
-    let written =
-        snapshot_and_pack(source, &snapshot, &data_dir.join(BLOBS), &partial).and_then(|files| {
-            std::fs::rename(&partial, target).map_err(file_error(target))?;
-            sync_dir(target.parent());
-            Ok(files)
-        });
+    // Made first: a folder that takes no file is reported before any work, naming `target`.
+    let out = create_private_file(&partial).map_err(|source| BackupError::Unwritable {
+        path: target.display().to_string(),
+        source,
+    })?;
+    let blobs = data_dir.join(BLOBS);
+    let written = snapshot_and_pack(source, &snapshot, &blobs, (out, &partial)).and_then(|files| {
+        move_to_new(&partial, target).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => BackupError::Exists(target.display().to_string()),
+            _ => file_error(target)(e),
+        })?;
+        sync_dir(target.parent());
+        Ok(files)
+    });
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "backup: packed");
     let _ = std::fs::remove_file(&snapshot);
     tracing::debug!(
@@ -120,13 +151,13 @@ pub async fn in_background<T: Send + 'static>(
         .map_err(|_| BackupError::Task("the backup thread stopped".to_owned()))?
 }
 
-/// Copies the database to `snapshot`, then packs it and the attachments into `partial`.
-/// Returns the number of attachments.
+/// Copies the database to `snapshot`, then packs it and the attachments into `partial` (the
+/// new, empty file and its path). Returns the number of attachments.
 fn snapshot_and_pack(
     source: Source<'_>,
     snapshot: &Path,
     blobs: &Path,
-    partial: &Path,
+    partial: (File, &Path),
 ) -> Result<u64> {
     let created_at = store::now_millis();
     let started = Instant::now();
@@ -147,8 +178,13 @@ fn snapshot_and_pack(
     write_container(partial, &manifest, snapshot, blobs)
 }
 
-fn write_container(path: &Path, manifest: &Manifest, snapshot: &Path, blobs: &Path) -> Result<u64> {
-    let out = PacedSync::new(create_private_file(path).map_err(file_error(path))?);
+fn write_container(
+    (out, path): (File, &Path),
+    manifest: &Manifest,
+    snapshot: &Path,
+    blobs: &Path,
+) -> Result<u64> {
+    let out = PacedSync::new(out);
     let mut writer = BackupWriter::new(BufWriter::new(out)).map_err(file_error(path))?;
     let manifest = serde_json::to_vec(manifest).map_err(|e| BackupError::Task(e.to_string()))?;
     writer
@@ -384,16 +420,26 @@ pub struct Restored {
     pub verified: Verified,
     /// Where the database that was in place went, if there was one.
     pub previous: Option<PathBuf>,
+    /// What was wrong with it, if it could not be opened: "/…/confab.redb is damaged (…)".
+    pub damaged: Option<String>,
 }
 
 /// Replaces the data in `config.data_dir` with the backup at `path`. The server must be
 /// stopped (the caller checks its control socket; the database lock is checked here). The
 /// backup is verified in full before anything is touched; the current database is kept as
 /// `confab.redb.<UTC time>.before-restore`, and the search index is removed so it rebuilds.
+/// A damaged or foreign current file is kept aside the same way: that is when a restore is
+/// needed most.
 pub fn restore(config: &Config, path: &Path) -> Result<Restored> {
     let database = config.database_path();
-    // Fails with InUse while a server has the database open.
-    store::database_format(&database)?;
+    let damaged = match store::database_format(&database) {
+        Ok(_) => None,
+        Err(StoreError::InUse) => return Err(StoreError::InUse.into()),
+        // A file that cannot be read may still be a running server's.
+        Err(_) if store::held_open(&database) => return Err(StoreError::InUse.into()),
+        Err(StoreError::Open { path, problem }) => Some(format!("{path} {problem}")),
+        Err(e) => Some(e.to_string()),
+    };
     let work = tempfile::Builder::new()
         .prefix(".restore-")
         .tempdir_in(&config.data_dir)
@@ -406,11 +452,7 @@ pub fn restore(config: &Config, path: &Path) -> Result<Restored> {
         });
     }
     let previous = if database.exists() {
-        let mut name = database.as_os_str().to_os_string();
-        name.push(format!(".{}.before-restore", utc_stamp(store::now_secs())));
-        let kept = PathBuf::from(name);
-        std::fs::rename(&database, &kept).map_err(file_error(&database))?;
-        Some(kept)
+        Some(keep_aside(&database)?)
     } else {
         None
     };
@@ -422,7 +464,30 @@ pub fn restore(config: &Config, path: &Path) -> Result<Restored> {
         Err(e) => return Err(file_error(&config.search_dir())(e)),
     }
     sync_dir(Some(&config.data_dir));
-    Ok(Restored { verified, previous })
+    Ok(Restored {
+        verified,
+        previous,
+        damaged,
+    })
+}
+
+/// Moves the database aside as `confab.redb.<UTC time>.before-restore`, or as
+/// `…<time>-2.before-restore` (and so on) if a restore in the same second already kept one
+/// there: that one may be the office's only copy of its data, so it is never replaced.
+fn keep_aside(database: &Path) -> Result<PathBuf> {
+    let stamp = utc_stamp(store::now_secs());
+    let mut n = 1;
+    loop {
+        let kept = match n {
+            1 => sibling(database, &format!(".{stamp}.before-restore")),
+            _ => sibling(database, &format!(".{stamp}-{n}.before-restore")),
+        };
+        match move_to_new(database, &kept) {
+            Ok(()) => return Ok(kept),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(file_error(database)(e)),
+        }
+    }
 }
 
 /// Moves unpacked attachments into place. Names are content hashes, so one already there is
@@ -466,6 +531,32 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(path)
+}
+
+/// Moves the file `from` to `to` only if nothing is at `to` (AlreadyExists otherwise), in one
+/// atomic step: a rename that refuses to replace (Linux's RENAME_NOREPLACE, which ext4, XFS,
+/// btrfs and FAT sticks have), else a hard link (NFS), which refuses just the same.
+fn move_to_new(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        use rustix::io::Errno;
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            // This filesystem (or kernel) has no such rename: link instead.
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    link_to_new(from, to)
+}
+
+/// [`move_to_new`] by a hard link and removing `from`.
+fn link_to_new(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::hard_link(from, to)?;
+    // `to` is complete now; a leftover `from` is replaced by the next backup to this name.
+    let _ = std::fs::remove_file(from);
+    Ok(())
 }
 
 /// `path` with `suffix` appended to its file name.
@@ -529,5 +620,55 @@ mod tests {
         assert!(!is_blob_name("ab/../../etc/passwd"));
         assert!(!is_blob_name(&format!("tmp/{hash}")));
         assert!(!is_blob_name(&format!("ab/{}", hash.to_uppercase())));
+    }
+
+    #[test]
+    fn a_backup_to_an_existing_file_is_refused_before_any_work() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("p.txt");
+        std::fs::write(&target, "precious").expect("write");
+        // No database at all: the refusal comes before anything is read.
+        let database = dir.path().join(DATABASE);
+        let refused = write_backup(Source::Stopped(&database), dir.path(), &target);
+        match refused {
+            Err(e @ BackupError::Exists(_)) => assert_eq!(
+                e.to_string(),
+                format!(
+                    "{} already exists; choose another name or remove it first",
+                    target.display()
+                )
+            ),
+            other => panic!("not refused: {other:?}"),
+        }
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "precious");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["p.txt"], "nothing is left behind");
+    }
+
+    /// Both ways of moving a finished backup into place leave a file already there alone.
+    #[test]
+    fn a_finished_backup_never_replaces_a_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (from, to) = (dir.path().join("new.tmp"), dir.path().join("taken"));
+        std::fs::write(&to, "precious").expect("write");
+        std::fs::write(&from, "backup").expect("write");
+        let e = move_to_new(&from, &to).expect_err("replaced by rename");
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        let e = link_to_new(&from, &to).expect_err("replaced by link");
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&to).expect("read"), "precious");
+
+        let fresh = dir.path().join("fresh");
+        link_to_new(&from, &fresh).expect("link to a new name");
+        assert_eq!(std::fs::read_to_string(&fresh).expect("read"), "backup");
+        assert!(!from.exists(), "the partial file is gone");
+        std::fs::write(&from, "second").expect("write");
+        let other = dir.path().join("other");
+        move_to_new(&from, &other).expect("rename to a new name");
+        assert_eq!(std::fs::read_to_string(&other).expect("read"), "second");
+        assert!(!from.exists());
     }
 }

@@ -265,6 +265,16 @@ pub(super) fn open_read_only(path: &Path) -> Result<Option<ReadOnly>, StoreError
     }
 }
 
+/// Whether a process (a running server) has the file at `path` open as its database, whatever
+/// the file holds now: redb takes its lock before it reads a byte, so a file damaged under a
+/// running server still says so. `confab restore` leaves only such a file alone.
+pub fn held_open(path: &Path) -> bool {
+    matches!(
+        quietly_catch_panic(|| ReadOnlyDatabase::open(path)),
+        Ok(Err(DatabaseError::DatabaseAlreadyOpen))
+    )
+}
+
 /// Opens (or creates) the file with a page cache of at most `cache_bytes`.
 pub(super) fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
     let problem = open_problem(path);
@@ -381,4 +391,23 @@ pub fn free_bytes(dir: &Path) -> Option<u64> {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lock tells a running server's file apart, even one overwritten under it.
+    #[test]
+    fn a_file_held_open_is_seen_whatever_it_holds() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("confab.redb");
+        let db = open_database(&path, 1 << 20).expect("create");
+        assert!(held_open(&path));
+        std::fs::write(&path, b"not a database any more").expect("overwrite in place");
+        assert!(held_open(&path), "overwritten under its server");
+        drop(db);
+        assert!(!held_open(&path), "closed");
+        assert!(!held_open(&dir.path().join("absent.redb")));
+    }
 }

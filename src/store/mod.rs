@@ -28,7 +28,7 @@ pub use chat::{
 };
 pub use check::{CheckReport, check};
 pub use edits::{ChangesPage, EDIT_WINDOW_MS, MAX_REACTIONS, MessageChange};
-pub use file::{OpenProblem, free_bytes};
+pub use file::{OpenProblem, free_bytes, held_open};
 pub use files::{FetchableFile, FileInfo, NewUpload};
 pub use people::{DmPolicy, PeopleEvent, PeopleOp, Requests};
 pub use rooms::{BrowsedRoom, RoomEvent, RoomMember, RoomOp, RoomPatch, RoomView, Visibility};

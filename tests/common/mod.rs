@@ -12,6 +12,9 @@ pub mod ws;
 /// Scraping and parsing `/metrics`.
 pub mod metrics;
 
+/// Filesystems mounted for one test: full, or read-only.
+pub mod mounts;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -86,6 +89,22 @@ impl TestServer {
     /// A server with extra flags and environment variables. `--listen 127.0.0.1:0` and
     /// `--data-dir` are added unless `args` or `env` already set them.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)], dir: Option<&Path>) -> TestServer {
+        TestServer::spawn(args, env, dir, None)
+    }
+
+    /// A server on `dir` whose working directory is `cwd`: a path like `/proc/self/cwd/x`
+    /// then means another file to it than to a console command, as paths do for a systemd
+    /// service with a private /tmp.
+    pub fn start_in_working_dir(dir: &Path, cwd: &Path) -> TestServer {
+        TestServer::spawn(&[], &[], Some(dir), Some(cwd))
+    }
+
+    fn spawn(
+        args: &[&str],
+        env: &[(&str, &str)],
+        dir: Option<&Path>,
+        cwd: Option<&Path>,
+    ) -> TestServer {
         let (temp, data_dir) = match dir {
             Some(dir) => (None, dir.to_path_buf()),
             None => {
@@ -110,6 +129,9 @@ impl TestServer {
         cmd.args(args);
         for (key, value) in env {
             cmd.env(key, value);
+        }
+        if let Some(cwd) = cwd {
+            cmd.current_dir(cwd);
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -349,6 +371,17 @@ pub fn refused_at_start(env: &[(&str, &str)]) -> String {
 pub fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = base_command();
     cmd.args(args);
+    run_to_end(cmd, args, env)
+}
+
+/// [`run_cli`] from the working directory `cwd`.
+pub fn run_cli_in(cwd: &Path, args: &[&str]) -> Output {
+    let mut cmd = base_command();
+    cmd.args(args).current_dir(cwd);
+    run_to_end(cmd, args, &[])
+}
+
+fn run_to_end(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> Output {
     for (key, value) in env {
         cmd.env(key, value);
     }
