@@ -665,6 +665,10 @@ async fn nightly_backups_keep_the_newest_and_admins_list_and_download_them() {
     old_backup(&dir, "confab-20200102-030000.backup", 4);
     old_backup(&dir, "confab-20200101-030000.backup", 5);
     std::fs::write(dir.join("notes.txt"), "not a backup").expect("write");
+    // What a backup interrupted two days ago left, and one being written right now.
+    old_backup(&dir, "confab-20200105-030000.backup.tmp", 2);
+    old_backup(&dir, "confab-20200105-030000.backup.db.tmp", 2);
+    std::fs::write(dir.join("confab-20991231-000000.backup.tmp"), "in progress").expect("write");
 
     // The folder set through the environment, as systemd's drop-in would.
     let server = TestServer::start_with_env(
@@ -682,13 +686,17 @@ async fn nightly_backups_keep_the_newest_and_admins_list_and_download_them() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.len(), 4, "{names:?}");
     assert_eq!(names[0], "confab-20200103-030000.backup", "{names:?}");
     assert!(
         names[1].starts_with("confab-20") && names[1] != names[0],
         "{names:?}"
     );
-    assert_eq!(names[2], "notes.txt", "other files are never pruned");
+    assert_eq!(
+        names[2], "confab-20991231-000000.backup.tmp",
+        "what an interrupted backup left is removed, one still fresh is not"
+    );
+    assert_eq!(names[3], "notes.txt", "other files are never pruned");
     let newest = names[1].clone();
 
     let admin = setup_admin(&server).await;

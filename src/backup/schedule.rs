@@ -20,6 +20,11 @@ const RECHECK: Duration = Duration::from_secs(10 * 60);
 const RETRY: Duration = Duration::from_secs(3600);
 const PREFIX: &str = "confab-";
 const SUFFIX: &str = ".backup";
+/// What a backup writes before its file is complete (`write_backup`'s partial and snapshot).
+const UNFINISHED: [&str; 2] = [".backup.tmp", ".backup.db.tmp"];
+/// An unfinished file untouched this long was left by a backup that was interrupted (the
+/// server stopped or killed while writing); one in progress touches its files far more often.
+const LEFTOVER_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// One backup file in the folder.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -75,7 +80,27 @@ pub fn prune(dir: &Path, keep: usize) -> std::io::Result<usize> {
         tracing::info!(backup = %old.path.display(), "removed an old backup");
         removed += 1;
     }
+    remove_leftovers(dir)?;
     Ok(removed)
+}
+
+/// Removes what interrupted automatic backups left in `dir` (a whole database copy, perhaps),
+/// which would otherwise stay for good.
+fn remove_leftovers(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with(PREFIX) && UNFINISHED.iter().any(|end| name.ends_with(end))) {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        let untouched = meta.modified().ok().and_then(|t| t.elapsed().ok());
+        if meta.is_file() && untouched.is_some_and(|age| age > LEFTOVER_AGE) {
+            std::fs::remove_file(entry.path())?;
+            tracing::info!(file = %entry.path().display(), "removed what an interrupted backup left");
+        }
+    }
+    Ok(())
 }
 
 /// How long until the next backup is due: none yet, or the newest is 24 hours old.
