@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use common::files::noise;
 use common::mounts::Tmpfs;
 use common::ws::{Socket, dm_id, full_history, seq};
 use common::{
@@ -355,19 +356,6 @@ fn kept_before_restore(data: &Path) -> Vec<PathBuf> {
     kept
 }
 
-/// Bytes that are no database: a fixed pseudo-random sequence (xorshift).
-fn random_bytes(len: usize) -> Vec<u8> {
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn two_restores_in_one_second_keep_both_replaced_databases() {
     let work = temp_dir("confab-backup-");
@@ -434,7 +422,7 @@ fn cut_in_half(database: &Path) {
 }
 
 fn random_over(database: &Path) {
-    std::fs::write(database, random_bytes(200_000)).expect("random bytes");
+    std::fs::write(database, noise(200_000)).expect("random bytes");
 }
 
 #[tokio::test]

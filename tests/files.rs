@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::files::{blob_files, bomb_png, file_path, memory_kib, png, reset_peak_memory};
+use common::files::{blob_files, bomb_png, file_path, memory_kib, noise, png, reset_peak_memory};
 use common::ws::{Socket, dm_id};
 use common::{
     Client, Method, StatusCode, TestServer, Value, assert_error, create_user, json, raw_http, send,
@@ -434,15 +434,7 @@ async fn a_25_mb_upload_is_streamed_to_disk() {
     alice
         .uploaded(&conversation, "warm.bin", vec![7; 100_000])
         .await;
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let content: Vec<u8> = (0..25_000_000)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let content = noise(25_000_000);
     let before = memory_kib(server.pid(), "VmRSS");
     reset_peak_memory(server.pid());
     let file = alice.uploaded(&conversation, "big.bin", content).await;

@@ -59,6 +59,20 @@ pub fn file_path(conversation: &str, file: &Value) -> String {
     )
 }
 
+/// `len` bytes that are neither a picture nor a database, nor compress: a fixed
+/// pseudo-random sequence (xorshift), the same every run.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
 /// A PNG of `width` × `height` with some colour in it.
 pub fn png(width: u32, height: u32) -> Vec<u8> {
     let image = image::RgbImage::from_fn(width, height, |x, y| {
