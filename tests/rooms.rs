@@ -837,6 +837,156 @@ async fn a_blocked_person_reaches_nobody_and_is_never_told() {
         .await;
 }
 
+/// The reactions on `message` as `[(emoji, [user ids])]`, none when it carries none.
+fn reactions_of(message: &Value) -> Vec<(String, Vec<i64>)> {
+    let Some(reactions) = message["reactions"].as_array() else {
+        return Vec::new();
+    };
+    reactions
+        .iter()
+        .map(|r| {
+            let users = r["users"].as_array().expect("users");
+            let users = users.iter().map(|u| u.as_i64().expect("id")).collect();
+            (r["emoji"].as_str().expect("emoji").to_owned(), users)
+        })
+        .collect()
+}
+
+fn react_frame(conversation: &str, seq: u64, emoji: &str, client_id: &str) -> Value {
+    json!({"type": "react", "conversation": conversation, "seq": seq, "emoji": emoji,
+           "client_id": client_id})
+}
+
+/// The message with `seq` in `messages`.
+fn numbered(messages: &[Value], wanted: u64) -> &Value {
+    messages
+        .iter()
+        .find(|m| seq(m) == wanted)
+        .unwrap_or_else(|| panic!("message {wanted} in {messages:?}"))
+}
+
+#[tokio::test]
+async fn a_blocked_persons_dm_reactions_are_not_shown_to_the_blocker_until_unblocked() {
+    let (server, _admin, alice, bob, carol) = office().await;
+    let dm = common::ws::dm_id(&carol, &bob);
+    let mut carol_tab = Socket::online(&server, &carol).await;
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    carol_tab.send_acked(bob.id(), "lunch at noon?", "r1").await;
+    bob_tab
+        .send_acked(carol.id(), "sure, the usual", "r2")
+        .await;
+    carol_tab.send_json(&react_frame(&dm, 1, "👀", "r3")).await;
+    carol_tab.ack_for("r3").await;
+    carol_tab.send_json(&react_frame(&dm, 2, "👍", "r4")).await;
+    carol_tab.ack_for("r4").await;
+    bob_tab.send_json(&react_frame(&dm, 2, "👍", "r5")).await;
+    bob_tab.ack_for("r5").await;
+    let room = create_room(&alice, "Floor 4", "open", &[&bob, &carol]).await;
+    carol_tab
+        .send_acked(room.as_str(), "cake in the kitchen", "r6")
+        .await;
+    carol_tab
+        .send_json(&react_frame(&room, 1, "🎂", "r7"))
+        .await;
+    carol_tab.ack_for("r7").await;
+
+    let (status, _) = put_empty(&bob, &format!("/api/blocks/{}", carol.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // What she put on the DM before the block, and what she puts there after it.
+    carol_tab.send_json(&react_frame(&dm, 2, "🙂", "r8")).await;
+    carol_tab.ack_for("r8").await;
+    let (b, c) = (bob.id(), carol.id());
+    let hers = |emoji: &str| (emoji.to_owned(), vec![c]);
+    let his = |emoji: &str| (emoji.to_owned(), vec![b]);
+
+    // Whatever serves Bob the DM's messages leaves her reactions out.
+    let history = common::ws::full_history(&bob, &dm).await;
+    assert_eq!(reactions_of(numbered(&history, 1)), []);
+    assert_eq!(reactions_of(numbered(&history, 2)), [his("👍")]);
+    let (status, changes) = bob
+        .get(&format!("/api/conversations/{dm}/changes?after=0"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changes}");
+    let changed = changes["messages"].as_array().expect("messages");
+    assert_eq!(reactions_of(numbered(changed, 1)), []);
+    assert_eq!(reactions_of(numbered(changed, 2)), [his("👍")]);
+    let listed = summary(&bob, &dm).await.expect("bob's DM");
+    assert_eq!(reactions_of(&listed["last_message"]), [his("👍")]);
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    let greeted = bob_tab.hello["conversations"]
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["id"] == dm.as_str()))
+        .expect("the DM in hello")
+        .clone();
+    assert_eq!(reactions_of(&greeted["last_message"]), [his("👍")]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let found = loop {
+        let (status, found) = common::send(
+            bob.request(Method::GET, "/api/search")
+                .query(&[("q", "lunch")]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{found}");
+        if let Some(hit) = found["hits"].as_array().and_then(|h| h.first()) {
+            break hit["message"].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "never found: {found}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((seq(&found), reactions_of(&found)), (1, vec![]));
+
+    // So do the ack and update of his own reaction and his edit, in every tab of his, and
+    // the ack of a retry; Carol's tabs show everything as before.
+    let mut bob_other_tab = Socket::online(&server, &bob).await;
+    bob_tab.send_json(&react_frame(&dm, 1, "❤️", "r9")).await;
+    let acked = bob_tab.ack_for("r9").await["message"].clone();
+    assert_eq!(reactions_of(&acked), [his("❤️")]);
+    let update = bob_other_tab.next_of_type("update").await;
+    assert_eq!(reactions_of(&update["message"]), [his("❤️")]);
+    let update = carol_tab.next_of_type("update").await;
+    assert_eq!(reactions_of(&update["message"]), [hers("👀"), his("❤️")]);
+    bob_tab.send_json(&react_frame(&dm, 1, "❤️", "r9")).await;
+    let retried = bob_tab.ack_for("r9").await["message"].clone();
+    assert_eq!(reactions_of(&retried), [his("❤️")]);
+    bob_tab
+        .send_json(&json!({"type": "edit", "conversation": dm, "seq": 2,
+                           "body": "sure, the usual place", "client_id": "r10"}))
+        .await;
+    let acked = bob_tab.ack_for("r10").await["message"].clone();
+    assert_eq!(reactions_of(&acked), [his("👍")]);
+    let update = bob_other_tab.next_of_type("update").await;
+    assert_eq!(reactions_of(&update["message"]), [his("👍")]);
+    let update = carol_tab.next_of_type("update").await;
+    assert_eq!(
+        reactions_of(&update["message"]),
+        [("👍".to_owned(), vec![c, b]), hers("🙂")]
+    );
+    let sent = bob_tab.send_acked(carol.id(), "see you there", "r11").await;
+    carol_tab
+        .send_json(&react_frame(&dm, seq(&sent), "👌", "r12"))
+        .await;
+    carol_tab.ack_for("r12").await;
+    let retried = bob_tab.send_acked(carol.id(), "see you there", "r11").await;
+    assert_eq!(
+        (seq(&retried), reactions_of(&retried)),
+        (seq(&sent), vec![])
+    );
+
+    // Room messages are still shown, her reactions with them.
+    let in_room = common::ws::full_history(&bob, &room).await;
+    assert_eq!(reactions_of(numbered(&in_room, 1)), [hers("🎂")]);
+
+    // Unblocking shows what she put there, before the block and during it.
+    let (status, _) = bob.delete(&format!("/api/blocks/{}", carol.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let history = common::ws::full_history(&bob, &dm).await;
+    assert_eq!(reactions_of(numbered(&history, 1)), [hers("👀"), his("❤️")]);
+    assert_eq!(
+        reactions_of(numbered(&history, 2)),
+        [("👍".to_owned(), vec![c, b]), hers("🙂")]
+    );
+}
+
 #[tokio::test]
 async fn only_active_people_can_be_blocked_and_a_block_outlives_the_account() {
     let (_server, admin, alice, bob, carol) = office().await;

@@ -329,17 +329,35 @@ impl FanOut<'_> {
                 message,
                 members,
                 change_seq,
+                blockers,
             } => {
                 hub.inner.search.message(message);
+                let skip = origin.map(|o| o.connection);
+                let update = |message| {
+                    ServerFrame::Update {
+                        message,
+                        change_seq: *change_seq,
+                    }
+                    .encode()
+                };
                 if let Some(origin) = origin {
-                    ack(hub, origin, message);
+                    let seen = blockers.iter().find(|(b, _)| *b == origin.user);
+                    ack(hub, origin, seen.map_or(message, |(_, m)| m));
                 }
-                let frame = ServerFrame::Update {
-                    message,
-                    change_seq: *change_seq,
+                if blockers.is_empty() {
+                    hub.deliver_to(members, &update(message), skip);
+                } else {
+                    // Someone here blocks a person who reacted: they get their own copy.
+                    let others: Vec<u64> = members
+                        .iter()
+                        .copied()
+                        .filter(|m| blockers.iter().all(|(b, _)| b != m))
+                        .collect();
+                    hub.deliver_to(&others, &update(message), skip);
+                    for (blocker, seen) in blockers {
+                        hub.deliver_to(&[*blocker], &update(seen), skip);
+                    }
                 }
-                .encode();
-                hub.deliver_to(members, &frame, origin.map(|o| o.connection));
             }
             ChatOutcome::Room(event) => self.room(event),
             ChatOutcome::People(event) => self.people(event, origin),

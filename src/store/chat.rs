@@ -470,7 +470,8 @@ pub enum ChatOutcome {
         message: Message,
         members: Arc<[u64]>,
     },
-    /// A retry of an earlier send or change: acknowledge it again, deliver nothing.
+    /// A retry of an earlier send or change: acknowledge it again (the message as the one
+    /// retrying may see it now), deliver nothing.
     Duplicate {
         message: Message,
     },
@@ -479,6 +480,9 @@ pub enum ChatOutcome {
         message: Message,
         members: Arc<[u64]>,
         change_seq: u64,
+        /// Members who block someone whose reaction the (DM) message carries, each with the
+        /// message as they may see it, to be told instead of `message`. Usually empty.
+        blockers: Vec<(u64, Message)>,
     },
     /// The reader's position moved; `receipt_to` are told (the other members, unless the
     /// room is too big for receipts).
@@ -712,6 +716,9 @@ impl Store {
             HistoryQuery::After(..) => page.truncate(wanted - 1),
         }
         resolve_replies(&messages, id, &mut page)?;
+        people::hide_blocked_reactions(user, &mut page, |other| {
+            Ok(txn.open_table(BLOCKS)?.get((user, other))?.is_some())
+        })?;
         Ok(Some(HistoryPage {
             messages: page,
             has_more,
@@ -932,13 +939,20 @@ impl SummaryView {
         )
     }
 
-    /// The newest message this user may see (a DM withheld from them is skipped).
+    /// The newest message this user may see (a DM withheld from them is skipped), as they may
+    /// see it.
     fn last_visible_message(&self, id: &str, last_seq: u64) -> Result<Option<Message>> {
         for entry in self.messages.range((id, 1)..=(id, last_seq))?.rev() {
             let (key, value) = entry?;
-            if let Some((message, withheld)) = readable_message(id, key.value().1, value.value())
+            if let Some((mut message, withheld)) =
+                readable_message(id, key.value().1, value.value())
                 && (!withheld || message.from == self.user)
             {
+                people::hide_blocked_reactions(
+                    self.user,
+                    std::slice::from_mut(&mut message),
+                    |other| Ok(self.blocked.contains(&other)),
+                )?;
                 return Ok(Some(message));
             }
         }
@@ -1154,9 +1168,9 @@ impl<'txn> BatchTables<'txn> {
             if let Some(stored) = self.messages.get((id, earlier.seq))? {
                 let mut message = vec![to_message(id, earlier.seq, stored.value().decode()?)];
                 resolve_replies(self.messages.table()?, id, &mut message)?;
-                return Ok(ChatOutcome::Duplicate {
-                    message: message.remove(0),
-                });
+                let mut message = message.remove(0);
+                self.as_seen_by(sender, &mut message)?;
+                return Ok(ChatOutcome::Duplicate { message });
             }
         }
 

@@ -20,7 +20,8 @@ use super::chat::{
     readable_message, resolve_replies, to_message,
 };
 use super::codec::Encoded;
-use super::{CHANGES, CONVERSATIONS, MESSAGES, ROOM_MEMBERS, Result, Store, USERS};
+use super::people;
+use super::{BLOCKS, CHANGES, CONVERSATIONS, MESSAGES, ROOM_MEMBERS, Result, Store, USERS};
 
 /// How long after sending a message its author may still edit it.
 pub const EDIT_WINDOW_MS: u64 = 24 * 3600 * 1000;
@@ -116,6 +117,9 @@ impl Store {
             }
         }
         resolve_replies(&messages, id, &mut page)?;
+        people::hide_blocked_reactions(user, &mut page, |other| {
+            Ok(txn.open_table(BLOCKS)?.get((user, other))?.is_some())
+        })?;
         Ok(Some(ChangesPage {
             messages: page,
             change_seq: if has_more {
@@ -165,9 +169,9 @@ impl BatchTables<'_> {
                 Some(stored) => {
                     let mut message = vec![to_message(id, seq, stored.value().decode()?)];
                     resolve_replies(self.messages.table()?, id, &mut message)?;
-                    ChatOutcome::Duplicate {
-                        message: message.remove(0),
-                    }
+                    let mut message = message.remove(0);
+                    self.as_seen_by(user, &mut message)?;
+                    ChatOutcome::Duplicate { message }
                 }
                 None => ChatOutcome::Rejected(ChatRejection::NoSuchMessage),
             });
@@ -274,10 +278,14 @@ impl BatchTables<'_> {
         } else {
             members
         };
+        let message = updated.remove(0);
+        // Nor see them on the message when a later change by anyone carries it.
+        let blockers = self.blockers_views(&message, &members)?;
         Ok(ChatOutcome::Updated {
-            message: updated.remove(0),
+            message,
             members,
             change_seq,
+            blockers,
         })
     }
 

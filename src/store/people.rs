@@ -1,5 +1,6 @@
 //! Who may reach whom: each person's DM policy ("anyone" or "ask me first"), chat requests
-//! with their accept and decline, and blocks.
+//! with their accept and decline, and blocks, including what a block hides from the blocker
+//! when messages are served (a blocked person's reactions on DM messages).
 
 use std::sync::Arc;
 
@@ -204,6 +205,64 @@ impl Store {
     }
 }
 
+/// The other member of the DM `message` is in, if they reacted to it: the one person whose
+/// reactions `viewer` may not see (if `viewer` blocks them). `None` for room messages, whose
+/// reactions stay for everyone as room messages do, and for a message without their reaction.
+fn reactor_to_hide(viewer: u64, message: &Message) -> Option<u64> {
+    if message.reactions.is_empty() {
+        return None;
+    }
+    let pair = message.conversation.dm_members()?;
+    if !pair.contains(&viewer) {
+        return None;
+    }
+    let other = pair.into_iter().find(|&m| m != viewer)?;
+    message
+        .reactions
+        .iter()
+        .any(|r| r.users.contains(&other))
+        .then_some(other)
+}
+
+/// Takes `user`'s reactions off this copy of a message (an emoji nobody else put there goes).
+fn remove_reactions_of(message: &mut Message, user: u64) {
+    for reaction in &mut message.reactions {
+        reaction.users.retain(|&u| u != user);
+    }
+    message.reactions.retain(|r| !r.users.is_empty());
+}
+
+/// `messages` as `viewer` may see them: a DM message carries no reaction of the other member
+/// if `viewer` blocks them (the blocker receives nothing from the blocked person). Applied
+/// where messages are served, never stored, so unblocking shows the reactions again.
+/// `blocks(other)` says whether `viewer` blocks `other`; it is asked only for a message that
+/// carries the other member's reaction, once per person, so a page without such reactions
+/// costs no read.
+pub(super) fn hide_blocked_reactions(
+    viewer: u64,
+    messages: &mut [Message],
+    mut blocks: impl FnMut(u64) -> Result<bool>,
+) -> Result<()> {
+    let mut known: Vec<(u64, bool)> = Vec::new();
+    for message in messages {
+        let Some(other) = reactor_to_hide(viewer, message) else {
+            continue;
+        };
+        let blocked = match known.iter().find(|(who, _)| *who == other) {
+            Some(&(_, blocked)) => blocked,
+            None => {
+                let blocked = blocks(other)?;
+                known.push((other, blocked));
+                blocked
+            }
+        };
+        if blocked {
+            remove_reactions_of(message, other);
+        }
+    }
+    Ok(())
+}
+
 /// The people `user` blocks.
 pub(super) fn blocked_by(
     blocks: &impl ReadableTable<(u64, u64), ()>,
@@ -217,6 +276,34 @@ pub(super) fn blocked_by(
 }
 
 impl BatchTables<'_> {
+    /// `message` as `viewer` may see it (see [`hide_blocked_reactions`]).
+    pub(super) fn as_seen_by(&self, viewer: u64, message: &mut Message) -> Result<()> {
+        hide_blocked_reactions(viewer, std::slice::from_mut(message), |other| {
+            Ok(self.blocks.get((viewer, other))?.is_some())
+        })
+    }
+
+    /// Those of `members` who may not see every reaction on `message` (they block the other
+    /// member of its DM, who reacted to it), each with the message as they may see it. Empty,
+    /// with no read, for a message without reactions and for room messages.
+    pub(super) fn blockers_views(
+        &self,
+        message: &Message,
+        members: &[u64],
+    ) -> Result<Vec<(u64, Message)>> {
+        let mut views = Vec::new();
+        for &member in members {
+            if let Some(other) = reactor_to_hide(member, message)
+                && self.blocks.get((member, other))?.is_some()
+            {
+                let mut seen = message.clone();
+                remove_reactions_of(&mut seen, other);
+                views.push((member, seen));
+            }
+        }
+        Ok(views)
+    }
+
     /// A first DM to someone who asks first (or blocks the sender) is stored as a request.
     pub(super) fn request_chat(
         &mut self,
@@ -361,5 +448,71 @@ impl BatchTables<'_> {
             }
             _ => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::chat::Reaction;
+
+    fn message(conversation: ConversationId, reactions: &[(&str, &[u64])]) -> Message {
+        Message {
+            conversation,
+            seq: 1,
+            from: 1,
+            body: "hi".into(),
+            sent_at: 0,
+            mentions: Vec::new(),
+            mentions_room: false,
+            reply_to: None,
+            edited_at: None,
+            deleted: false,
+            reactions: reactions
+                .iter()
+                .map(|(emoji, users)| Reaction {
+                    emoji: (*emoji).into(),
+                    users: users.to_vec(),
+                })
+                .collect(),
+            files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_blocked_persons_reactions_are_hidden_on_dms_only_and_asked_about_once() {
+        let mut page = vec![
+            message(ConversationId::dm(1, 2), &[("👍", &[2, 1]), ("👀", &[2])]),
+            message(ConversationId::dm(1, 2), &[("🎉", &[1])]),
+            message(ConversationId::dm(1, 2), &[("👀", &[2])]),
+            message(ConversationId::room(4), &[("👀", &[2])]),
+        ];
+        let mut asked = 0;
+        hide_blocked_reactions(1, &mut page, |other| {
+            asked += 1;
+            Ok(other == 2)
+        })
+        .expect("filtered");
+        assert_eq!(
+            asked, 1,
+            "once for the person, never for a message without them"
+        );
+        let users = |m: &Message| -> Vec<(String, Vec<u64>)> {
+            m.reactions
+                .iter()
+                .map(|r| (r.emoji.clone(), r.users.clone()))
+                .collect()
+        };
+        assert_eq!(users(&page[0]), [("👍".to_owned(), vec![1])]);
+        assert_eq!(users(&page[1]), [("🎉".to_owned(), vec![1])]);
+        assert!(page[2].reactions.is_empty());
+        assert_eq!(
+            users(&page[3]),
+            [("👀".to_owned(), vec![2])],
+            "rooms keep theirs"
+        );
+
+        let mut plain = vec![message(ConversationId::dm(1, 2), &[])];
+        hide_blocked_reactions(1, &mut plain, |_| panic!("no reaction, no read")).expect("ok");
     }
 }

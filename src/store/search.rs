@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 
 use super::chat::{ConversationId, Message, is_member, readable_message, resolve_replies};
-use super::{CONVERSATIONS, MEMBERSHIPS, MESSAGES, ROOM_MEMBERS, Result, Store, USERNAMES, USERS};
+use super::people;
+use super::{
+    BLOCKS, CONVERSATIONS, MEMBERSHIPS, MESSAGES, ROOM_MEMBERS, Result, Store, USERNAMES, USERS,
+};
 
 /// A conversation the user is in now, with its room name if it is a room.
 #[derive(Debug, Clone)]
@@ -65,7 +68,7 @@ impl Store {
 
     /// The messages behind search hits as `user` may see them now, in the given order: left
     /// out are those of conversations `user` is no longer in, deleted ones, DMs withheld from
-    /// them, and any that no longer exist.
+    /// them, and any that no longer exist; reactions of someone they block are left off DMs.
     pub fn search_hits(&self, user: u64, hits: &[(ConversationId, u64)]) -> Result<Vec<Message>> {
         let txn = self.read()?;
         let users = txn.open_table(USERS)?;
@@ -98,6 +101,9 @@ impl Store {
             resolve_replies(&messages, id, std::slice::from_mut(&mut message))?;
             out.push(message);
         }
+        people::hide_blocked_reactions(user, &mut out, |other| {
+            Ok(txn.open_table(BLOCKS)?.get((user, other))?.is_some())
+        })?;
         Ok(out)
     }
 
