@@ -13,6 +13,8 @@ const CATCH_UP_PAGE = 100;
 const TYPING_EVERY_MS = 2000;
 /** Relative times ("5 min ago") are re-rendered this often. */
 const CLOCK_TICK_MS = 30_000;
+/** A mention recount that found a room still moving asks again this much later. */
+const MENTION_RECOUNT_RETRY_MS = 500;
 
 let socket = null;
 let sessionEnded = () => {};
@@ -469,6 +471,20 @@ export async function setBlock(userId, blocked) {
   if (blocked) next.add(userId);
   else next.delete(userId);
   store.setBlocked([...next]);
+  refreshMentionCounts();
+}
+
+/**
+ * A block (or its end) changes which mentions count, those already counted too (PROTOCOL.md,
+ * blocks). Only the server can recount them (this page holds only the messages it loaded), so
+ * the list is fetched again; while frames are still moving a room on, it is asked once more.
+ */
+function refreshMentionCounts(tries = 3) {
+  api.get('/api/conversations').then((list) => {
+    if (!store.applyMentionCounts(list) && tries > 1) {
+      setTimeout(() => refreshMentionCounts(tries - 1), MENTION_RECOUNT_RETRY_MS);
+    }
+  }, () => {});
 }
 
 /**

@@ -534,6 +534,30 @@ export function outgoingRequest(userId) {
   return state.requests.outgoing.find((r) => r.to === userId);
 }
 
+/**
+ * Room mention counts from a fresh conversation list (after a block or unblock the server
+ * recounts them). A room whose last or read seq differs from what this page knows is left as
+ * it is: a frame about it is on its way, or came after the list was made, and taking the list's
+ * count would count a mention twice or lose one. Returns whether every room was taken.
+ */
+export function applyMentionCounts(list) {
+  let all = true;
+  for (const fetched of list) {
+    const s = state.conversations.get(fetched.id);
+    if (fetched.kind !== 'room' || !s) continue;
+    if (fetched.last_seq !== s.last_seq || fetched.read_seq !== s.read_seq) {
+      all = false;
+      continue;
+    }
+    if ((s.mentions ?? 0) !== (fetched.mentions ?? 0)) {
+      s.mentions = fetched.mentions ?? 0;
+      changed(fetched.id);
+    }
+  }
+  changed();
+  return all;
+}
+
 export function setBlocked(ids) {
   state.blocked = new Set(ids);
   for (const id of ids) changed(dmWith(id));

@@ -188,3 +188,29 @@ test('after a reload on the Mentions page, each mention still says who wrote it'
   }
   await dan.context().close();
 });
+
+test('blocking the person who mentioned you takes the mention off the badges at once; unblocking puts it back', { timeout: 90_000 }, async () => {
+  const [carolUser, erinUser] = [office.person('carol'), office.person('erin')];
+  const room = await office.createRoom('alice', { name: 'Design', members: [carolUser.id, erinUser.id] });
+  const erin = await office.signIn('erin', { hash: '#/dm/carol' });
+  const entry = roomEntry(erin, room.id);
+  const total = erin.getByTestId('mentions-count');
+  await sendFramesAs(erin, carolUser, [{ type: 'send', conversation: room.id, body: '@erin could you review the mockups?', client_id: 'review' }]);
+  await eventually(async () => assert.equal(await entry.getByTestId('mention-badge').textContent(), '@1 mention'));
+  assert.equal((await total.textContent()).trim(), '1');
+
+  // As a reload would show: the server no longer counts her mentions of erin.
+  await erin.getByTestId('block-toggle').filter({ hasText: 'Block' }).click();
+  await erin.getByRole('dialog').getByRole('button', { name: 'Block' }).click();
+  await erin.getByTestId('block-toggle').filter({ hasText: 'Unblock' }).waitFor();
+  await eventually(async () => assert.equal(await entry.getByTestId('mention-badge').count(), 0));
+  assert.equal((await total.textContent()).trim(), '');
+  const listed = await office.server.apiOk('GET', '/api/conversations', { token: erinUser.token });
+  assert.equal(listed.find((s) => s.id === room.id).mentions, 0);
+
+  await erin.getByTestId('block-toggle').filter({ hasText: 'Unblock' }).click();
+  await erin.getByTestId('block-toggle').filter({ hasText: 'Block' }).waitFor();
+  await eventually(async () => assert.equal(await entry.getByTestId('mention-badge').textContent(), '@1 mention'));
+  assert.equal((await total.textContent()).trim(), '1');
+  await erin.context().close();
+});
