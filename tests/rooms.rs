@@ -837,6 +837,50 @@ async fn a_blocked_person_reaches_nobody_and_is_never_told() {
         .await;
 }
 
+#[tokio::test]
+async fn what_a_block_withholds_cannot_be_brought_back_by_a_retry_or_a_read() {
+    let (server, _admin, _alice, bob, carol) = office().await;
+    let dm = common::ws::dm_id(&carol, &bob);
+    let mut carol_tab = Socket::online(&server, &carol).await;
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    bob_tab.send_acked(carol.id(), "hello", "b1").await;
+    let greeting = carol_tab.send_acked(bob.id(), "hi there", "c1").await;
+    assert_eq!(seq(&greeting), 2);
+    let reaction = react_frame(&dm, 2, "👍", "b2");
+    bob_tab.send_json(&reaction).await;
+    bob_tab.ack_for("b2").await;
+
+    let (status, _) = put_empty(&bob, &format!("/api/blocks/{}", carol.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    carol_tab
+        .send_json(&json!({"type": "edit", "conversation": dm, "seq": 2,
+                           "body": "words he must not see", "client_id": "c2"}))
+        .await;
+    carol_tab.ack_for("c2").await;
+    let withheld = carol_tab.send_acked(bob.id(), "still there?", "c3").await;
+    assert_eq!(seq(&withheld), 3);
+    assert_eq!(summary(&bob, &dm).await.expect("bob's DM")["last_seq"], 1);
+
+    // Repeating his reaction's frame answers no message, not the message as it now reads.
+    bob_tab.send_json(&reaction).await;
+    let refused = bob_tab.error_with("no_such_message").await;
+    assert!(!refused.to_string().contains("must not see"), "{refused}");
+
+    // His DM ends at the last message he may see: reading past it is refused, so it neither
+    // reveals how many are withheld nor tells her "Seen".
+    for past in [2, 3] {
+        bob_tab.mark_read(&dm, past).await;
+        bob_tab.error_with("invalid_seq").await;
+    }
+    none_of_within(&mut carol_tab, &["read"], Duration::from_millis(400)).await;
+    let carol_view = summary(&carol, &dm).await.expect("carol's DM");
+    assert_eq!(
+        carol_view["reads"],
+        json!([{"user": bob.id(), "seq": 1}]),
+        "{carol_view}"
+    );
+}
+
 /// The reactions on `message` as `[(emoji, [user ids])]`, none when it carries none.
 fn reactions_of(message: &Value) -> Vec<(String, Vec<i64>)> {
     let Some(reactions) = message["reactions"].as_array() else {

@@ -1410,6 +1410,15 @@ impl<'txn> BatchTables<'txn> {
         if seq > record.last_seq {
             return Ok(ChatOutcome::Rejected(ChatRejection::InvalidSeq));
         }
+        // For someone who blocks the other person a DM ends at the last message they may
+        // see: reading past it would count what is withheld and send a false "Seen".
+        if record.room.is_none() && seq > 0 {
+            let newest = self.messages.range((id, 1)..=(id, record.last_seq))?.rev();
+            let last_visible = visible_messages(newest, id, user, 1)?;
+            if seq > last_visible.first().map_or(0, |m| m.seq) {
+                return Ok(ChatOutcome::Rejected(ChatRejection::InvalidSeq));
+            }
+        }
         let mut position = match self.memberships.get((user, id))? {
             Some(m) => m.value().decode()?,
             None => return Ok(ChatOutcome::Unchanged),

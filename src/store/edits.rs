@@ -16,8 +16,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::chat::{
-    BatchTables, ChatOutcome, ChatRejection, ClientIdRecord, ConversationId, Message, Reaction,
-    readable_message, resolve_replies, to_message,
+    BatchTables, ChatOutcome, ChatRejection, ClientIdRecord, ConversationId, Message,
+    MessageRecord, Reaction, readable_message, resolve_replies, to_message,
 };
 use super::codec::Encoded;
 use super::people;
@@ -165,9 +165,19 @@ impl BatchTables<'_> {
             {
                 return Ok(ChatOutcome::Rejected(ChatRejection::ClientIdReused));
             }
-            return Ok(match self.messages.get((id, seq))? {
+            let stored: Option<MessageRecord> = self
+                .messages
+                .get((id, seq))?
+                .map(|r| r.value().decode())
+                .transpose()?;
+            return Ok(match stored {
+                // Withheld since (its author edited it after this user blocked them): the
+                // retry must not bring the new words back.
+                Some(stored) if stored.withheld && stored.from != user => {
+                    ChatOutcome::Rejected(ChatRejection::NoSuchMessage)
+                }
                 Some(stored) => {
-                    let mut message = vec![to_message(id, seq, stored.value().decode()?)];
+                    let mut message = vec![to_message(id, seq, stored)];
                     resolve_replies(self.messages.table()?, id, &mut message)?;
                     let mut message = message.remove(0);
                     self.as_seen_by(user, &mut message)?;
@@ -311,7 +321,7 @@ impl BatchTables<'_> {
         conversation: &ConversationId,
         members: &[u64],
         seq: u64,
-        message: &super::chat::MessageRecord,
+        message: &MessageRecord,
     ) -> Result<()> {
         let id = conversation.as_str();
         if conversation.is_room() {
