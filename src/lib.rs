@@ -144,6 +144,7 @@ pub async fn run(
         metrics,
         addresses,
         trust: tls.as_ref().and_then(|t| t.ca().cloned()),
+        backups: backup::Running::default(),
     });
     announce(&app);
     let sweeper = tokio::spawn(sweep_blobs(app.clone()));
@@ -154,6 +155,7 @@ pub async fn run(
     let control = control::listen(app.clone()).map_err(StartError::Control)?;
     let nightly = app.config.backup_dir.clone().map(|dir| {
         backup::start_nightly(
+            app.backups.clone(),
             app.store.clone(),
             app.blobs.clone(),
             app.config.data_dir.clone(),
@@ -173,6 +175,8 @@ pub async fn run(
     if let Some(nightly) = nightly {
         nightly.abort();
     }
+    // A backup thread outlives its aborted task: it must stop and clean up before we exit.
+    app.backups.stop_all().await;
     let _ = std::fs::remove_file(app.config.control_socket_path());
     app.hub.shutdown().await;
     // After the writer: its last updates are committed to the index too.

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinHandle;
 
-use super::{Source, utc_stamp, write_backup};
+use super::{Running, Source, utc_stamp, write_backup};
 use crate::blobs::Blobs;
 use crate::store::{self, Store};
 
@@ -119,6 +119,7 @@ fn due_in(dir: &Path) -> Duration {
 
 /// Takes a backup into `dir` whenever one is due, for as long as the server runs.
 pub fn start_nightly(
+    running: Running,
     store: Store,
     blobs: Blobs,
     data_dir: PathBuf,
@@ -132,7 +133,7 @@ pub fn start_nightly(
                 tokio::time::sleep(wait.min(RECHECK)).await;
                 continue;
             }
-            if !take_one(&store, &blobs, &data_dir, &dir, keep).await {
+            if !take_one(&running, &store, &blobs, &data_dir, &dir, keep).await {
                 tokio::time::sleep(RETRY).await;
             }
         }
@@ -140,18 +141,26 @@ pub fn start_nightly(
 }
 
 /// One automatic backup and the pruning after it; false if it failed (and was logged).
-async fn take_one(store: &Store, blobs: &Blobs, data_dir: &Path, dir: &Path, keep: usize) -> bool {
+async fn take_one(
+    running: &Running,
+    store: &Store,
+    blobs: &Blobs,
+    data_dir: &Path,
+    dir: &Path,
+    keep: usize,
+) -> bool {
     let target = dir.join(format!("{PREFIX}{}{SUFFIX}", utc_stamp(store::now_secs())));
     let (store, data_dir, dir) = (store.clone(), data_dir.to_owned(), dir.to_owned());
     let sweep_paused = blobs.pause_sweep().await;
-    let done = super::in_background(move || {
-        let _sweep_paused = sweep_paused;
-        super::create_private_dir(&dir).map_err(super::file_error(&dir))?;
-        let written = write_backup(Source::Live(&store), &data_dir, &target)?;
-        let removed = prune(&dir, keep).map_err(super::file_error(&dir))?;
-        Ok::<_, super::BackupError>((written, removed))
-    })
-    .await;
+    let done = running
+        .in_background(running.stop_token(), move |stop| {
+            let _sweep_paused = sweep_paused;
+            super::create_private_dir(&dir).map_err(super::file_error(&dir))?;
+            let written = write_backup(Source::Live(&store), &data_dir, &target, stop)?;
+            let removed = prune(&dir, keep).map_err(super::file_error(&dir))?;
+            Ok::<_, super::BackupError>((written, removed))
+        })
+        .await;
     match done {
         Ok((written, removed)) => {
             tracing::info!(
@@ -163,6 +172,10 @@ async fn take_one(store: &Store, blobs: &Blobs, data_dir: &Path, dir: &Path, kee
                 "automatic backup written"
             );
             true
+        }
+        Err(super::BackupError::Stopped) => {
+            tracing::info!("automatic backup stopped: the server is shutting down");
+            false
         }
         Err(e) => {
             tracing::error!(error = %e, "automatic backup failed; trying again in an hour");
