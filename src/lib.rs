@@ -186,14 +186,17 @@ pub async fn run(
 }
 
 /// At start and then every few minutes: forgets uploads no message took within a day, then
-/// removes blobs nothing names any more.
+/// removes blobs nothing names any more (and what a killed `confab restore` left, once stale).
 async fn sweep_blobs(app: Arc<App>) {
     let mut every = tokio::time::interval(app.config.sweep.every);
     loop {
         every.tick().await;
         let (store, blobs) = (app.store.clone(), app.blobs.clone());
         let min_age = app.config.sweep.min_age;
+        let data_dir = app.config.data_dir.clone();
         let swept = tokio::task::spawn_blocking(move || {
+            // A restore killed outright left its work here; the server may run for months.
+            backup::remove_restore_work(&data_dir);
             let before = store::now_millis()
                 .saturating_sub(config::limits::PENDING_UPLOAD_TTL.as_millis() as u64);
             let expired = store.expire_uploads(before)?;

@@ -656,6 +656,7 @@ async fn nightly_backups_keep_the_newest_and_admins_list_and_download_them() {
     // What a backup interrupted two days ago left, and one being written right now.
     old_backup(&dir, "confab-20200105-030000.backup.tmp", 2);
     old_backup(&dir, "confab-20200105-030000.backup.db.tmp", 2);
+    old_backup(&dir, "confab-20200106-030000.backup.db.tmp.tmp", 2);
     std::fs::write(dir.join("confab-20991231-000000.backup.tmp"), "in progress").expect("write");
 
     // The folder set through the environment, as systemd's drop-in would.
@@ -960,4 +961,107 @@ async fn a_backup_or_restore_that_fills_its_disk_midway_leaves_nothing_behind() 
     let verify = common::run_cli_env(&["backup", "--verify", arg(&big)], &[("TMPDIR", arg(&tmp))]);
     assert!(!verify.status.success());
     assert_eq!(names_in(&tmp), Vec::<String>::new());
+}
+
+/// What a killed backup, verify or restore left: the first bytes of a backup or a database,
+/// untouched for `days`.
+fn leftover(path: &Path, days: u64) {
+    let start: &[u8] = if path.to_string_lossy().contains(".db.") || path.ends_with("confab.redb") {
+        b"redb\x1a\x0a\xa9\x0d\x0a and the rest of a database"
+    } else {
+        b"CONFABBK\x01\0\0\0 and the rest of a backup"
+    };
+    std::fs::write(path, start).expect("write");
+    untouched_for(path, days);
+}
+
+fn untouched_for(path: &Path, days: u64) {
+    let when = SystemTime::now() - Duration::from_secs(days * 86_400);
+    std::fs::File::open(path)
+        .and_then(|f| f.set_modified(when))
+        .expect("set mtime");
+}
+
+/// A killed run's work folder `dir/name` holding a database, `days` old.
+fn leftover_folder(dir: &Path, name: &str, days: u64) {
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    leftover(&folder.join("confab.redb"), days);
+    untouched_for(&folder, days);
+}
+
+#[tokio::test]
+async fn what_killed_runs_left_is_removed_by_the_next_run_once_a_day_old() {
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    let out_dir = work.path().join("out");
+    std::fs::create_dir(&out_dir).expect("out");
+    let plant = || {
+        for name in [
+            "monday.backup.tmp",
+            "monday.backup.db.tmp",
+            "tuesday.backup.db.tmp.tmp",
+        ] {
+            leftover(&out_dir.join(name), 2);
+        }
+        leftover(&out_dir.join("today.backup.tmp"), 0);
+        std::fs::write(out_dir.join("notes.tmp"), "an admin's own file").expect("write");
+        untouched_for(&out_dir.join("notes.tmp"), 2);
+    };
+    let kept = |made: &str| {
+        let mut kept = vec![
+            made.to_owned(),
+            "notes.tmp".into(),
+            "today.backup.tmp".into(),
+        ];
+        kept.sort();
+        kept
+    };
+
+    plant();
+    let file = out_dir.join("wednesday.backup");
+    let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        names_in(&out_dir),
+        kept("wednesday.backup"),
+        "stopped server"
+    );
+
+    // Through the running server, which also removes a killed restore's work at start.
+    leftover_folder(&data, ".restore-killed", 2);
+    leftover_folder(&data, ".restore-running", 0);
+    std::fs::remove_file(&file).expect("rm");
+    plant();
+    let server = TestServer::start_in(&data);
+    let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        names_in(&out_dir),
+        kept("wednesday.backup"),
+        "running server"
+    );
+    wait_until("removing the killed restore's folder", || {
+        !exists_named(&data, ".restore-killed")
+    });
+    assert!(exists_named(&data, ".restore-running"), "a fresh one stays");
+    assert!(server.stop().success());
+
+    // The next restore, and the next verify in its temporary folder.
+    leftover_folder(&data, ".restore-killed", 2);
+    leftover_folder(&data, ".restore-running", 0);
+    let (ok, out) = cli(&["restore", arg(&file), "--data-dir", arg(&data)]);
+    assert!(ok, "{out}");
+    assert!(!exists_named(&data, ".restore-killed"), "{out}");
+    assert!(exists_named(&data, ".restore-running"), "{out}");
+
+    let tmp = work.path().join("tmp");
+    leftover_folder(&tmp, "confab-verify-killed", 2);
+    leftover_folder(&tmp, "confab-verify-running", 0);
+    let verify = common::run_cli_env(
+        &["backup", "--verify", arg(&file)],
+        &[("TMPDIR", arg(&tmp))],
+    );
+    assert!(verify.status.success(), "{}", said(&verify));
+    assert_eq!(names_in(&tmp), ["confab-verify-running"]);
 }

@@ -3,6 +3,7 @@
 //! `confab check` checks a database, restored in place, and taken nightly.
 
 mod format;
+mod leftovers;
 mod schedule;
 
 use std::fs::File;
@@ -21,6 +22,7 @@ use crate::disk::PacedSync;
 use crate::store::{self, Store, StoreError};
 pub use format::FORMAT_VERSION;
 use format::{BackupReader, BackupWriter, FormatError, Kind, Manifest};
+pub use leftovers::{LEFTOVER_AGE, remove_near_backup, remove_restore_work, remove_verify_work};
 pub use schedule::{BackupEntry, list_backups, prune, start_nightly};
 
 /// The attachments' folder under the data directory; `tmp/` in it holds unfinished uploads.
@@ -131,6 +133,7 @@ pub fn write_backup(
     // From here on every way out but success removes them.
     let partial = removed_on_drop(&partial_path)?;
     let snapshot = removed_on_drop(&sibling(target, ".db.tmp"))?;
+    leftovers::remove_near_backup(target);
     let blobs = data_dir.join(BLOBS);
     let files = snapshot_and_pack(source, &snapshot, &blobs, (out, &partial), stop)?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "backup: packed");
@@ -460,10 +463,12 @@ pub fn verify(
     })
 }
 
-/// A folder to verify a backup in, in the system's temporary folder; removed when dropped.
+/// A folder to verify a backup in, in the system's temporary folder; removed when dropped. What
+/// verifies killed outright left there is removed first, once a day old.
 pub fn verify_work_dir() -> Result<tempfile::TempDir> {
+    remove_verify_work();
     tempfile::Builder::new()
-        .prefix("confab-verify-")
+        .prefix(leftovers::VERIFY_PREFIX)
         .tempdir()
         .map_err(|e| BackupError::Task(format!("cannot make a temporary folder: {e}")))
 }
@@ -558,8 +563,9 @@ pub fn restore(config: &Config, path: &Path, stop: &CancellationToken) -> Result
         Err(StoreError::Open { path, problem }) => Some(format!("{path} {problem}")),
         Err(e) => Some(e.to_string()),
     };
+    leftovers::remove_restore_work(&config.data_dir);
     let work = tempfile::Builder::new()
-        .prefix(".restore-")
+        .prefix(leftovers::RESTORE_PREFIX)
         .tempdir_in(&config.data_dir)
         .map_err(file_error(&config.data_dir))?;
     let verified = verify(path, work.path(), true, stop)?;

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinHandle;
 
+use super::leftovers::{UNFINISHED, remove_stale};
 use super::{Running, Source, utc_stamp, write_backup};
 use crate::blobs::Blobs;
 use crate::store::{self, Store};
@@ -20,11 +21,6 @@ const RECHECK: Duration = Duration::from_secs(10 * 60);
 const RETRY: Duration = Duration::from_secs(3600);
 const PREFIX: &str = "confab-";
 const SUFFIX: &str = ".backup";
-/// What a backup writes before its file is complete (`write_backup`'s partial and snapshot).
-const UNFINISHED: [&str; 2] = [".backup.tmp", ".backup.db.tmp"];
-/// An unfinished file untouched this long was left by a backup that was interrupted (the
-/// server stopped or killed while writing); one in progress touches its files far more often.
-const LEFTOVER_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// One backup file in the folder.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -85,21 +81,16 @@ pub fn prune(dir: &Path, keep: usize) -> std::io::Result<usize> {
 }
 
 /// Removes what interrupted automatic backups left in `dir` (a whole database copy, perhaps),
-/// which would otherwise stay for good.
+/// which would otherwise stay for good. The folder is confab's own: names alone say what is ours.
 fn remove_leftovers(dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !(name.starts_with(PREFIX) && UNFINISHED.iter().any(|end| name.ends_with(end))) {
-            continue;
-        }
-        let meta = entry.metadata()?;
-        let untouched = meta.modified().ok().and_then(|t| t.elapsed().ok());
-        if meta.is_file() && untouched.is_some_and(|age| age > LEFTOVER_AGE) {
-            std::fs::remove_file(entry.path())?;
-            tracing::info!(file = %entry.path().display(), "removed what an interrupted backup left");
-        }
-    }
+    remove_stale(dir, |name, path| {
+        path.is_file()
+            && name.strip_prefix(PREFIX).is_some_and(|rest| {
+                UNFINISHED
+                    .iter()
+                    .any(|end| rest.ends_with(&format!("{SUFFIX}{end}")))
+            })
+    })?;
     Ok(())
 }
 
