@@ -46,6 +46,8 @@ pub enum BackupError {
     Invalid { path: String, problems: String },
     #[error("{0} already exists; choose another name or remove it first")]
     Exists(String),
+    #[error("another backup to {0} is being written right now; wait for it to finish")]
+    InProgress(String),
     /// The backup's folder takes no new file: named as FILE, not as a temporary file in it.
     #[error("cannot write {path}: {}", why_unwritable(.source))]
     Unwritable {
@@ -126,11 +128,8 @@ pub fn write_backup(
     }
     // Made first: a folder that takes no file is reported before any work, naming `target`.
     let partial_path = sibling(target, ".tmp");
-    let out = create_private_file(&partial_path).map_err(|source| BackupError::Unwritable {
-        path: target.display().to_string(),
-        source,
-    })?;
-    // From here on every way out but success removes them.
+    let (out, _lock) = create_partial(&partial_path, target)?;
+    // From here on every way out but success removes them (while the lock is still held).
     let partial = removed_on_drop(&partial_path)?;
     let snapshot = removed_on_drop(&sibling(target, ".db.tmp"))?;
     leftovers::remove_near_backup(target);
@@ -633,6 +632,35 @@ fn move_blobs(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Creates `target`'s partial file (`path`) and locks it (flock) for as long as the returned
+/// lock lives: a second backup to the same FILE finds it locked and is refused, instead of
+/// replacing a file being written, while one left by a killed run is unlocked and replaced.
+/// Where the filesystem has no such locks (some network shares) it is replaced, as before.
+fn create_partial(path: &Path, target: &Path) -> Result<(File, Option<File>)> {
+    if let Ok(existing) = File::open(path)
+        && !try_lock(&existing)
+    {
+        return Err(BackupError::InProgress(target.display().to_string()));
+    }
+    let out = create_private_file(path).map_err(|source| BackupError::Unwritable {
+        path: target.display().to_string(),
+        source,
+    })?;
+    try_lock(&out);
+    // A copy of the descriptor holds the lock on after `out` is closed, until the move.
+    let lock = out.try_clone().ok();
+    Ok((out, lock))
+}
+
+/// Takes `file`'s lock without waiting; false only if another process holds it.
+fn try_lock(file: &File) -> bool {
+    use rustix::fs::{FlockOperation, flock};
+    !matches!(
+        flock(file, FlockOperation::NonBlockingLockExclusive),
+        Err(rustix::io::Errno::WOULDBLOCK)
+    )
+}
+
 /// A guard that removes the file at `path` when dropped, unless it is kept.
 fn removed_on_drop(path: &Path) -> Result<TempPath> {
     TempPath::try_from_path(path).map_err(|e| {
@@ -782,6 +810,31 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, ["p.txt"], "nothing is left behind");
+    }
+
+    /// A second backup to the same FILE leaves the first one's partial file alone; a partial
+    /// file nobody holds (its run was killed) is replaced.
+    #[test]
+    fn a_backup_to_a_file_being_written_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("office.backup");
+        let partial = sibling(&target, ".tmp");
+        let (_first, _lock) = create_partial(&partial, &target).expect("first");
+        std::fs::write(&partial, "being written").expect("write");
+        let database = dir.path().join(DATABASE);
+        let stop = CancellationToken::new();
+        let refused = write_backup(Source::Stopped(&database), dir.path(), &target, &stop);
+        assert!(
+            matches!(refused, Err(BackupError::InProgress(_))),
+            "{refused:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&partial).expect("read"),
+            "being written"
+        );
+        drop((_first, _lock));
+        let (_second, _lock) = create_partial(&partial, &target).expect("replaced");
+        assert_eq!(std::fs::read_to_string(&partial).expect("read"), "");
     }
 
     /// Both ways of moving a finished backup into place leave a file already there alone.
