@@ -146,13 +146,15 @@ pub async fn run(
         trust: tls.as_ref().and_then(|t| t.ca().cloned()),
         backups: backup::Running::default(),
     });
+    // Before "listening": a script that runs `confab backup` once it reads that line must find
+    // the socket, or it would try the database itself and find it in use.
+    let control = control::listen(app.clone()).map_err(StartError::Control)?;
     announce(&app);
     let sweeper = tokio::spawn(sweep_blobs(app.clone()));
     let _mdns = app.config.mdns_name.as_deref().and_then(|name| {
         lan::mdns::announce(name, app.addresses.listen.port(), app.config.is_tls())
     });
 
-    let control = control::listen(app.clone()).map_err(StartError::Control)?;
     let nightly = app.config.backup_dir.clone().map(|dir| {
         backup::start_nightly(
             app.backups.clone(),
