@@ -1018,6 +1018,28 @@ async fn what_killed_runs_left_is_removed_by_the_next_run_once_a_day_old() {
         kept
     };
 
+    // A real one first: killed outright while it writes (a reboot, the OOM killer), then two
+    // days pass. What it left starts like a backup or a database, whenever it was killed.
+    plant_big_attachments(&data, 4, 4);
+    let mut killed = start_cli(
+        &[
+            "backup",
+            arg(&out_dir.join("killed.backup")),
+            "--data-dir",
+            arg(&data),
+        ],
+        &[],
+    );
+    let partial = out_dir.join("killed.backup.tmp");
+    signal_when(&mut killed, "KILL", || partial.exists());
+    finish(killed);
+    std::fs::remove_dir_all(data.join("blobs").join("00")).expect("rm attachments");
+    let left = names_in(&out_dir);
+    assert!(left.contains(&"killed.backup.tmp".to_owned()), "{left:?}");
+    for name in left {
+        untouched_for(&out_dir.join(name), 2);
+    }
+
     plant();
     let file = out_dir.join("wednesday.backup");
     let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);

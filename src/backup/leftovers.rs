@@ -30,7 +30,9 @@ const REDB_MAGIC: &[u8] = b"redb\x1a\x0a\xa9\x0d\x0a";
 
 /// Removes what interrupted backups left next to `target`, in its folder (any name: an office
 /// that dates its backup files never writes the same name twice). Only files named like a
-/// backup's temporaries that start like a backup or a database are candidates.
+/// backup's temporaries are candidates, and only if they start like a backup or a database,
+/// or are the database copy of a partial backup that does (redb may not have written its
+/// header yet when the run was killed).
 pub fn remove_near_backup(target: &Path) {
     let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return;
@@ -38,7 +40,13 @@ pub fn remove_near_backup(target: &Path) {
     report(
         dir,
         remove_stale(dir, |name, path| {
-            UNFINISHED.iter().any(|end| name.ends_with(end)) && written_by_confab(path)
+            let partial_of_copy = [".db.tmp.tmp", ".db.tmp"]
+                .iter()
+                .find_map(|end| name.strip_suffix(end))
+                .map(|stem| dir.join(format!("{stem}.tmp")));
+            UNFINISHED.iter().any(|end| name.ends_with(end))
+                && (written_by_confab(path)
+                    || partial_of_copy.is_some_and(|p| written_by_confab(&p)))
         }),
     );
 }
@@ -82,7 +90,8 @@ pub(super) fn remove_stale(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
-    let mut removed = 0;
+    // All judged before any goes: whether one is ours may depend on another (see above).
+    let mut stale = Vec::new();
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -94,10 +103,13 @@ pub(super) fn remove_stale(
         if meta.file_type().is_symlink() || !ours(&name, &path) {
             continue;
         }
-        if untouched_for(&path).is_none_or(|age| age <= LEFTOVER_AGE) {
-            continue;
+        if untouched_for(&path).is_some_and(|age| age > LEFTOVER_AGE) {
+            stale.push((path, meta.is_dir()));
         }
-        let gone = if meta.is_dir() {
+    }
+    let mut removed = 0;
+    for (path, is_dir) in stale {
+        let gone = if is_dir {
             std::fs::remove_dir_all(&path)
         } else {
             std::fs::remove_file(&path)
@@ -167,6 +179,10 @@ mod tests {
         file("notes.tmp", b"an admin's notes", 2);
         file("short.tmp", b"CON", 2);
         file("old.backup", b"CONFABBK\x01\0\0\0", 2);
+        // Killed before redb wrote a byte of its copy; its partial backup says whose it is.
+        file("c.backup.tmp", b"CONFABBK\x01\0\0\0", 2);
+        file("c.backup.db.tmp.tmp", b"", 2);
+        file("d.backup.db.tmp", b"", 2);
         remove_near_backup(&dir.path().join("new.backup"));
         let mut left: Vec<_> = std::fs::read_dir(dir.path())
             .expect("dir")
@@ -175,7 +191,13 @@ mod tests {
         left.sort();
         assert_eq!(
             left,
-            ["fresh.backup.tmp", "notes.tmp", "old.backup", "short.tmp"]
+            [
+                "d.backup.db.tmp",
+                "fresh.backup.tmp",
+                "notes.tmp",
+                "old.backup",
+                "short.tmp"
+            ]
         );
     }
 

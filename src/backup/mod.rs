@@ -132,9 +132,14 @@ pub fn write_backup(
     // From here on every way out but success removes them (while the lock is still held).
     let partial = removed_on_drop(&partial_path)?;
     let snapshot = removed_on_drop(&sibling(target, ".db.tmp"))?;
+    // The header is on disk at once: a run killed while the database is copied leaves a
+    // FILE.tmp that starts like a backup, which is how a later run knows it for a leftover.
+    let packer = BackupWriter::new(BufWriter::new(PacedSync::new(out)))
+        .and_then(|mut packer| packer.flush().map(|()| packer))
+        .map_err(file_error(&partial))?;
     leftovers::remove_near_backup(target);
     let blobs = data_dir.join(BLOBS);
-    let files = snapshot_and_pack(source, &snapshot, &blobs, (out, &partial), stop)?;
+    let files = snapshot_and_pack(source, &snapshot, &blobs, (packer, &partial), stop)?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "backup: packed");
     if stop.is_cancelled() {
         return Err(BackupError::Stopped);
@@ -212,13 +217,16 @@ impl Running {
     }
 }
 
+/// Writes the backup file: its header first, then its sections through [`PacedSync`].
+type Packer = BackupWriter<BufWriter<PacedSync>>;
+
 /// Copies the database to `snapshot`, then packs it and the attachments into `partial` (the
-/// new, empty file and its path). Returns the number of attachments.
+/// writer of the new file, its header written, and its path). Returns the number of attachments.
 fn snapshot_and_pack(
     source: Source<'_>,
     snapshot: &Path,
     blobs: &Path,
-    partial: (File, &Path),
+    partial: (Packer, &Path),
     stop: &CancellationToken,
 ) -> Result<u64> {
     let created_at = store::now_millis();
@@ -243,14 +251,12 @@ fn snapshot_and_pack(
 }
 
 fn write_container(
-    (out, path): (File, &Path),
+    (mut writer, path): (Packer, &Path),
     manifest: &Manifest,
     snapshot: &Path,
     blobs: &Path,
     stop: &CancellationToken,
 ) -> Result<u64> {
-    let out = PacedSync::new(out);
-    let mut writer = BackupWriter::new(BufWriter::new(out)).map_err(file_error(path))?;
     let manifest = serde_json::to_vec(manifest).map_err(|e| BackupError::Task(e.to_string()))?;
     writer
         .section(
