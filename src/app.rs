@@ -31,6 +31,8 @@ pub struct App {
     pub addresses: Addresses,
     /// The local CA's certificate, served at `/trust` (`--tls auto` only).
     pub trust: Option<CaCertificate>,
+    /// Backups being written (nightly, or for `confab backup`): stopped at shutdown.
+    pub backups: crate::backup::Running,
 }
 
 impl App {

@@ -4,6 +4,10 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
 use crate::backup::{self, BackupError, Source, Verified};
 use crate::blobs::Blobs;
 use crate::config::Config;
@@ -56,6 +60,78 @@ fn unexpected(response: &Response) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal closed), watched while a command works
+/// with temporary files: instead of dying midway and leaving them, the command stops its work,
+/// which removes them, and exits as a shell reports a process the signal ended (128 + its
+/// number).
+struct Interrupts {
+    watched: Vec<(Signal, &'static str, u8)>,
+    /// The signal that stopped the last work, if one did.
+    last: Option<Interrupted>,
+}
+
+/// A signal that stopped a command: its name and the exit status to give.
+struct Interrupted(&'static str, u8);
+
+impl Interrupts {
+    fn watch() -> Result<Interrupts, ExitCode> {
+        let kinds = [
+            (SignalKind::interrupt(), "SIGINT", 130),
+            (SignalKind::terminate(), "SIGTERM", 143),
+            (SignalKind::hangup(), "SIGHUP", 129),
+        ];
+        let mut watched = Vec::new();
+        for (kind, name, status) in kinds {
+            match signal(kind) {
+                Ok(signal) => watched.push((signal, name, status)),
+                Err(e) => return Err(fail(format!("cannot watch for {name}: {e}"))),
+            }
+        }
+        Ok(Interrupts {
+            watched,
+            last: None,
+        })
+    }
+
+    async fn next(&mut self) -> Interrupted {
+        let waits = self.watched.iter_mut().map(|(signal, name, status)| {
+            Box::pin(async move {
+                signal.recv().await;
+                Interrupted(name, *status)
+            })
+        });
+        futures_util::future::select_all(waits).await.0
+    }
+
+    /// Waits for `work` to end; a signal meanwhile cancels `stop` and waits for `work` to
+    /// stop and clean up (the signal is kept in `last`).
+    async fn until_done<T>(
+        &mut self,
+        stop: &CancellationToken,
+        mut work: JoinHandle<T>,
+    ) -> Result<T, String> {
+        let interrupted = tokio::select! {
+            done = &mut work => return done.map_err(|e| e.to_string()),
+            interrupted = self.next() => interrupted,
+        };
+        eprintln!(
+            "confab: {}: stopping and removing the temporary files…",
+            interrupted.0
+        );
+        self.last = Some(interrupted);
+        stop.cancel();
+        work.await.map_err(|e| e.to_string())
+    }
+}
+
+impl Interrupted {
+    /// Says what the stopped command left, and exits with 128 + the signal's number.
+    fn exit(&self, left: &str) -> ExitCode {
+        eprintln!("confab: interrupted by {}: {left}", self.0);
+        ExitCode::from(self.1)
+    }
+}
+
 /// `confab backup FILE`: through the running server if there is one, else directly from the
 /// stopped server's database (which is only read).
 pub async fn backup(config: &Config, file: &Path) -> ExitCode {
@@ -68,12 +144,20 @@ pub async fn backup(config: &Config, file: &Path) -> ExitCode {
         let exists = BackupError::Exists(file.display().to_string());
         return fail(format!("the backup failed: {exists}"));
     }
+    let mut interrupts = match Interrupts::watch() {
+        Ok(interrupts) => interrupts,
+        Err(status) => return status,
+    };
     let request = Request::Backup {
         path: target.clone(),
     };
-    let (response, by_server) = match control::request(&config.control_socket_path(), &request) {
-        Ok(Some(response)) => (response, true),
-        Ok(None) => (backup_offline(config, target).await, false),
+    let stop = CancellationToken::new();
+    let (response, by_server) = match control::send(&config.control_socket_path(), &request) {
+        Ok(Some(call)) => (through_server(call, &stop, &mut interrupts).await, true),
+        Ok(None) => (
+            backup_offline(config, target, &stop, &mut interrupts).await,
+            false,
+        ),
         Err(e) => (
             Response::Failed(format!(
                 "cannot reach the running server at {}: {e}",
@@ -82,6 +166,14 @@ pub async fn backup(config: &Config, file: &Path) -> ExitCode {
             false,
         ),
     };
+    // Stopped by a signal unless it was already written (then it is reported as usual).
+    if let (Response::Failed(_), Some(signal)) = (&response, &interrupts.last) {
+        return signal.exit(if by_server {
+            "the running server stopped the backup and removed its temporary files; nothing was written"
+        } else {
+            "the backup was stopped and its temporary files removed; nothing was written"
+        });
+    }
     match response {
         Response::BackedUp(written) => {
             if by_server && let Err(message) = written_here(&written) {
@@ -124,41 +216,73 @@ fn written_here(written: &backup::Written) -> Result<(), String> {
     ))
 }
 
-async fn backup_offline(config: &Config, target: PathBuf) -> Response {
+/// The running server writes the backup; a signal here hangs up on it, which it takes as
+/// "stop", and its answer comes once it has cleaned up.
+async fn through_server(
+    call: control::Call,
+    stop: &CancellationToken,
+    interrupts: &mut Interrupts,
+) -> Response {
+    if let Ok(hang_up) = call.hang_up_handle() {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            hang_up.hang_up();
+        });
+    }
+    let answer = tokio::task::spawn_blocking(move || call.answer());
+    match interrupts.until_done(stop, answer).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => Response::Failed(format!("the running server did not answer: {e}")),
+        Err(e) => Response::Failed(e),
+    }
+}
+
+async fn backup_offline(
+    config: &Config,
+    target: PathBuf,
+    stop: &CancellationToken,
+    interrupts: &mut Interrupts,
+) -> Response {
     if let Err(message) = existing_database(config) {
         return Response::Failed(message);
     }
     let (database, data_dir) = (config.database_path(), config.data_dir.clone());
-    let done = tokio::task::spawn_blocking(move || {
-        backup::write_backup(Source::Stopped(&database), &data_dir, &target)
-    })
-    .await;
-    match done {
+    let work_stop = stop.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        backup::write_backup(Source::Stopped(&database), &data_dir, &target, &work_stop)
+    });
+    match interrupts.until_done(stop, work).await {
         Ok(Ok(written)) => Response::BackedUp(written),
         Ok(Err(BackupError::Store(StoreError::InUse))) => Response::Failed(
             "the database is in use, but the server's control socket did not answer".into(),
         ),
         Ok(Err(e)) => Response::Failed(e.to_string()),
-        Err(e) => Response::Failed(e.to_string()),
+        Err(e) => Response::Failed(e),
     }
 }
 
 /// `confab backup --verify FILE`: unpacks it into a temporary folder and checks everything.
 pub async fn verify_backup(file: &Path) -> ExitCode {
-    let file = file.to_owned();
-    let done = tokio::task::spawn_blocking(move || {
-        let work = tempfile::Builder::new()
-            .prefix("confab-verify-")
-            .tempdir()
-            .map_err(|e| BackupError::Task(format!("cannot make a temporary folder: {e}")))?;
+    let mut interrupts = match Interrupts::watch() {
+        Ok(interrupts) => interrupts,
+        Err(status) => return status,
+    };
+    let (file, stop) = (file.to_owned(), CancellationToken::new());
+    let work_stop = stop.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let work = backup::verify_work_dir()?;
         let started = std::time::Instant::now();
-        backup::verify(&file, work.path(), false).map(|v| (v, started.elapsed()))
-    })
-    .await;
-    let (verified, took) = match done {
-        Ok(Ok(done)) => done,
-        Ok(Err(e)) => return fail(e.to_string()),
-        Err(e) => return fail(e.to_string()),
+        backup::verify(&file, work.path(), false, &work_stop).map(|v| (v, started.elapsed()))
+    });
+    let done = interrupts.until_done(&stop, work).await;
+    let (verified, took) = match (done, &interrupts.last) {
+        (Ok(Ok(done)), _) => done,
+        (Ok(Err(_)), Some(signal)) => {
+            return signal.exit("the check was stopped and its temporary folder removed");
+        }
+        (Ok(Err(e)), None) => return fail(e.to_string()),
+        (Err(e), _) => return fail(e),
     };
     print_backup(&verified);
     println!("verified in {:.1} s", took.as_secs_f64());
@@ -211,13 +335,24 @@ pub async fn restore(config: &Config, file: &Path) -> ExitCode {
     if let Err(e) = crate::create_data_dir(config) {
         return fail(e.to_string());
     }
-    let (config_copy, file) = (config.clone(), file.to_owned());
-    let done = tokio::task::spawn_blocking(move || backup::restore(&config_copy, &file)).await;
-    let restored = match done {
-        Ok(Ok(restored)) => restored,
-        Ok(Err(BackupError::Store(StoreError::InUse))) => return fail(running),
-        Ok(Err(e)) => return fail(format!("nothing was changed: {e}")),
-        Err(e) => return fail(e.to_string()),
+    let mut interrupts = match Interrupts::watch() {
+        Ok(interrupts) => interrupts,
+        Err(status) => return status,
+    };
+    let (config_copy, file, stop) = (config.clone(), file.to_owned(), CancellationToken::new());
+    let work_stop = stop.clone();
+    let work =
+        tokio::task::spawn_blocking(move || backup::restore(&config_copy, &file, &work_stop));
+    let done = interrupts.until_done(&stop, work).await;
+    // Past the point of no return a restore finishes; it is then reported as usual.
+    let restored = match (done, &interrupts.last) {
+        (Ok(Ok(restored)), _) => restored,
+        (Ok(Err(_)), Some(signal)) => {
+            return signal.exit("nothing was changed, and the unpacked backup was removed");
+        }
+        (Ok(Err(BackupError::Store(StoreError::InUse))), None) => return fail(running),
+        (Ok(Err(e)), None) => return fail(format!("nothing was changed: {e}")),
+        (Err(e), _) => return fail(e),
     };
     print_backup(&restored.verified);
     println!("restored into {}", config.data_dir.display());

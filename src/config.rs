@@ -154,7 +154,9 @@ pub enum Command {
     /// Write a backup of the data (the database and attachments) to FILE: through the running
     /// server without stopping it, or directly when it is stopped. FILE must not exist yet: an
     /// existing file is never replaced. With --verify, check the backup FILE instead and print
-    /// what it holds; exits 1 if it is not usable.
+    /// what it holds; exits 1 if it is not usable. Ctrl-C (or SIGTERM) stops either and removes
+    /// its temporary files (FILE.tmp and FILE.db.tmp, or the verify folder in $TMPDIR); it then
+    /// exits 130 (143).
     Backup {
         file: PathBuf,
         /// Check FILE (checksum, every record, every attachment) instead of writing it.
@@ -163,7 +165,8 @@ pub enum Command {
     },
     /// Replace the data with the backup FILE (the server must be stopped). The backup is
     /// verified first; the current database, even a damaged one, is kept as
-    /// confab.redb.<time>.before-restore.
+    /// confab.redb.<time>.before-restore. Ctrl-C (or SIGTERM) before that stops it, changing
+    /// nothing, and removes its .restore-* folder from the data directory.
     Restore { file: PathBuf },
 }
 

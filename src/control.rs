@@ -3,6 +3,7 @@
 //! process open the database. One JSON request line, one JSON response line.
 
 use std::io::{BufRead, BufReader, Write};
+use std::net::Shutdown;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
+use tokio::net::unix::OwnedReadHalf;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::auth::AuthError;
@@ -88,7 +91,19 @@ async fn answer(app: Arc<App>, stream: tokio::net::UnixStream) -> std::io::Resul
     reader.read_line(&mut line).await?;
     let response = match serde_json::from_str::<Request>(&line) {
         Ok(Request::ResetUser { username }) => reset_user(&app, &username).await,
-        Ok(Request::Backup { path }) => write_backup(&app, path).await,
+        Ok(Request::Backup { path }) => {
+            let stop = app.backups.stop_token();
+            let backup = write_backup(&app, path, stop.clone());
+            tokio::pin!(backup);
+            tokio::select! {
+                response = &mut backup => response,
+                () = hung_up(reader.into_inner().into_inner()) => {
+                    // The command was interrupted: stop, and clean up before answering.
+                    stop.cancel();
+                    backup.await
+                }
+            }
+        }
         Ok(Request::Ping) => Response::Pong,
         Err(e) => Response::Failed(format!("bad request: {e}")),
     };
@@ -123,18 +138,40 @@ pub fn reset_response(password: String, disabled: bool) -> Response {
     }
 }
 
-async fn write_backup(app: &App, path: PathBuf) -> Response {
+/// Resolves when the client has closed its side of the connection (or it broke): it sends
+/// nothing after its request line, so any end of input means it is gone or wants to stop.
+async fn hung_up(mut read: OwnedReadHalf) {
+    let mut buf = [0u8; 64];
+    while let Ok(n) = read.read(&mut buf).await
+        && n > 0
+    {}
+}
+
+async fn write_backup(app: &App, path: PathBuf, stop: CancellationToken) -> Response {
     let (store, data_dir) = (app.store.clone(), app.config.data_dir.clone());
     let sweep_paused = app.blobs.pause_sweep().await;
-    let done = backup::in_background(move || {
-        let _sweep_paused = sweep_paused;
-        backup::write_backup(Source::Live(&store), &data_dir, &path)
-    })
-    .await;
+    let done = app
+        .backups
+        .in_background(stop, move |stop| {
+            let _sweep_paused = sweep_paused;
+            backup::write_backup(Source::Live(&store), &data_dir, &path, stop)
+        })
+        .await;
     match done {
         Ok(written) => {
             tracing::info!(backup = %written.path.display(), bytes = written.bytes, "backup written from the console");
             Response::BackedUp(written)
+        }
+        Err(BackupError::Stopped) => {
+            let why = if app.backups.is_stopping() {
+                "the server is shutting down"
+            } else {
+                "the command was interrupted"
+            };
+            tracing::info!("backup for the console stopped: {why}");
+            Response::Failed(format!(
+                "{why}: the backup was stopped and its temporary files removed"
+            ))
         }
         Err(e @ BackupError::Unwritable { .. }) => Response::Failed(format!(
             "{e}; the running server writes the backup {SERVER_VIEW}"
@@ -145,6 +182,42 @@ async fn write_backup(app: &App, path: PathBuf) -> Response {
 
 /// Client side: `Ok(None)` if no server is listening there.
 pub fn request(socket: &Path, request: &Request) -> std::io::Result<Option<Response>> {
+    match send(socket, request)? {
+        Some(call) => call.answer().map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A request sent, its answer not read yet.
+pub struct Call {
+    stream: UnixStream,
+}
+
+/// Closes a [`Call`]'s sending side from another thread: the server takes it as "stop" (see
+/// `hung_up`) and still answers, so the caller learns the work was stopped and cleaned up.
+pub struct HangUp(UnixStream);
+
+impl HangUp {
+    pub fn hang_up(&self) {
+        let _ = self.0.shutdown(Shutdown::Write);
+    }
+}
+
+impl Call {
+    pub fn hang_up_handle(&self) -> std::io::Result<HangUp> {
+        self.stream.try_clone().map(HangUp)
+    }
+
+    /// Waits for the server's answer.
+    pub fn answer(self) -> std::io::Result<Response> {
+        let mut answer = String::new();
+        BufReader::new(self.stream).read_line(&mut answer)?;
+        serde_json::from_str(&answer).map_err(std::io::Error::other)
+    }
+}
+
+/// Sends `request`; `Ok(None)` if no server is listening there.
+pub fn send(socket: &Path, request: &Request) -> std::io::Result<Option<Call>> {
     let mut stream = match UnixStream::connect(socket) {
         Ok(stream) => stream,
         Err(e)
@@ -166,9 +239,5 @@ pub fn request(socket: &Path, request: &Request) -> std::io::Result<Option<Respo
     let mut line = serde_json::to_string(request).map_err(std::io::Error::other)?;
     line.push('\n');
     stream.write_all(line.as_bytes())?;
-    let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer)?;
-    serde_json::from_str(&answer)
-        .map(Some)
-        .map_err(std::io::Error::other)
+    Ok(Some(Call { stream }))
 }

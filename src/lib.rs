@@ -144,16 +144,20 @@ pub async fn run(
         metrics,
         addresses,
         trust: tls.as_ref().and_then(|t| t.ca().cloned()),
+        backups: backup::Running::default(),
     });
+    // Before "listening": a script that runs `confab backup` once it reads that line must find
+    // the socket, or it would try the database itself and find it in use.
+    let control = control::listen(app.clone()).map_err(StartError::Control)?;
     announce(&app);
     let sweeper = tokio::spawn(sweep_blobs(app.clone()));
     let _mdns = app.config.mdns_name.as_deref().and_then(|name| {
         lan::mdns::announce(name, app.addresses.listen.port(), app.config.is_tls())
     });
 
-    let control = control::listen(app.clone()).map_err(StartError::Control)?;
     let nightly = app.config.backup_dir.clone().map(|dir| {
         backup::start_nightly(
+            app.backups.clone(),
             app.store.clone(),
             app.blobs.clone(),
             app.config.data_dir.clone(),
@@ -173,6 +177,8 @@ pub async fn run(
     if let Some(nightly) = nightly {
         nightly.abort();
     }
+    // A backup thread outlives its aborted task: it must stop and clean up before we exit.
+    app.backups.stop_all().await;
     let _ = std::fs::remove_file(app.config.control_socket_path());
     app.hub.shutdown().await;
     // After the writer: its last updates are committed to the index too.
@@ -182,14 +188,17 @@ pub async fn run(
 }
 
 /// At start and then every few minutes: forgets uploads no message took within a day, then
-/// removes blobs nothing names any more.
+/// removes blobs nothing names any more (and what a killed `confab restore` left, once stale).
 async fn sweep_blobs(app: Arc<App>) {
     let mut every = tokio::time::interval(app.config.sweep.every);
     loop {
         every.tick().await;
         let (store, blobs) = (app.store.clone(), app.blobs.clone());
         let min_age = app.config.sweep.min_age;
+        let data_dir = app.config.data_dir.clone();
         let swept = tokio::task::spawn_blocking(move || {
+            // A restore killed outright left its work here; the server may run for months.
+            backup::remove_restore_work(&data_dir);
             let before = store::now_millis()
                 .saturating_sub(config::limits::PENDING_UPLOAD_TTL.as_millis() as u64);
             let expired = store.expire_uploads(before)?;

@@ -656,6 +656,7 @@ async fn nightly_backups_keep_the_newest_and_admins_list_and_download_them() {
     // What a backup interrupted two days ago left, and one being written right now.
     old_backup(&dir, "confab-20200105-030000.backup.tmp", 2);
     old_backup(&dir, "confab-20200105-030000.backup.db.tmp", 2);
+    old_backup(&dir, "confab-20200106-030000.backup.db.tmp.tmp", 2);
     std::fs::write(dir.join("confab-20991231-000000.backup.tmp"), "in progress").expect("write");
 
     // The folder set through the environment, as systemd's drop-in would.
@@ -761,4 +762,328 @@ async fn without_a_backup_dir_the_admin_page_says_backups_are_off() {
     assert_eq!(list, json!({"enabled": false, "keep": 7, "backups": []}));
     let (status, body) = admin.get("/api/admin/backups/latest").await;
     common::assert_error(&(status, body), StatusCode::NOT_FOUND, "not_found");
+}
+
+/// `confab ARGS` (with `env`) started and not waited for, to be signalled midway.
+fn start_cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    let mut cmd = common::base_command();
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd.spawn().expect("spawn confab")
+}
+
+/// Waits up to 20 s for `child` to exit; returns its status and what it printed.
+fn finish(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("confab did not exit within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut text = String::new();
+    for pipe in [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut pipe = pipe;
+        let _ = pipe.read_to_string(&mut text);
+    }
+    (status, text)
+}
+
+/// Polls until `ready` holds, up to 20 s.
+fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until `ready` holds, then sends `signal` ("INT", "TERM") to `child`, which must still
+/// be at work: the fixture is too small if it is not.
+fn signal_when(child: &mut std::process::Child, signal: &str, ready: impl Fn() -> bool) {
+    wait_until("the work", ready);
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "it finished before it could be interrupted: make the fixture bigger"
+    );
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .expect("run kill(1)");
+    assert!(status.success(), "kill -{signal}");
+}
+
+/// Attachments of `each_mb` MB in `data`, sparse, so they are made at once: a backup still
+/// writes every byte of them (and a verify hashes them), which takes long enough to interrupt.
+fn plant_big_attachments(data: &Path, count: u64, each_mb: u64) {
+    for n in 0..count {
+        let hash = format!("{n:064x}");
+        let shard = data.join("blobs").join(&hash[..2]);
+        std::fs::create_dir_all(&shard).expect("shard");
+        let file = std::fs::File::create(shard.join(&hash)).expect("attachment");
+        file.set_len(each_mb << 20).expect("set_len");
+    }
+}
+
+/// Names in `dir` (none if it is gone), sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn exists_named(dir: &Path, prefix: &str) -> bool {
+    names_in(dir).iter().any(|n| n.starts_with(prefix))
+}
+
+#[tokio::test]
+async fn ctrl_c_or_sigterm_midway_leaves_no_temporary_files() {
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    plant_big_attachments(&data, 8, 4);
+    let out_dir = work.path().join("out");
+    std::fs::create_dir(&out_dir).expect("out");
+
+    // A backup of the stopped server, Ctrl-C'd while it writes.
+    let file = out_dir.join("office.backup");
+    let partial = out_dir.join("office.backup.tmp");
+    let mut backup = start_cli(&["backup", arg(&file), "--data-dir", arg(&data)], &[]);
+    signal_when(&mut backup, "INT", || partial.exists());
+    let (status, out) = finish(backup);
+    assert_eq!(status.code(), Some(130), "{out}");
+    assert!(
+        out.contains("interrupted by SIGINT") && out.contains("nothing was written"),
+        "{out}"
+    );
+    assert_eq!(names_in(&out_dir), Vec::<String>::new(), "{out}");
+
+    // The same, SIGTERM'd while the running server writes it for the command.
+    let server = TestServer::start_in(&data);
+    let mut backup = start_cli(&["backup", arg(&file), "--data-dir", arg(&data)], &[]);
+    signal_when(&mut backup, "TERM", || partial.exists());
+    let (status, out) = finish(backup);
+    assert_eq!(status.code(), Some(143), "{out}");
+    assert!(
+        out.contains("the running server stopped the backup and removed its temporary files"),
+        "{out}"
+    );
+    assert_eq!(names_in(&out_dir), Vec::<String>::new(), "{out}");
+
+    // The server itself stopped while it writes one for the command: it cleans up first.
+    let backup = start_cli(&["backup", arg(&file), "--data-dir", arg(&data)], &[]);
+    wait_until("the server's backup", || partial.exists());
+    assert!(server.stop().success());
+    let (status, out) = finish(backup);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("the server is shutting down") || out.contains("did not answer"),
+        "{out}"
+    );
+    assert_eq!(names_in(&out_dir), Vec::<String>::new(), "{out}");
+
+    // A whole backup, then its verify and its restore interrupted.
+    let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+    assert!(ok, "{out}");
+    let tmp = work.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("tmp");
+    let mut verify = start_cli(
+        &["backup", "--verify", arg(&file)],
+        &[("TMPDIR", arg(&tmp))],
+    );
+    signal_when(&mut verify, "TERM", || exists_named(&tmp, "confab-verify-"));
+    let (status, out) = finish(verify);
+    assert_eq!(status.code(), Some(143), "{out}");
+    assert!(out.contains("interrupted by SIGTERM"), "{out}");
+    assert_eq!(names_in(&tmp), Vec::<String>::new(), "{out}");
+
+    let restored = work.path().join("restored");
+    let mut restore = start_cli(&["restore", arg(&file), "--data-dir", arg(&restored)], &[]);
+    signal_when(&mut restore, "INT", || exists_named(&restored, ".restore-"));
+    let (status, out) = finish(restore);
+    assert_eq!(status.code(), Some(130), "{out}");
+    assert!(out.contains("nothing was changed"), "{out}");
+    assert_eq!(names_in(&restored), Vec::<String>::new(), "{out}");
+}
+
+#[tokio::test]
+async fn a_backup_or_restore_that_fills_its_disk_midway_leaves_nothing_behind() {
+    let Some(small) = Tmpfs::mount("16m") else {
+        return;
+    };
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    plant_big_attachments(&data, 4, 8);
+    let file = small.path().join("office.backup");
+    for running in [false, true] {
+        let server = running.then(|| TestServer::start_in(&data));
+        let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+        assert!(!ok, "{out}");
+        assert_eq!(names_in(small.path()), Vec::<String>::new(), "{out}");
+        if let Some(server) = server {
+            assert!(server.stop().success());
+        }
+    }
+
+    // A restore into a data directory with no room for the backup's attachments.
+    let big = work.path().join("big.backup");
+    let (ok, out) = cli(&["backup", arg(&big), "--data-dir", arg(&data)]);
+    assert!(ok, "{out}");
+    let restored = small.path().join("data");
+    let (ok, out) = cli(&["restore", arg(&big), "--data-dir", arg(&restored)]);
+    assert!(!ok && out.contains("nothing was changed"), "{out}");
+    assert_eq!(names_in(&restored), Vec::<String>::new(), "{out}");
+
+    // A verify whose temporary folder is full.
+    let tmp = small.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("tmp");
+    let full = std::fs::write(small.path().join("filler"), vec![0u8; 20 << 20]);
+    assert!(full.is_err(), "the small filesystem is full");
+    let verify = common::run_cli_env(&["backup", "--verify", arg(&big)], &[("TMPDIR", arg(&tmp))]);
+    assert!(!verify.status.success());
+    assert_eq!(names_in(&tmp), Vec::<String>::new());
+}
+
+/// What a killed backup, verify or restore left: the first bytes of a backup or a database,
+/// untouched for `days`.
+fn leftover(path: &Path, days: u64) {
+    let start: &[u8] = if path.to_string_lossy().contains(".db.") || path.ends_with("confab.redb") {
+        b"redb\x1a\x0a\xa9\x0d\x0a and the rest of a database"
+    } else {
+        b"CONFABBK\x01\0\0\0 and the rest of a backup"
+    };
+    std::fs::write(path, start).expect("write");
+    untouched_for(path, days);
+}
+
+fn untouched_for(path: &Path, days: u64) {
+    let when = SystemTime::now() - Duration::from_secs(days * 86_400);
+    std::fs::File::open(path)
+        .and_then(|f| f.set_modified(when))
+        .expect("set mtime");
+}
+
+/// A killed run's work folder `dir/name` holding a database, `days` old.
+fn leftover_folder(dir: &Path, name: &str, days: u64) {
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    leftover(&folder.join("confab.redb"), days);
+    untouched_for(&folder, days);
+}
+
+#[tokio::test]
+async fn what_killed_runs_left_is_removed_by_the_next_run_once_a_day_old() {
+    let work = temp_dir("confab-backup-");
+    let data = stopped_office(work.path()).await;
+    let out_dir = work.path().join("out");
+    std::fs::create_dir(&out_dir).expect("out");
+    let plant = || {
+        for name in [
+            "monday.backup.tmp",
+            "monday.backup.db.tmp",
+            "tuesday.backup.db.tmp.tmp",
+        ] {
+            leftover(&out_dir.join(name), 2);
+        }
+        leftover(&out_dir.join("today.backup.tmp"), 0);
+        std::fs::write(out_dir.join("notes.tmp"), "an admin's own file").expect("write");
+        untouched_for(&out_dir.join("notes.tmp"), 2);
+    };
+    let kept = |made: &str| {
+        let mut kept = vec![
+            made.to_owned(),
+            "notes.tmp".into(),
+            "today.backup.tmp".into(),
+        ];
+        kept.sort();
+        kept
+    };
+
+    // A real one first: killed outright while it writes (a reboot, the OOM killer), then two
+    // days pass. What it left starts like a backup or a database, whenever it was killed.
+    plant_big_attachments(&data, 4, 4);
+    let mut killed = start_cli(
+        &[
+            "backup",
+            arg(&out_dir.join("killed.backup")),
+            "--data-dir",
+            arg(&data),
+        ],
+        &[],
+    );
+    let partial = out_dir.join("killed.backup.tmp");
+    signal_when(&mut killed, "KILL", || partial.exists());
+    finish(killed);
+    std::fs::remove_dir_all(data.join("blobs").join("00")).expect("rm attachments");
+    let left = names_in(&out_dir);
+    assert!(left.contains(&"killed.backup.tmp".to_owned()), "{left:?}");
+    for name in left {
+        untouched_for(&out_dir.join(name), 2);
+    }
+
+    plant();
+    let file = out_dir.join("wednesday.backup");
+    let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        names_in(&out_dir),
+        kept("wednesday.backup"),
+        "stopped server"
+    );
+
+    // Through the running server, which also removes a killed restore's work at start.
+    leftover_folder(&data, ".restore-killed", 2);
+    leftover_folder(&data, ".restore-running", 0);
+    std::fs::remove_file(&file).expect("rm");
+    plant();
+    let server = TestServer::start_in(&data);
+    let (ok, out) = cli(&["backup", arg(&file), "--data-dir", arg(&data)]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        names_in(&out_dir),
+        kept("wednesday.backup"),
+        "running server"
+    );
+    wait_until("removing the killed restore's folder", || {
+        !exists_named(&data, ".restore-killed")
+    });
+    assert!(exists_named(&data, ".restore-running"), "a fresh one stays");
+    assert!(server.stop().success());
+
+    // The next restore, and the next verify in its temporary folder.
+    leftover_folder(&data, ".restore-killed", 2);
+    leftover_folder(&data, ".restore-running", 0);
+    let (ok, out) = cli(&["restore", arg(&file), "--data-dir", arg(&data)]);
+    assert!(ok, "{out}");
+    assert!(!exists_named(&data, ".restore-killed"), "{out}");
+    assert!(exists_named(&data, ".restore-running"), "{out}");
+
+    let tmp = work.path().join("tmp");
+    leftover_folder(&tmp, "confab-verify-killed", 2);
+    leftover_folder(&tmp, "confab-verify-running", 0);
+    let verify = common::run_cli_env(
+        &["backup", "--verify", arg(&file)],
+        &[("TMPDIR", arg(&tmp))],
+    );
+    assert!(verify.status.success(), "{}", said(&verify));
+    assert_eq!(names_in(&tmp), ["confab-verify-running"]);
 }

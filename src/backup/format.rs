@@ -147,6 +147,11 @@ impl<W: Write> BackupWriter<W> {
         self.out.write_all(&len.to_le_bytes())
     }
 
+    /// Pushes what is buffered so far (the header, at first) to the output.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     /// Writes the end marker and the checksum; returns the output.
     pub fn finish(mut self) -> io::Result<W> {
         self.header(0, "", 0)?;

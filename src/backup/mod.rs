@@ -3,14 +3,18 @@
 //! `confab check` checks a database, restored in place, and taken nightly.
 
 mod format;
+mod leftovers;
 mod schedule;
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use tempfile::TempPath;
+use tokio_util::sync::CancellationToken;
 
 use crate::background;
 use crate::config::{Config, VERSION};
@@ -18,6 +22,7 @@ use crate::disk::PacedSync;
 use crate::store::{self, Store, StoreError};
 pub use format::FORMAT_VERSION;
 use format::{BackupReader, BackupWriter, FormatError, Kind, Manifest};
+pub use leftovers::{LEFTOVER_AGE, remove_near_backup, remove_restore_work, remove_verify_work};
 pub use schedule::{BackupEntry, list_backups, prune, start_nightly};
 
 /// The attachments' folder under the data directory; `tmp/` in it holds unfinished uploads.
@@ -41,14 +46,30 @@ pub enum BackupError {
     Invalid { path: String, problems: String },
     #[error("{0} already exists; choose another name or remove it first")]
     Exists(String),
+    #[error("another backup to {0} is being written right now; wait for it to finish")]
+    InProgress(String),
     /// The backup's folder takes no new file: named as FILE, not as a temporary file in it.
     #[error("cannot write {path}: {}", why_unwritable(.source))]
     Unwritable {
         path: String,
         source: std::io::Error,
     },
+    /// Asked to stop (Ctrl-C, SIGTERM, the server shutting down, the console command that asked
+    /// for it gone) before it was finished; its temporary files are removed.
+    #[error("stopped before it was finished")]
+    Stopped,
     #[error("{0}")]
     Task(String),
+}
+
+impl BackupError {
+    /// A store error, where the store's "stopped" is the backup's.
+    fn from_store(e: StoreError) -> BackupError {
+        match e {
+            StoreError::Stopped => BackupError::Stopped,
+            other => BackupError::Store(other),
+        }
+    }
 }
 
 type Result<T, E = BackupError> = std::result::Result<T, E>;
@@ -90,40 +111,51 @@ pub enum Source<'a> {
 /// Writes a backup of `source` and the attachments under `data_dir` to `target`, through
 /// `target.tmp`, fsync and a move that never replaces a file: `target` must not exist (it may
 /// be an admin's file, or the live database itself), and is then the whole backup or absent.
-/// For a running server the caller holds the blob sweep off (`Blobs::pause_sweep`) until this
-/// returns, so every file the snapshot names is still there to copy.
-pub fn write_backup(source: Source<'_>, data_dir: &Path, target: &Path) -> Result<Written> {
+/// Every way out but success, `stop` included, removes the temporary files (`target.tmp`, the
+/// database copy `target.db.tmp`). For a running server the caller holds the blob sweep off
+/// (`Blobs::pause_sweep`) until this returns, so every file the snapshot names is still there
+/// to copy.
+pub fn write_backup(
+    source: Source<'_>,
+    data_dir: &Path,
+    target: &Path,
+    stop: &CancellationToken,
+) -> Result<Written> {
     let started = Instant::now();
     // Checked before any work; the move at the end refuses again if one appeared since.
     if std::fs::symlink_metadata(target).is_ok() {
         return Err(BackupError::Exists(target.display().to_string()));
     }
-    let snapshot = sibling(target, ".db.tmp");
-    let partial = sibling(target, ".tmp");
     // Made first: a folder that takes no file is reported before any work, naming `target`.
-    let out = create_private_file(&partial).map_err(|source| BackupError::Unwritable {
-        path: target.display().to_string(),
-        source,
-    })?;
+    let partial_path = sibling(target, ".tmp");
+    let (out, _lock) = create_partial(&partial_path, target)?;
+    // From here on every way out but success removes them (while the lock is still held).
+    let partial = removed_on_drop(&partial_path)?;
+    let snapshot = removed_on_drop(&sibling(target, ".db.tmp"))?;
+    // The header is on disk at once: a run killed while the database is copied leaves a
+    // FILE.tmp that starts like a backup, which is how a later run knows it for a leftover.
+    let packer = BackupWriter::new(BufWriter::new(PacedSync::new(out)))
+        .and_then(|mut packer| packer.flush().map(|()| packer))
+        .map_err(file_error(&partial))?;
+    leftovers::remove_near_backup(target);
     let blobs = data_dir.join(BLOBS);
-    let written = snapshot_and_pack(source, &snapshot, &blobs, (out, &partial)).and_then(|files| {
-        move_to_new(&partial, target).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => BackupError::Exists(target.display().to_string()),
-            _ => file_error(target)(e),
-        })?;
-        sync_dir(target.parent());
-        Ok(files)
-    });
+    let files = snapshot_and_pack(source, &snapshot, &blobs, (packer, &partial), stop)?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "backup: packed");
-    let _ = std::fs::remove_file(&snapshot);
+    if stop.is_cancelled() {
+        return Err(BackupError::Stopped);
+    }
+    move_to_new(&partial, target).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => BackupError::Exists(target.display().to_string()),
+        _ => file_error(target)(e),
+    })?;
+    // It is `target` now, and the name free for another backup's partial file: not ours to remove.
+    let _ = partial.keep();
+    sync_dir(target.parent());
+    drop(snapshot);
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         "backup: copy removed"
     );
-    if written.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    let files = written?;
     let bytes = std::fs::metadata(target).map_or(0, |m| m.len());
     Ok(Written {
         path: target.to_owned(),
@@ -133,38 +165,78 @@ pub fn write_backup(source: Source<'_>, data_dir: &Path, target: &Path) -> Resul
     })
 }
 
-/// Runs a backup of a live server (`work`) on a thread of its own at the lowest CPU priority
-/// (see [`crate::background`]).
-pub async fn in_background<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("confab-backup".to_owned())
-        .spawn(move || {
-            background::lower_this_threads_priority(background::BACKUP_NICENESS);
-            let _ = done.send(work());
-        })
-        .map_err(|e| BackupError::Task(format!("cannot start the backup thread: {e}")))?;
-    result
-        .await
-        .map_err(|_| BackupError::Task("the backup thread stopped".to_owned()))?
+/// The backups a running server is writing (nightly, or for `confab backup`), so that shutting
+/// down stops them and waits until each has removed its temporary files: the process ending
+/// under a backup thread would leave them behind, a whole database copy perhaps.
+#[derive(Clone, Default)]
+pub struct Running {
+    /// Cancelled at shutdown; each backup's own token is a child of it.
+    stop: CancellationToken,
+    /// Each backup thread holds a read guard until it has ended; shutdown takes the write lock.
+    threads: Arc<tokio::sync::RwLock<()>>,
 }
 
+impl Running {
+    /// A token for one backup: cancelled at shutdown, or on its own (its requester gone).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.child_token()
+    }
+
+    /// Whether the server is shutting down.
+    pub fn is_stopping(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Runs a backup of a live server (`work`) on a thread of its own at the lowest CPU
+    /// priority (see [`crate::background`]), until it ends or `stop` is cancelled.
+    pub async fn in_background<T: Send + 'static>(
+        &self,
+        stop: CancellationToken,
+        work: impl FnOnce(&CancellationToken) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let running = self.threads.clone().read_owned().await;
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("confab-backup".to_owned())
+            .spawn(move || {
+                // Released only once `work` has returned and removed what it made.
+                let _running = running;
+                background::lower_this_threads_priority(background::BACKUP_NICENESS);
+                let _ = done.send(work(&stop));
+            })
+            .map_err(|e| BackupError::Task(format!("cannot start the backup thread: {e}")))?;
+        result
+            .await
+            .map_err(|_| BackupError::Task("the backup thread stopped".to_owned()))?
+    }
+
+    /// Stops every backup in progress and waits until each has cleaned up after itself.
+    pub async fn stop_all(&self) {
+        self.stop.cancel();
+        let _all_ended = self.threads.write().await;
+    }
+}
+
+/// Writes the backup file: its header first, then its sections through [`PacedSync`].
+type Packer = BackupWriter<BufWriter<PacedSync>>;
+
 /// Copies the database to `snapshot`, then packs it and the attachments into `partial` (the
-/// new, empty file and its path). Returns the number of attachments.
+/// writer of the new file, its header written, and its path). Returns the number of attachments.
 fn snapshot_and_pack(
     source: Source<'_>,
     snapshot: &Path,
     blobs: &Path,
-    partial: (File, &Path),
+    partial: (Packer, &Path),
+    stop: &CancellationToken,
 ) -> Result<u64> {
     let created_at = store::now_millis();
     let started = Instant::now();
+    let stopped = || stop.is_cancelled();
     match source {
-        Source::Live(store) => store.snapshot_to(snapshot)?,
-        Source::Stopped(path) => store::snapshot_file(path, snapshot)?,
+        Source::Live(store) => store.snapshot_to(snapshot, &stopped),
+        Source::Stopped(path) => store::snapshot_file(path, snapshot, &stopped),
     }
+    .map_err(BackupError::from_store)?;
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         "backup: database copied"
@@ -175,17 +247,16 @@ fn snapshot_and_pack(
         confab: VERSION.to_owned(),
         schema,
     };
-    write_container(partial, &manifest, snapshot, blobs)
+    write_container(partial, &manifest, snapshot, blobs, stop)
 }
 
 fn write_container(
-    (out, path): (File, &Path),
+    (mut writer, path): (Packer, &Path),
     manifest: &Manifest,
     snapshot: &Path,
     blobs: &Path,
+    stop: &CancellationToken,
 ) -> Result<u64> {
-    let out = PacedSync::new(out);
-    let mut writer = BackupWriter::new(BufWriter::new(out)).map_err(file_error(path))?;
     let manifest = serde_json::to_vec(manifest).map_err(|e| BackupError::Task(e.to_string()))?;
     writer
         .section(
@@ -195,10 +266,10 @@ fn write_container(
             &mut manifest.as_slice(),
         )
         .map_err(file_error(path))?;
-    append_file(&mut writer, Kind::Database, DATABASE, snapshot)?;
+    append_file(&mut writer, Kind::Database, DATABASE, snapshot, stop)?;
     let mut files = 0;
     for (name, blob) in blob_files(blobs)? {
-        append_file(&mut writer, Kind::File, &name, &blob)?;
+        append_file(&mut writer, Kind::File, &name, &blob, stop)?;
         files += 1;
     }
     let mut out = writer
@@ -214,12 +285,41 @@ fn append_file<W: Write>(
     kind: Kind,
     name: &str,
     path: &Path,
+    stop: &CancellationToken,
 ) -> Result<()> {
     let file = File::open(path).map_err(file_error(path))?;
     let len = file.metadata().map_err(file_error(path))?.len();
+    let mut data = Stoppable {
+        inner: BufReader::new(file),
+        stop,
+    };
     writer
-        .section(kind, name, len, &mut BufReader::new(file))
-        .map_err(file_error(path))
+        .section(kind, name, len, &mut data)
+        .map_err(|e| stopped_or(stop, file_error(path)(e)))
+}
+
+/// A reader that fails once `stop` is cancelled, so a multi-GB section ends within a read.
+struct Stoppable<'a, R> {
+    inner: R,
+    stop: &'a CancellationToken,
+}
+
+impl<R: Read> Read for Stoppable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.is_cancelled() {
+            return Err(std::io::Error::other("stopped"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// [`BackupError::Stopped`] if `stop` is why `e` happened.
+fn stopped_or(stop: &CancellationToken, e: BackupError) -> BackupError {
+    if stop.is_cancelled() {
+        BackupError::Stopped
+    } else {
+        e
+    }
 }
 
 /// Every attachment under `blobs/` as ("ab/<hash>", path), sorted; unfinished uploads in
@@ -291,8 +391,13 @@ impl Verified {
 
 /// Reads the backup at `path` once: checks its checksum, unpacks the database (and, with
 /// `keep_files`, the attachments) into `work_dir`, checks every attachment against its hash
-/// and the database as `confab check` does.
-pub fn verify(path: &Path, work_dir: &Path, keep_files: bool) -> Result<Verified> {
+/// and the database as `confab check` does. The caller removes `work_dir`, whatever the outcome.
+pub fn verify(
+    path: &Path,
+    work_dir: &Path,
+    keep_files: bool,
+    stop: &CancellationToken,
+) -> Result<Verified> {
     let format_error = |source| BackupError::Format {
         path: path.display().to_string(),
         source,
@@ -312,12 +417,12 @@ pub fn verify(path: &Path, work_dir: &Path, keep_files: bool) -> Result<Verified
             }
             Kind::Database if !database && section.name == DATABASE => {
                 let target = work_dir.join(DATABASE);
-                unpack(&mut reader.data(section.len), section.len, &target)?;
+                unpack(&mut reader.data(section.len), section.len, &target, stop)?;
                 database = true;
             }
             Kind::File if is_blob_name(&section.name) => {
                 let target = keep_files.then(|| work_dir.join(BLOBS).join(&section.name));
-                let hash = unpack_file(&mut reader.data(section.len), section.len, target)?;
+                let hash = unpack_file(&mut reader.data(section.len), section.len, target, stop)?;
                 if !section.name.ends_with(&hash) {
                     problems.push(format!(
                         "attachment {} does not match its hash (it is {hash})",
@@ -347,6 +452,9 @@ pub fn verify(path: &Path, work_dir: &Path, keep_files: bool) -> Result<Verified
             store::SCHEMA
         ));
     }
+    if stop.is_cancelled() {
+        return Err(BackupError::Stopped);
+    }
     let report = store::check(&work_dir.join(DATABASE), false)?;
     problems.extend(report.problems);
     Ok(Verified {
@@ -360,13 +468,28 @@ pub fn verify(path: &Path, work_dir: &Path, keep_files: bool) -> Result<Verified
     })
 }
 
+/// A folder to verify a backup in, in the system's temporary folder; removed when dropped. What
+/// verifies killed outright left there is removed first, once a day old.
+pub fn verify_work_dir() -> Result<tempfile::TempDir> {
+    remove_verify_work();
+    tempfile::Builder::new()
+        .prefix(leftovers::VERIFY_PREFIX)
+        .tempdir()
+        .map_err(|e| BackupError::Task(format!("cannot make a temporary folder: {e}")))
+}
+
 /// Writes exactly `len` bytes of `data` to a new file at `target`, synced.
-fn unpack(data: &mut impl Read, len: u64, target: &Path) -> Result<()> {
-    unpack_file(data, len, Some(target.to_owned())).map(|_| ())
+fn unpack(data: &mut impl Read, len: u64, target: &Path, stop: &CancellationToken) -> Result<()> {
+    unpack_file(data, len, Some(target.to_owned()), stop).map(|_| ())
 }
 
 /// Copies a section to `target` (or nowhere) and returns its SHA-256 in hex.
-fn unpack_file(data: &mut impl Read, len: u64, target: Option<PathBuf>) -> Result<String> {
+fn unpack_file(
+    data: &mut impl Read,
+    len: u64,
+    target: Option<PathBuf>,
+    stop: &CancellationToken,
+) -> Result<String> {
     let mut out = match &target {
         Some(path) => {
             if let Some(dir) = path.parent() {
@@ -382,6 +505,9 @@ fn unpack_file(data: &mut impl Read, len: u64, target: Option<PathBuf>) -> Resul
     let mut buf = vec![0u8; 64 * 1024];
     let mut copied = 0u64;
     loop {
+        if stop.is_cancelled() {
+            return Err(BackupError::Stopped);
+        }
         let n = data.read(&mut buf).map_err(|source| BackupError::File {
             path: "the backup".into(),
             source,
@@ -429,8 +555,10 @@ pub struct Restored {
 /// backup is verified in full before anything is touched; the current database is kept as
 /// `confab.redb.<UTC time>.before-restore`, and the search index is removed so it rebuilds.
 /// A damaged or foreign current file is kept aside the same way: that is when a restore is
-/// needed most.
-pub fn restore(config: &Config, path: &Path) -> Result<Restored> {
+/// needed most. The backup is unpacked into a `.restore-*` folder in the data directory,
+/// removed on every way out; `stop` is heeded until the current database is touched, after
+/// which the few renames left are finished.
+pub fn restore(config: &Config, path: &Path, stop: &CancellationToken) -> Result<Restored> {
     let database = config.database_path();
     let damaged = match store::database_format(&database) {
         Ok(_) => None,
@@ -440,16 +568,20 @@ pub fn restore(config: &Config, path: &Path) -> Result<Restored> {
         Err(StoreError::Open { path, problem }) => Some(format!("{path} {problem}")),
         Err(e) => Some(e.to_string()),
     };
+    leftovers::remove_restore_work(&config.data_dir);
     let work = tempfile::Builder::new()
-        .prefix(".restore-")
+        .prefix(leftovers::RESTORE_PREFIX)
         .tempdir_in(&config.data_dir)
         .map_err(file_error(&config.data_dir))?;
-    let verified = verify(path, work.path(), true)?;
+    let verified = verify(path, work.path(), true, stop)?;
     if !verified.problems.is_empty() {
         return Err(BackupError::Invalid {
             path: path.display().to_string(),
             problems: verified.problems.join("; "),
         });
+    }
+    if stop.is_cancelled() {
+        return Err(BackupError::Stopped);
     }
     let previous = if database.exists() {
         Some(keep_aside(&database)?)
@@ -504,6 +636,43 @@ fn move_blobs(from: &Path, to: &Path) -> Result<()> {
         std::fs::rename(&path, &target).map_err(file_error(&target))?;
     }
     Ok(())
+}
+
+/// Creates `target`'s partial file (`path`) and locks it (flock) for as long as the returned
+/// lock lives: a second backup to the same FILE finds it locked and is refused, instead of
+/// replacing a file being written, while one left by a killed run is unlocked and replaced.
+/// Where the filesystem has no such locks (some network shares) it is replaced, as before.
+fn create_partial(path: &Path, target: &Path) -> Result<(File, Option<File>)> {
+    if let Ok(existing) = File::open(path)
+        && !try_lock(&existing)
+    {
+        return Err(BackupError::InProgress(target.display().to_string()));
+    }
+    let out = create_private_file(path).map_err(|source| BackupError::Unwritable {
+        path: target.display().to_string(),
+        source,
+    })?;
+    try_lock(&out);
+    // A copy of the descriptor holds the lock on after `out` is closed, until the move.
+    let lock = out.try_clone().ok();
+    Ok((out, lock))
+}
+
+/// Takes `file`'s lock without waiting; false only if another process holds it.
+fn try_lock(file: &File) -> bool {
+    use rustix::fs::{FlockOperation, flock};
+    !matches!(
+        flock(file, FlockOperation::NonBlockingLockExclusive),
+        Err(rustix::io::Errno::WOULDBLOCK)
+    )
+}
+
+/// A guard that removes the file at `path` when dropped, unless it is kept.
+fn removed_on_drop(path: &Path) -> Result<TempPath> {
+    TempPath::try_from_path(path).map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        file_error(path)(e)
+    })
 }
 
 /// A new, empty file at `path` that only its owner can read: a backup holds the whole database,
@@ -629,7 +798,8 @@ mod tests {
         std::fs::write(&target, "precious").expect("write");
         // No database at all: the refusal comes before anything is read.
         let database = dir.path().join(DATABASE);
-        let refused = write_backup(Source::Stopped(&database), dir.path(), &target);
+        let stop = CancellationToken::new();
+        let refused = write_backup(Source::Stopped(&database), dir.path(), &target, &stop);
         match refused {
             Err(e @ BackupError::Exists(_)) => assert_eq!(
                 e.to_string(),
@@ -646,6 +816,31 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, ["p.txt"], "nothing is left behind");
+    }
+
+    /// A second backup to the same FILE leaves the first one's partial file alone; a partial
+    /// file nobody holds (its run was killed) is replaced.
+    #[test]
+    fn a_backup_to_a_file_being_written_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("office.backup");
+        let partial = sibling(&target, ".tmp");
+        let (_first, _lock) = create_partial(&partial, &target).expect("first");
+        std::fs::write(&partial, "being written").expect("write");
+        let database = dir.path().join(DATABASE);
+        let stop = CancellationToken::new();
+        let refused = write_backup(Source::Stopped(&database), dir.path(), &target, &stop);
+        assert!(
+            matches!(refused, Err(BackupError::InProgress(_))),
+            "{refused:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&partial).expect("read"),
+            "being written"
+        );
+        drop((_first, _lock));
+        let (_second, _lock) = create_partial(&partial, &target).expect("replaced");
+        assert_eq!(std::fs::read_to_string(&partial).expect("read"), "");
     }
 
     /// Both ways of moving a finished backup into place leave a file already there alone.

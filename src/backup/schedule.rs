@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinHandle;
 
-use super::{Source, utc_stamp, write_backup};
+use super::leftovers::{UNFINISHED, remove_stale};
+use super::{Running, Source, utc_stamp, write_backup};
 use crate::blobs::Blobs;
 use crate::store::{self, Store};
 
@@ -20,11 +21,6 @@ const RECHECK: Duration = Duration::from_secs(10 * 60);
 const RETRY: Duration = Duration::from_secs(3600);
 const PREFIX: &str = "confab-";
 const SUFFIX: &str = ".backup";
-/// What a backup writes before its file is complete (`write_backup`'s partial and snapshot).
-const UNFINISHED: [&str; 2] = [".backup.tmp", ".backup.db.tmp"];
-/// An unfinished file untouched this long was left by a backup that was interrupted (the
-/// server stopped or killed while writing); one in progress touches its files far more often.
-const LEFTOVER_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// One backup file in the folder.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -85,21 +81,16 @@ pub fn prune(dir: &Path, keep: usize) -> std::io::Result<usize> {
 }
 
 /// Removes what interrupted automatic backups left in `dir` (a whole database copy, perhaps),
-/// which would otherwise stay for good.
+/// which would otherwise stay for good. The folder is confab's own: names alone say what is ours.
 fn remove_leftovers(dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !(name.starts_with(PREFIX) && UNFINISHED.iter().any(|end| name.ends_with(end))) {
-            continue;
-        }
-        let meta = entry.metadata()?;
-        let untouched = meta.modified().ok().and_then(|t| t.elapsed().ok());
-        if meta.is_file() && untouched.is_some_and(|age| age > LEFTOVER_AGE) {
-            std::fs::remove_file(entry.path())?;
-            tracing::info!(file = %entry.path().display(), "removed what an interrupted backup left");
-        }
-    }
+    remove_stale(dir, |name, path| {
+        path.is_file()
+            && name.strip_prefix(PREFIX).is_some_and(|rest| {
+                UNFINISHED
+                    .iter()
+                    .any(|end| rest.ends_with(&format!("{SUFFIX}{end}")))
+            })
+    })?;
     Ok(())
 }
 
@@ -119,6 +110,7 @@ fn due_in(dir: &Path) -> Duration {
 
 /// Takes a backup into `dir` whenever one is due, for as long as the server runs.
 pub fn start_nightly(
+    running: Running,
     store: Store,
     blobs: Blobs,
     data_dir: PathBuf,
@@ -132,7 +124,7 @@ pub fn start_nightly(
                 tokio::time::sleep(wait.min(RECHECK)).await;
                 continue;
             }
-            if !take_one(&store, &blobs, &data_dir, &dir, keep).await {
+            if !take_one(&running, &store, &blobs, &data_dir, &dir, keep).await {
                 tokio::time::sleep(RETRY).await;
             }
         }
@@ -140,18 +132,26 @@ pub fn start_nightly(
 }
 
 /// One automatic backup and the pruning after it; false if it failed (and was logged).
-async fn take_one(store: &Store, blobs: &Blobs, data_dir: &Path, dir: &Path, keep: usize) -> bool {
+async fn take_one(
+    running: &Running,
+    store: &Store,
+    blobs: &Blobs,
+    data_dir: &Path,
+    dir: &Path,
+    keep: usize,
+) -> bool {
     let target = dir.join(format!("{PREFIX}{}{SUFFIX}", utc_stamp(store::now_secs())));
     let (store, data_dir, dir) = (store.clone(), data_dir.to_owned(), dir.to_owned());
     let sweep_paused = blobs.pause_sweep().await;
-    let done = super::in_background(move || {
-        let _sweep_paused = sweep_paused;
-        super::create_private_dir(&dir).map_err(super::file_error(&dir))?;
-        let written = write_backup(Source::Live(&store), &data_dir, &target)?;
-        let removed = prune(&dir, keep).map_err(super::file_error(&dir))?;
-        Ok::<_, super::BackupError>((written, removed))
-    })
-    .await;
+    let done = running
+        .in_background(running.stop_token(), move |stop| {
+            let _sweep_paused = sweep_paused;
+            super::create_private_dir(&dir).map_err(super::file_error(&dir))?;
+            let written = write_backup(Source::Live(&store), &data_dir, &target, stop)?;
+            let removed = prune(&dir, keep).map_err(super::file_error(&dir))?;
+            Ok::<_, super::BackupError>((written, removed))
+        })
+        .await;
     match done {
         Ok((written, removed)) => {
             tracing::info!(
@@ -163,6 +163,10 @@ async fn take_one(store: &Store, blobs: &Blobs, data_dir: &Path, dir: &Path, kee
                 "automatic backup written"
             );
             true
+        }
+        Err(super::BackupError::Stopped) => {
+            tracing::info!("automatic backup stopped: the server is shutting down");
+            false
         }
         Err(e) => {
             tracing::error!(error = %e, "automatic backup failed; trying again in an hour");

@@ -33,7 +33,7 @@ pub use files::{FetchableFile, FileInfo, NewUpload};
 pub use people::{DmPolicy, PeopleEvent, PeopleOp, Requests};
 pub use rooms::{BrowsedRoom, RoomEvent, RoomMember, RoomOp, RoomPatch, RoomView, Visibility};
 pub use search::{ScanCursor, SearchScope};
-pub use snapshot::snapshot_file;
+pub use snapshot::{Stop, snapshot_file};
 pub use users::{DirectoryEntry, NewUser, Role, Session, User, UserPatch};
 pub use version::{DatabaseFormat, database_format, pre_upgrade_backup_path};
 
@@ -157,6 +157,9 @@ pub enum StoreError {
     LastAdmin,
     #[error("database task failed: {0}")]
     Task(String),
+    /// A copy was asked to stop midway (see `snapshot::Stop`).
+    #[error("the copy was stopped before it was finished")]
+    Stopped,
 }
 
 /// redb has one error type per operation; they all become [`StoreError::Database`].

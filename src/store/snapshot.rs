@@ -23,8 +23,9 @@ pub(super) trait CatalogTable {
     /// Creates the table if the file has none.
     fn create(&self, txn: &WriteTransaction) -> Result<()>;
     /// Copies every row of the table as `from` sees it into `to`; a table `from` does not
-    /// have (a file from an older release) is created empty. Returns the rows copied.
-    fn copy(&self, from: &ReadTransaction, to: &Database) -> Result<u64>;
+    /// have (a file from an older release) is created empty. Returns the rows copied, or
+    /// [`StoreError::Stopped`] as soon as `stop` says so.
+    fn copy(&self, from: &ReadTransaction, to: &Database, stop: Stop<'_>) -> Result<u64>;
 }
 
 impl<K: Key + 'static, V: Value + 'static> CatalogTable for TableDefinition<'static, K, V> {
@@ -37,7 +38,7 @@ impl<K: Key + 'static, V: Value + 'static> CatalogTable for TableDefinition<'sta
         Ok(())
     }
 
-    fn copy(&self, from: &ReadTransaction, to: &Database) -> Result<u64> {
+    fn copy(&self, from: &ReadTransaction, to: &Database, stop: Stop<'_>) -> Result<u64> {
         let source = match from.open_table(*self) {
             Ok(table) => Some(table),
             Err(TableError::TableDoesNotExist(_)) => None,
@@ -54,6 +55,9 @@ impl<K: Key + 'static, V: Value + 'static> CatalogTable for TableDefinition<'sta
             {
                 let mut target = txn.open_table(*self)?;
                 for _ in 0..ROWS_PER_COMMIT {
+                    if stop() {
+                        return Err(StoreError::Stopped);
+                    }
                     let Some(entry) = rows.as_mut().and_then(|r| r.next()) else {
                         break;
                     };
@@ -71,6 +75,9 @@ impl<K: Key + 'static, V: Value + 'static> CatalogTable for TableDefinition<'sta
     }
 }
 
+/// Whether a copy in progress should stop (Ctrl-C, shutdown): checked for every row.
+pub type Stop<'a> = &'a dyn Fn() -> bool;
+
 fn begin_copy(to: &Database) -> Result<WriteTransaction> {
     let mut txn = to.begin_write()?;
     txn.set_durability(Durability::Immediate)
@@ -79,9 +86,10 @@ fn begin_copy(to: &Database) -> Result<WriteTransaction> {
 }
 
 /// Writes every table as `txn` sees it to a new database at `target`, through `target.tmp`
-/// and a rename, so `target` is either the whole copy or absent. Refuses a database with a
-/// table the catalog does not list: such a copy would silently miss data.
-pub(super) fn write_atomically(txn: ReadTransaction, target: &Path) -> Result<()> {
+/// and a rename, so `target` is either the whole copy or absent: `target.tmp` is removed on
+/// every way out, `stop` included. Refuses a database with a table the catalog does not list:
+/// such a copy would silently miss data.
+pub(super) fn write_atomically(txn: ReadTransaction, target: &Path, stop: Stop<'_>) -> Result<()> {
     // The scrub's filler is zeros that exist only while a scrub runs: nothing to keep.
     let filler = TableHandle::name(&super::scrub::SCRUB);
     let known: BTreeSet<&str> = TABLES.iter().map(|t| t.name()).chain([filler]).collect();
@@ -95,23 +103,23 @@ pub(super) fn write_atomically(txn: ReadTransaction, target: &Path) -> Result<()
     }
     let temporary = with_suffix(target, ".tmp");
     let _ = std::fs::remove_file(&temporary);
-    let written = write_copy(&txn, &temporary);
+    let temporary =
+        tempfile::TempPath::try_from_path(temporary).map_err(|e| StoreError::Database(e.into()))?;
+    let written = write_copy(&txn, &temporary, stop);
     drop(txn);
-    if let Err(e) = written.and_then(|()| {
-        std::fs::rename(&temporary, target).map_err(|e| StoreError::Database(e.into()))
-    }) {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(e);
-    }
+    written?;
+    std::fs::rename(&temporary, target).map_err(|e| StoreError::Database(e.into()))?;
+    // Renamed: nothing left at `temporary` to remove, and the name is free again.
+    let _ = temporary.keep();
     sync_parent(target);
     Ok(())
 }
 
-fn write_copy(txn: &ReadTransaction, path: &Path) -> Result<()> {
+fn write_copy(txn: &ReadTransaction, path: &Path, stop: Stop<'_>) -> Result<()> {
     let copy = file::open_database(path, crate::config::limits::DB_CACHE_BYTES)?;
     for table in TABLES {
         let started = std::time::Instant::now();
-        let rows = table.copy(txn, &copy)?;
+        let rows = table.copy(txn, &copy, stop)?;
         tracing::debug!(
             table = table.name(),
             rows,
@@ -124,20 +132,21 @@ fn write_copy(txn: &ReadTransaction, path: &Path) -> Result<()> {
 }
 
 impl Store {
-    /// Writes a consistent copy of the whole database to a new file at `target`.
-    pub fn snapshot_to(&self, target: &Path) -> Result<()> {
-        write_atomically(self.read()?, target)
+    /// Writes a consistent copy of the whole database to a new file at `target`, unless
+    /// `stop` says to stop first.
+    pub fn snapshot_to(&self, target: &Path, stop: Stop<'_>) -> Result<()> {
+        write_atomically(self.read()?, target, stop)
     }
 }
 
 /// Copies the database at `path`, which no server has open, to a new file at `target`,
 /// without writing to `path` (unless redb must first repair it after a crash).
-pub fn snapshot_file(path: &Path, target: &Path) -> Result<()> {
+pub fn snapshot_file(path: &Path, target: &Path, stop: Stop<'_>) -> Result<()> {
     let db = file::open_read_only(path)?.ok_or_else(|| StoreError::Open {
         path: path.display().to_string(),
         problem: file::OpenProblem::Io(std::io::ErrorKind::NotFound.into()),
     })?;
-    write_atomically(db.begin_read()?, target)
+    write_atomically(db.begin_read()?, target, stop)
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

@@ -91,7 +91,8 @@ impl Store {
     /// Copies the database, as it is before any upgrade writes to it, beside it.
     pub(super) fn save_before_upgrade(&self, found: &DatabaseFormat) -> Result<PathBuf> {
         let target = pre_upgrade_backup_path(self.path(), found.schema);
-        snapshot::write_atomically(self.read()?, &target)?;
+        // Part of opening the database: nothing to interrupt it but the process ending.
+        snapshot::write_atomically(self.read()?, &target, &|| false)?;
         Ok(target)
     }
 
