@@ -17,7 +17,7 @@ use crate::auth::Authenticated;
 use crate::blobs::{BlobError, BlobId};
 use crate::config::limits;
 use crate::media::{self, MediaError};
-use crate::store::{self, ConversationId, FetchableFile, NewUpload};
+use crate::store::{self, ChatRejection, ConversationId, FetchableFile, NewUpload};
 use crate::text;
 
 /// Served files may be displayed, never run: no script, no plugins, no same-origin access.
@@ -41,7 +41,7 @@ pub async fn upload(
     length: Option<u64>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>>,
 ) -> Result<Response, ApiError> {
-    let conversation = member_conversation(&app, &id, &who).await?;
+    let conversation = writable_conversation(&app, &id, &who).await?;
     let name = valid_file_name(query.name)?;
     let length = length.ok_or(ApiError::LengthRequired)?;
     let max = app.config.max_file_size;
@@ -219,8 +219,10 @@ async fn change_avatar(
     Ok(warp::reply::json(&serde_json::json!({ "user": user })).into_response())
 }
 
-/// The conversation, if the caller is in it; anything else is simply not found.
-async fn member_conversation(
+/// The conversation, if the caller is in it (anything else is simply not found) and may write
+/// in it: an archived room is refused before the body is read, as a send there would be, since
+/// a file uploaded to it could never be sent and would only take disk until swept.
+async fn writable_conversation(
     app: &App,
     id: &str,
     who: &Authenticated,
@@ -228,8 +230,14 @@ async fn member_conversation(
     let conversation = super::chat::conversation_in_path(id)?;
     let store = app.store.clone();
     let (user, lookup) = (who.user.id, conversation.clone());
-    match store::blocking(move || store.members(user, &lookup)).await? {
-        Some(_) => Ok(conversation),
+    let archived = store::blocking(move || match store.members(user, &lookup)? {
+        Some(_) => store.is_archived(&lookup).map(Some),
+        None => Ok(None),
+    })
+    .await?;
+    match archived {
+        Some(false) => Ok(conversation),
+        Some(true) => Err(ChatRejection::RoomArchived.into()),
         None => Err(ApiError::NotFound),
     }
 }
