@@ -12,6 +12,7 @@ use warp::Reply;
 use warp::reply::Response;
 
 use super::error::ApiError;
+use super::filters::QueryParams;
 use crate::app::App;
 use crate::auth::Authenticated;
 use crate::blobs::{BlobError, BlobId};
@@ -30,6 +31,16 @@ const READ_CHUNK: usize = 64 * 1024;
 #[derive(Deserialize)]
 pub struct UploadQuery {
     name: Option<String>,
+}
+
+impl QueryParams for UploadQuery {
+    /// A name that is not text is a bad file name, like any other.
+    fn not_text(field: &str) -> ApiError {
+        match field {
+            "name" => invalid_file_name(),
+            _ => super::filters::not_text(field),
+        }
+    }
 }
 
 /// `POST /api/conversations/{id}/uploads?name=…`: the raw bytes, streamed to disk.
@@ -365,20 +376,25 @@ fn ensure_space(app: &App, incoming: u64) -> Result<(), ApiError> {
 /// not only invisible characters and no bidi controls, which could make "invoice\u{202E}fdp.exe"
 /// show as "invoiceexe.pdf".
 fn valid_file_name(name: Option<String>) -> Result<String, ApiError> {
-    let invalid = || {
-        ApiError::Invalid(
-            "invalid_file_name",
-            "a file name is 1 to 255 characters, not all invisible, without control characters, text-direction controls, / or \\",
-        )
-    };
-    let name = name.ok_or_else(invalid)?;
+    let name = name.ok_or_else(invalid_file_name)?;
     let count = name.chars().count();
     let valid = (1..=limits::MAX_FILE_NAME_CHARS).contains(&count)
         && text::is_one_line(&name)
         && !name.chars().any(|c| c == '/' || c == '\\')
         && !text::is_blank(&name)
         && !text::has_bidi_controls(&name);
-    if valid { Ok(name) } else { Err(invalid()) }
+    if valid {
+        Ok(name)
+    } else {
+        Err(invalid_file_name())
+    }
+}
+
+fn invalid_file_name() -> ApiError {
+    ApiError::Invalid(
+        "invalid_file_name",
+        "a file name is 1 to 255 characters of text, not all invisible, without control characters, text-direction controls, / or \\",
+    )
 }
 
 /// `f_` and 22 random URL-safe characters (132 bits).
