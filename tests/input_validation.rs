@@ -1,11 +1,12 @@
 //! What the HTTP API accepts as text: bodies with a key given twice or a `null` for a field are
-//! refused, and names that show nothing or can reorder the text around them are refused.
+//! refused, names that show nothing or can reorder the text around them are refused, and so
+//! are query strings that do not decode to UTF-8.
 
 mod common;
 
 use common::{
-    ADMIN_PASSWORD, Method, StatusCode, TestServer, assert_error, create_room, create_user_raw,
-    http, login, send, setup_admin, summary_of,
+    ADMIN_PASSWORD, Method, StatusCode, TestServer, assert_error, create_room, create_user,
+    create_user_raw, http, login, send, setup_admin, summary_of,
 };
 use serde_json::{Value, json};
 
@@ -240,4 +241,57 @@ async fn a_username_cannot_carry_bidi_controls() {
     assert_eq!(admin.admin_users().await, before);
     let (status, _, _) = login(&server, "bob\u{202E}", "whatever password").await;
     assert_ne!(status, StatusCode::OK);
+}
+
+/// A query string decodes to UTF-8 text or is refused: a byte that is no character (`%FF`, an
+/// overlong `/` as `%C0%AF`, a lone surrogate) is not quietly turned into U+FFFD, for any route.
+/// Each field keeps its own code (an upload's `name`: `invalid_file_name`; the rest:
+/// `invalid_query`), and nothing is kept.
+#[tokio::test]
+async fn a_query_string_that_is_not_utf8_is_refused_and_changes_nothing() {
+    let server = TestServer::start_with(&["--upload-min-free", "1MB"], None);
+    let admin = setup_admin(&server).await;
+    let alice = create_user(&admin, "alice").await;
+    let bob = create_user(&admin, "bob").await;
+    let dm = common::ws::dm_id(&alice, &bob);
+    let uploads = format!("/api/conversations/{dm}/uploads");
+
+    for name in ["a%FFb", "a%C0%AFb", "a%ED%A0%80b", "%FF"] {
+        let upload = send(
+            alice
+                .request(Method::POST, &format!("{uploads}?name={name}"))
+                .body(b"hello".to_vec()),
+        )
+        .await;
+        assert_error(&upload, StatusCode::BAD_REQUEST, "invalid_file_name");
+    }
+    assert!(common::files::blob_files(&server.data_dir()).is_empty());
+
+    for path in [
+        "/api/search?q=%FF".to_owned(),
+        "/api/search?q=invoice%FF".to_owned(),
+        "/api/search?q=invoice&%FF=1".to_owned(),
+        "/api/search?q=invoice&sort=new%FFest".to_owned(),
+        "/api/rooms?q=%FF".to_owned(),
+        "/api/mentions?limit=1%FF".to_owned(),
+        format!("/api/conversations/{dm}/messages?before=%FF"),
+        format!("/api/conversations/{dm}/changes?after=%FF"),
+    ] {
+        let got = alice.get(&path).await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_query");
+    }
+    let status = admin.get("/api/admin/status?since=%FF").await;
+    assert_error(&status, StatusCode::BAD_REQUEST, "invalid_query");
+
+    // Text that is UTF-8 decodes as before: `+` is a space, `%C3%A4` is "ä".
+    let (status, body) = send(
+        alice
+            .request(Method::POST, &format!("{uploads}?name=M%C3%A4rz+1.txt"))
+            .body(b"hello".to_vec()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["file"]["name"], "März 1.txt");
+    let (status, body) = alice.get("/api/rooms?q=Gen%C3%A9ral").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

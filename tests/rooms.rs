@@ -438,6 +438,67 @@ async fn open_rooms_are_browsed_joined_left_and_archived() {
     assert_eq!(common::ws::full_history(&alice, &cafe).await.len(), 1);
 }
 
+/// Archived means read-only for everyone: no uploads (a file there could never be sent, yet it
+/// would take disk for a day) and no typing (nobody can write there); what stays allowed is
+/// leaving, removing members, and un-archiving (with other changes in the same call).
+#[tokio::test]
+async fn an_archived_room_takes_no_uploads_and_relays_no_typing() {
+    let server = TestServer::start_with(&["--upload-min-free", "1MB"], None);
+    let admin = common::setup_admin(&server).await;
+    let alice = common::create_user(&admin, "alice").await;
+    let bob = common::create_user(&admin, "bob").await;
+    let carol = common::create_user(&admin, "carol").await;
+    let room = create_room(&alice, "Launch", "private", &[&bob, &carol]).await;
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    let mut carol_tab = Socket::online(&server, &carol).await;
+    // Before: typing reaches the others, an upload is taken.
+    bob_tab.typing(&room).await;
+    let typing = carol_tab.next_of_type("typing").await;
+    assert_eq!(typing["user"], bob.id());
+    bob.uploaded(&room, "before.txt", b"before".to_vec()).await;
+    let (status, _) = alice
+        .patch(&format!("/api/rooms/{room}"), json!({"archived": true}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    bob_tab.drain(Duration::from_millis(300)).await;
+    carol_tab.drain(Duration::from_millis(300)).await;
+
+    let upload = bob.upload(&room, "z.txt", b"too late".to_vec()).await;
+    common::assert_error(&upload, StatusCode::CONFLICT, "room_archived");
+    bob_tab.typing(&room).await;
+    bob_tab.error_with("room_archived").await;
+    none_of_within(&mut carol_tab, &["typing"], Duration::from_millis(400)).await;
+
+    // Leaving and removing members stay allowed; so does un-archiving with a rename.
+    let (status, _) = carol.post_empty(&format!("/api/rooms/{room}/leave")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Someone no longer in it learns nothing more: not found, as for any room.
+    let outsider = carol.upload(&room, "x.txt", b"x".to_vec()).await;
+    common::assert_error(&outsider, StatusCode::NOT_FOUND, "not_found");
+    carol_tab.typing(&room).await;
+    carol_tab.error_with("not_a_member").await;
+    let (status, _) = alice
+        .delete(&format!("/api/rooms/{room}/members/{}", bob.id()))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let renamed = alice
+        .patch(&format!("/api/rooms/{room}"), json!({"name": "Renamed"}))
+        .await;
+    common::assert_error(&renamed, StatusCode::CONFLICT, "room_archived");
+    let (status, back) = alice
+        .patch(
+            &format!("/api/rooms/{room}"),
+            json!({"archived": false, "name": "Launch again"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{back}");
+    assert_eq!(
+        (back["archived"].clone(), back["name"].clone()),
+        (json!(false), json!("Launch again"))
+    );
+    alice.uploaded(&room, "after.txt", b"after".to_vec()).await;
+}
+
 #[tokio::test]
 async fn rooms_have_everything_dms_have() {
     let (server, _admin, alice, bob, carol) = office().await;

@@ -446,12 +446,17 @@ async fn duplicate_keys_in_a_frame_are_refused_at_any_depth() {
             .is_empty()
     );
 
-    // The same key in sibling objects is not a duplicate.
-    let fine = format!(
+    // The same key in sibling objects is not a duplicate: this frame gets past that check and
+    // is refused only for `x`, a field no frame has.
+    let siblings = format!(
         r#"{{"type":"send","to":{b},"body":"fine","client_id":"d-6","x":[{{"a":1}},{{"a":2}}]}}"#
     );
-    tab.send_text(fine).await;
-    tab.ack_for("d-6").await;
+    tab.send_text(siblings).await;
+    let error = tab.error_with("invalid_frame").await;
+    assert!(
+        error["message"].as_str().is_some_and(|m| m.contains("`x`")),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -572,4 +577,101 @@ async fn a_retry_gets_its_original_ack_even_after_the_recipient_was_disabled() {
     tab.send_msg(bob.id(), "hello?", "r-2").await;
     tab.error_with("no_such_user").await;
     assert_eq!(full_history(&alice, &conv).await, [original]);
+}
+
+/// As in HTTP bodies, an optional field is left out, never `null`: `null` is a wrong type
+/// (`invalid_json`), not "absent", in every frame. And a field the frame does not have is
+/// refused (`invalid_frame`, naming it) rather than ignored: `{"type":"delete",…,"body":"x"}`
+/// must not look like it did something with "x". Nothing refused reaches anyone.
+#[tokio::test]
+async fn null_and_unknown_fields_in_a_frame_are_refused() {
+    let (server, alice, bob) = common::alice_and_bob().await;
+    let conv = dm_id(&alice, &bob);
+    let b = bob.id();
+    let mut tab = Socket::online(&server, &alice).await;
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    let first = tab.send_acked(b, "first", "n-0").await;
+    tab.drain(QUIET).await;
+    bob_tab.drain(QUIET).await;
+    let seq = first["seq"].clone();
+
+    let nulls = [
+        json!({"type": "send", "to": null, "conversation": conv, "body": "x", "client_id": "null-to"}),
+        json!({"type": "send", "to": b, "conversation": null, "body": "x", "client_id": "null-conv"}),
+        json!({"type": "send", "to": b, "body": "x", "reply_to": null, "client_id": "null-reply"}),
+        json!({"type": "send", "to": b, "body": "x", "files": null, "client_id": "null-files"}),
+        json!({"type": "send", "to": b, "body": "x", "client_id": null}),
+        json!({"type": "edit", "conversation": conv, "seq": seq, "body": null, "client_id": "null-edit"}),
+        json!({"type": "react", "conversation": conv, "seq": seq, "emoji": null, "client_id": "null-emoji"}),
+        json!({"type": "delete", "conversation": conv, "seq": null, "client_id": "null-seq"}),
+        json!({"type": "read", "conversation": conv, "seq": null}),
+        json!({"type": "typing", "conversation": null}),
+    ];
+    let unknown = [
+        (
+            json!({"type": "send", "to": b, "body": "x", "client_id": "u-send", "urgent": true}),
+            "urgent",
+        ),
+        (
+            json!({"type": "edit", "conversation": conv, "seq": seq, "body": "y", "client_id": "u-edit", "files": []}),
+            "files",
+        ),
+        (
+            json!({"type": "delete", "conversation": conv, "seq": seq, "client_id": "u-delete", "body": "x"}),
+            "body",
+        ),
+        (
+            json!({"type": "react", "conversation": conv, "seq": seq, "emoji": "👍", "client_id": "u-react", "to": b}),
+            "to",
+        ),
+        (
+            json!({"type": "read", "conversation": conv, "seq": 1, "user": b}),
+            "user",
+        ),
+        (
+            json!({"type": "typing", "conversation": conv, "body": "x"}),
+            "body",
+        ),
+    ];
+
+    let mut wrong = Vec::new();
+    let cases = nulls
+        .into_iter()
+        .map(|frame| (frame, "invalid_json", None))
+        .chain(
+            unknown
+                .into_iter()
+                .map(|(frame, field)| (frame, "invalid_frame", Some(field))),
+        );
+    for (frame, code, field) in cases {
+        tab.send_json(&frame).await;
+        let Some(error) = tab.next_frame_within(READ_TIMEOUT).await else {
+            wrong.push(format!("{frame}: expected {code}, got no answer"));
+            continue;
+        };
+        let names_field = field.is_none_or(|f| {
+            error["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("`{f}`")))
+        });
+        let names_id = match frame["client_id"].as_str() {
+            Some(id) => error["client_id"] == id,
+            None => error.get("client_id").is_none(),
+        };
+        if error["type"] != "error" || error["code"] != code || !names_field || !names_id {
+            wrong.push(format!(
+                "{frame}: expected {code} naming {field:?}, got {error}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    bob_tab.expect_silence(QUIET).await;
+    assert_eq!(full_history(&alice, &conv).await, [first]);
+
+    // Every field a frame has, given, is fine.
+    let reply = json!({"type": "send", "conversation": conv, "body": "second", "reply_to": seq,
+                       "files": [], "client_id": "all-fields"});
+    tab.send_json(&reply).await;
+    let acked = tab.ack_for("all-fields").await;
+    assert_eq!(acked["message"]["reply_to"]["seq"], seq, "{acked}");
 }

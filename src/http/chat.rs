@@ -7,6 +7,7 @@ use warp::Reply;
 use warp::reply::Response;
 
 use super::error::ApiError;
+use super::filters::QueryParams;
 use crate::app::App;
 use crate::auth::Authenticated;
 use crate::config::limits;
@@ -18,6 +19,8 @@ pub struct HistoryParams {
     after: Option<u64>,
     limit: Option<u32>,
 }
+
+impl QueryParams for HistoryParams {}
 
 impl HistoryParams {
     fn query(&self) -> Result<HistoryQuery, ApiError> {
@@ -89,6 +92,8 @@ pub(super) fn conversation_in_path(segment: &str) -> Result<ConversationId, ApiE
 pub struct ChangesParams {
     after: Option<u64>,
 }
+
+impl QueryParams for ChangesParams {}
 
 /// Catch-up on edits, deletes and reactions: the current state of every message changed
 /// after `?after=<change_seq>`.

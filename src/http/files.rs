@@ -12,12 +12,13 @@ use warp::Reply;
 use warp::reply::Response;
 
 use super::error::ApiError;
+use super::filters::QueryParams;
 use crate::app::App;
 use crate::auth::Authenticated;
 use crate::blobs::{BlobError, BlobId};
 use crate::config::limits;
 use crate::media::{self, MediaError};
-use crate::store::{self, ConversationId, FetchableFile, NewUpload};
+use crate::store::{self, ChatRejection, ConversationId, FetchableFile, NewUpload};
 use crate::text;
 
 /// Served files may be displayed, never run: no script, no plugins, no same-origin access.
@@ -32,6 +33,16 @@ pub struct UploadQuery {
     name: Option<String>,
 }
 
+impl QueryParams for UploadQuery {
+    /// A name that is not text is a bad file name, like any other.
+    fn not_text(field: &str) -> ApiError {
+        match field {
+            "name" => invalid_file_name(),
+            _ => super::filters::not_text(field),
+        }
+    }
+}
+
 /// `POST /api/conversations/{id}/uploads?name=…`: the raw bytes, streamed to disk.
 pub async fn upload(
     app: Arc<App>,
@@ -41,7 +52,7 @@ pub async fn upload(
     length: Option<u64>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>>,
 ) -> Result<Response, ApiError> {
-    let conversation = member_conversation(&app, &id, &who).await?;
+    let conversation = writable_conversation(&app, &id, &who).await?;
     let name = valid_file_name(query.name)?;
     let length = length.ok_or(ApiError::LengthRequired)?;
     let max = app.config.max_file_size;
@@ -219,8 +230,10 @@ async fn change_avatar(
     Ok(warp::reply::json(&serde_json::json!({ "user": user })).into_response())
 }
 
-/// The conversation, if the caller is in it; anything else is simply not found.
-async fn member_conversation(
+/// The conversation, if the caller is in it (anything else is simply not found) and may write
+/// in it: an archived room is refused before the body is read, as a send there would be, since
+/// a file uploaded to it could never be sent and would only take disk until swept.
+async fn writable_conversation(
     app: &App,
     id: &str,
     who: &Authenticated,
@@ -228,8 +241,14 @@ async fn member_conversation(
     let conversation = super::chat::conversation_in_path(id)?;
     let store = app.store.clone();
     let (user, lookup) = (who.user.id, conversation.clone());
-    match store::blocking(move || store.members(user, &lookup)).await? {
-        Some(_) => Ok(conversation),
+    let archived = store::blocking(move || match store.members(user, &lookup)? {
+        Some(_) => store.is_archived(&lookup).map(Some),
+        None => Ok(None),
+    })
+    .await?;
+    match archived {
+        Some(false) => Ok(conversation),
+        Some(true) => Err(ChatRejection::RoomArchived.into()),
         None => Err(ApiError::NotFound),
     }
 }
@@ -357,20 +376,25 @@ fn ensure_space(app: &App, incoming: u64) -> Result<(), ApiError> {
 /// not only invisible characters and no bidi controls, which could make "invoice\u{202E}fdp.exe"
 /// show as "invoiceexe.pdf".
 fn valid_file_name(name: Option<String>) -> Result<String, ApiError> {
-    let invalid = || {
-        ApiError::Invalid(
-            "invalid_file_name",
-            "a file name is 1 to 255 characters, not all invisible, without control characters, text-direction controls, / or \\",
-        )
-    };
-    let name = name.ok_or_else(invalid)?;
+    let name = name.ok_or_else(invalid_file_name)?;
     let count = name.chars().count();
     let valid = (1..=limits::MAX_FILE_NAME_CHARS).contains(&count)
         && text::is_one_line(&name)
         && !name.chars().any(|c| c == '/' || c == '\\')
         && !text::is_blank(&name)
         && !text::has_bidi_controls(&name);
-    if valid { Ok(name) } else { Err(invalid()) }
+    if valid {
+        Ok(name)
+    } else {
+        Err(invalid_file_name())
+    }
+}
+
+fn invalid_file_name() -> ApiError {
+    ApiError::Invalid(
+        "invalid_file_name",
+        "a file name is 1 to 255 characters of text, not all invisible, without control characters, text-direction controls, / or \\",
+    )
 }
 
 /// `f_` and 22 random URL-safe characters (132 bits).

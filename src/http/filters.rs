@@ -1,5 +1,5 @@
 //! Request guards: who is calling (cookie or bearer), whether the Origin may act with the
-//! cookie, and bounded JSON bodies.
+//! cookie, bounded JSON bodies, and query strings that are text.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -174,6 +174,57 @@ pub fn json_body<T: DeserializeOwned + Send>()
         )
 }
 
+/// Query-string parameters, for every route that reads any. Each key and value is
+/// percent-decoded (`+` is a space) and must then be UTF-8: warp's own `query()` quietly puts
+/// U+FFFD in place of what is not, which would keep a file name nobody typed and search for a
+/// character nobody asked for. A value that is not text is refused with its field's own code
+/// ([`QueryParams::not_text`]); anything else wrong with the string is `invalid_query`.
+pub fn query<T: QueryParams + Send + 'static>()
+-> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .and_then(|raw: String| async move { parse_query::<T>(&raw).map_err(warp::reject::custom) })
+}
+
+/// A route's query-string parameters.
+pub trait QueryParams: DeserializeOwned {
+    /// The refusal for parameter `field` when it is not UTF-8 text: `invalid_query`, unless
+    /// the field has a code of its own.
+    fn not_text(field: &str) -> ApiError {
+        not_text(field)
+    }
+}
+
+/// The usual refusal of a parameter that is not text: `invalid_query`, naming it.
+pub fn not_text(field: &str) -> ApiError {
+    ApiError::InvalidQuery(format!("{field} is not valid UTF-8 text"))
+}
+
+fn parse_query<T: QueryParams>(raw: &str) -> Result<T, ApiError> {
+    for pair in raw.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decoded(key).ok_or_else(|| {
+            ApiError::InvalidQuery("a parameter name is not valid UTF-8 text".into())
+        })?;
+        if decoded(value).is_none() {
+            return Err(T::not_text(&key));
+        }
+    }
+    // Every part decodes to text, so the decoding below has nothing left to replace.
+    serde_urlencoded::from_str(raw)
+        .map_err(|e| ApiError::InvalidQuery(format!("the query string is not valid: {e}")))
+}
+
+/// One key or value of a query string, decoded; `None` if it is not UTF-8.
+fn decoded(part: &str) -> Option<String> {
+    let spaced = part.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
+}
+
 /// A whole body of at most `max` bytes, refused with `too_large()` as soon as it passes that.
 pub(super) async fn read_capped(
     body: impl futures_util::Stream<Item = Result<impl Buf, warp::Error>>,
@@ -197,4 +248,53 @@ pub(super) async fn read_capped(
         }
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Params {
+        name: Option<String>,
+        limit: Option<u32>,
+    }
+
+    impl QueryParams for Params {
+        fn not_text(field: &str) -> ApiError {
+            ApiError::Invalid(
+                "invalid_name",
+                if field == "name" { "name" } else { "other" },
+            )
+        }
+    }
+
+    fn refusal(raw: &str) -> String {
+        match parse_query::<Params>(raw) {
+            Ok(params) => panic!("{raw:?} was read as {params:?}"),
+            Err(ApiError::Invalid(code, field)) => format!("{code} {field}"),
+            Err(other) => format!("{other}"),
+        }
+    }
+
+    #[test]
+    fn query_strings_are_text_or_refused() {
+        let read = |raw: &str| parse_query::<Params>(raw).expect(raw);
+        let params = read("name=M%C3%A4rz+1.pdf&limit=5");
+        assert_eq!(params.name.as_deref(), Some("März 1.pdf"));
+        assert_eq!(params.limit, Some(5));
+        assert_eq!(read("").name, None);
+        assert_eq!(read("&&name=%zz").name.as_deref(), Some("%zz"));
+        for bad in [
+            "name=a%FFb",
+            "name=%C0%AF",
+            "name=%ED%A0%80",
+            "limit=1&name=%80",
+        ] {
+            assert_eq!(refusal(bad), "invalid_name name", "{bad}");
+        }
+        assert_eq!(refusal("limit=%FF"), "invalid_name other");
+        assert!(refusal("na%FFme=x").contains("parameter name"));
+        assert!(refusal("limit=x").contains("the query string is not valid"));
+    }
 }

@@ -27,7 +27,7 @@ use warp::{Filter, Reply};
 use crate::app::App;
 use crate::config::VERSION;
 use error::{ApiError, respond};
-use filters::{admin, client_addr, json_body, request_origin, session, signed_in, with_app};
+use filters::{admin, client_addr, json_body, query, request_origin, session, signed_in, with_app};
 pub use server::{Surface, serve};
 
 /// No inline script or style, nothing from elsewhere: a message can never run code.
@@ -223,7 +223,7 @@ fn admin_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(with_app(app.clone()))
         .and(admin(app.clone()))
-        .and(warp::query())
+        .and(query())
         .then(monitoring::admin_status);
     let join = warp::path!("admin" / "join")
         .and(warp::get())
@@ -270,19 +270,19 @@ fn chat_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(with_app(app.clone()))
         .and(session(app.clone()))
-        .and(warp::query())
+        .and(query())
         .then(|id, app, who, params| chat::changes(app, id, who, params));
     let history = warp::path!("conversations" / String / "messages")
         .and(warp::get())
         .and(with_app(app.clone()))
         .and(session(app.clone()))
-        .and(warp::query())
+        .and(query())
         .then(|id, app, who, params| chat::history(app, id, who, params));
     let search = warp::path!("search")
         .and(warp::get())
         .and(with_app(app.clone()))
         .and(session(app.clone()))
-        .and(warp::query())
+        .and(query())
         .then(search::search);
     list.or(history)
         .unify()
@@ -305,7 +305,7 @@ fn file_routes(app: Arc<App>) -> BoxedFilter<(Result<Response, ApiError>,)> {
         .and(warp::post())
         .and(with_app(app.clone()))
         .and(session(app.clone()))
-        .and(warp::query())
+        .and(query())
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .then(|id, app, who, query, length, body| files::upload(app, id, who, query, length, body));
@@ -364,7 +364,7 @@ fn room_routes(app: Arc<App>) -> BoxedFilter<(Result<Response, ApiError>,)> {
         .and(warp::get())
         .and(with_app(app.clone()))
         .and(session(app.clone()))
-        .and(warp::query())
+        .and(query())
         .then(rooms::browse);
     let get = warp::path!("rooms" / String)
         .and(warp::get())
@@ -436,7 +436,7 @@ fn people_routes(app: Arc<App>) -> BoxedFilter<(Result<Response, ApiError>,)> {
         .and(warp::get())
         .and(with_app(app.clone()))
         .and(session(app.clone()))
-        .and(warp::query())
+        .and(query())
         .then(rooms::mentions);
     let settings = warp::path!("me" / "settings")
         .and(warp::get())

@@ -9,7 +9,7 @@ use warp::Reply;
 use warp::reply::Response;
 
 use super::error::ApiError;
-use super::filters::Admin;
+use super::filters::{Admin, QueryParams};
 use crate::app::App;
 use crate::auth::password::constant_time_eq;
 use crate::config::MetricsAccess;
@@ -75,6 +75,8 @@ pub struct StatusQuery {
     /// Unix ms; "today" starts at the admin's local midnight, which only the browser knows.
     since: Option<u64>,
 }
+
+impl QueryParams for StatusQuery {}
 
 pub async fn admin_status(
     app: Arc<App>,

@@ -10,6 +10,7 @@ use warp::Reply;
 use warp::reply::Response;
 
 use super::error::ApiError;
+use super::filters::QueryParams;
 use crate::app::App;
 use crate::auth::Authenticated;
 use crate::store::{
@@ -72,10 +73,14 @@ pub struct BrowseParams {
     q: Option<String>,
 }
 
+impl QueryParams for BrowseParams {}
+
 #[derive(Deserialize)]
 pub struct MentionsParams {
     limit: Option<usize>,
 }
+
+impl QueryParams for MentionsParams {}
 
 pub async fn create(
     app: Arc<App>,

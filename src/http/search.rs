@@ -7,6 +7,7 @@ use warp::Reply;
 use warp::reply::Response;
 
 use super::error::ApiError;
+use super::filters::QueryParams;
 use crate::app::App;
 use crate::auth::Authenticated;
 use crate::search::{self, Sort};
@@ -21,6 +22,8 @@ pub struct SearchParams {
     limit: Option<usize>,
     sort: Option<String>,
 }
+
+impl QueryParams for SearchParams {}
 
 pub async fn search(
     app: Arc<App>,

@@ -410,7 +410,10 @@ impl Reader<'_> {
     }
 
     /// Typing is relayed, never stored. Membership comes from the store's cache, so a typing
-    /// flood reads no table (and a member removed from a room stops being relayed at once).
+    /// flood reads no membership table (and a member removed from a room stops being relayed
+    /// at once). Typing announces a message, so where none may be written (an archived room)
+    /// it is refused like a send, with `room_archived`; that costs one record read per frame
+    /// in a room, as the checks below cost in a DM.
     async fn typing(&mut self, conversation: ConversationId) -> Result<(), FrameError> {
         let store = self.hub.inner.store.clone();
         let user = self.user;
@@ -432,6 +435,16 @@ impl Reader<'_> {
             .copied()
             .filter(|&m| m != user)
             .collect();
+        if conversation.is_room() {
+            let store = self.hub.inner.store.clone();
+            let room = conversation.clone();
+            let archived = store::blocking(move || store.is_archived(&room))
+                .await
+                .map_err(|_| FrameError::new("internal", "could not look up the conversation"))?;
+            if archived {
+                return Err(crate::store::ChatRejection::RoomArchived.into());
+            }
+        }
         // In a DM the other person may not want to hear from this one at all.
         if let [other] = others[..]
             && !conversation.is_room()

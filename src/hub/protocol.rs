@@ -161,19 +161,33 @@ pub enum ClientFrame {
     },
 }
 
+// The fields of each frame type, as HTTP bodies have them: a field the type does not have is
+// refused rather than ignored (`{"type":"delete",…,"body":"x"}` must not look as if "x" did
+// something), and an optional field is left out, never `null` (`crate::json::present`).
+// `type` has been read already; `_kind` only lets it through.
+
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SendFields {
+    #[serde(rename = "type")]
+    _kind: IgnoredAny,
+    #[serde(default, deserialize_with = "json::present")]
     to: Option<u64>,
+    #[serde(default, deserialize_with = "json::present")]
     conversation: Option<String>,
     body: String,
     client_id: String,
+    #[serde(default, deserialize_with = "json::present")]
     reply_to: Option<u64>,
     #[serde(default)]
     files: Vec<String>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct EditFields {
+    #[serde(rename = "type")]
+    _kind: IgnoredAny,
     conversation: String,
     seq: u64,
     body: String,
@@ -181,14 +195,20 @@ struct EditFields {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DeleteFields {
+    #[serde(rename = "type")]
+    _kind: IgnoredAny,
     conversation: String,
     seq: u64,
     client_id: String,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ReactFields {
+    #[serde(rename = "type")]
+    _kind: IgnoredAny,
     conversation: String,
     seq: u64,
     emoji: String,
@@ -196,7 +216,10 @@ struct ReactFields {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ReadFields {
+    #[serde(rename = "type")]
+    _kind: IgnoredAny,
     conversation: String,
     /// Signed and wide, so a negative or too large seq is reported as `invalid_seq` rather
     /// than a type error.
@@ -204,7 +227,10 @@ struct ReadFields {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TypingFields {
+    #[serde(rename = "type")]
+    _kind: IgnoredAny,
     conversation: String,
 }
 
@@ -251,9 +277,9 @@ impl From<ChatRejection> for FrameError {
 }
 
 impl ClientFrame {
-    /// Parses a text frame, telling apart bad JSON (duplicate keys included), unknown types and
-    /// missing fields. The text is walked a few times but never built into a tree or copied;
-    /// only the fields a frame keeps are allocated.
+    /// Parses a text frame, telling apart bad JSON (duplicate keys and wrong types, `null`
+    /// included), unknown types, and missing or unknown fields. The text is walked a few times
+    /// but never built into a tree or copied; only the fields a frame keeps are allocated.
     pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
         if let Err(e) = json::check_unique_keys(text.as_bytes()) {
             return Err(
@@ -266,8 +292,11 @@ impl ClientFrame {
         let client_id = head.client_id.map(Cow::into_owned);
         let kind = head.kind.unwrap_or_default();
         let invalid = |e: serde_json::Error| {
-            // A missing field is a malformed frame; a field of the wrong type is bad JSON.
-            let code = if e.to_string().starts_with("missing field") {
+            // A missing or unknown field is a malformed frame (the message names the field);
+            // a field of the wrong type is bad JSON.
+            let reason = e.to_string();
+            let code = if reason.starts_with("missing field") || reason.starts_with("unknown field")
+            {
                 "invalid_frame"
             } else {
                 "invalid_json"
@@ -472,6 +501,40 @@ mod tests {
                 "{seq}"
             );
         }
+    }
+
+    #[test]
+    fn null_is_a_wrong_type_and_unknown_fields_are_malformed() {
+        let code = |frame: &str| ClientFrame::parse(frame).err().map(|e| e.code);
+        for null in [
+            r#"{"type":"send","to":null,"conversation":"dm:1:2","body":"x","client_id":"c"}"#,
+            r#"{"type":"send","to":2,"conversation":null,"body":"x","client_id":"c"}"#,
+            r#"{"type":"send","to":2,"body":"x","reply_to":null,"client_id":"c"}"#,
+            r#"{"type":"send","to":2,"body":"x","files":null,"client_id":"c"}"#,
+        ] {
+            assert_eq!(code(null), Some("invalid_json"), "{null}");
+        }
+        let unknown = ClientFrame::parse(
+            r#"{"type":"delete","conversation":"dm:1:2","seq":1,"client_id":"c","body":"x"}"#,
+        )
+        .err();
+        assert_eq!(unknown.as_ref().map(|e| e.code), Some("invalid_frame"));
+        assert!(
+            unknown
+                .as_ref()
+                .is_some_and(|e| e.message.contains("`body`"))
+        );
+        assert_eq!(unknown.and_then(|e| e.client_id).as_deref(), Some("c"));
+        assert_eq!(
+            code(r#"{"type":"typing","conversation":"dm:1:2","user":1}"#),
+            Some("invalid_frame")
+        );
+        assert!(
+            ClientFrame::parse(
+                r#"{"type":"send","conversation":"dm:1:2","body":"x","client_id":"c","reply_to":1,"files":[]}"#
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -154,6 +154,11 @@ impl Query {
                         "has:{value} is not a filter; only has:file is"
                     )));
                 }
+                // A flag rather than a value, but given twice it is as much a slip as any
+                // other filter given twice.
+                if self.has_file {
+                    return Err(given_twice(key));
+                }
                 self.has_file = true;
             }
             "before" => {
@@ -182,10 +187,14 @@ fn example(key: &str) -> &'static str {
 
 fn set_once<T>(slot: &mut Option<T>, value: T, key: &str) -> Result<(), Invalid> {
     if slot.is_some() {
-        return Err(invalid(format!("use {key}: only once in a search")));
+        return Err(given_twice(key));
     }
     *slot = Some(value);
     Ok(())
+}
+
+fn given_twice(key: &str) -> Invalid {
+    invalid(format!("use {key}: only once in a search"))
 }
 
 /// `YYYY-MM-DD` → unix ms at the start of that day, UTC.
@@ -310,6 +319,7 @@ mod tests {
         assert!(message("has:image").contains("only has:file"));
         assert!(message("from:").contains("needs a value"));
         assert!(message("from:a from:b").contains("only once"));
+        assert!(message("has:file x has:FILE").contains("only once"));
         assert!(message("in:@").contains("needs a username"));
         assert!(message("   ").contains("type something"));
         assert!(message(&"x ".repeat(21)).contains("at most 20"));

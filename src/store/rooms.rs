@@ -233,6 +233,24 @@ impl Store {
         Ok(rooms)
     }
 
+    /// Whether `conversation` is an archived room (false for DMs and for rooms that do not
+    /// exist). Archived rooms are read-only: besides the writes the writer refuses (sends,
+    /// edits, reactions), nobody may upload to one or type in one.
+    pub fn is_archived(&self, conversation: &ConversationId) -> Result<bool> {
+        if !conversation.is_room() {
+            return Ok(false);
+        }
+        let txn = self.read()?;
+        let record = txn
+            .open_table(CONVERSATIONS)?
+            .get(conversation.as_str())?
+            .map(|r| r.value().decode())
+            .transpose()?;
+        Ok(record
+            .and_then(|r| r.room)
+            .is_some_and(|room| room.archived))
+    }
+
     /// The room's members, if `user` is one of them.
     pub fn room_members(
         &self,
