@@ -769,6 +769,11 @@ impl Store {
         }
         out.sort_by_key(|m| std::cmp::Reverse((m.sent_at, m.seq)));
         out.truncate(limit);
+        // Only the messages listed have their replies looked up.
+        for message in &mut out {
+            let id = message.conversation.clone();
+            resolve_replies(&messages, id.as_str(), std::slice::from_mut(message))?;
+        }
         Ok(out)
     }
 
@@ -932,13 +937,17 @@ impl SummaryView {
         )
     }
 
-    /// The newest message this user may see (a DM withheld from them is skipped).
+    /// The newest message this user may see (a DM withheld from them is skipped), its reply
+    /// resolved like everywhere else: one more lookup, for this one message only, as a long
+    /// conversation list builds a summary for every conversation.
     fn last_visible_message(&self, id: &str, last_seq: u64) -> Result<Option<Message>> {
         for entry in self.messages.range((id, 1)..=(id, last_seq))?.rev() {
             let (key, value) = entry?;
-            if let Some((message, withheld)) = readable_message(id, key.value().1, value.value())
+            if let Some((mut message, withheld)) =
+                readable_message(id, key.value().1, value.value())
                 && (!withheld || message.from == self.user)
             {
+                resolve_replies(&self.messages, id, std::slice::from_mut(&mut message))?;
                 return Ok(Some(message));
             }
         }
@@ -1703,7 +1712,9 @@ pub(super) fn deleted_after(
     Ok(deleted.range((id, read_seq + 1)..=(id, u64::MAX))?.count() as u64)
 }
 
-/// Fills in what each reply shows of the message it answers, as that message reads now.
+/// Fills in what each reply shows of the message it answers, as that message reads now. The
+/// one place this is decided: every message that reaches a client (history, changes, acks and
+/// updates, search hits, mentions, summaries) passes here.
 pub(super) fn resolve_replies(
     messages: &impl ReadableTable<(&'static str, u64), Stored<MessageRecord>>,
     conversation: &str,
@@ -1751,6 +1762,8 @@ pub(super) fn readable_message(
     })
 }
 
+/// The message as stored, its reply only a seq (`from` 0, no snippet): whatever hands it to a
+/// client resolves the reply first with [`resolve_replies`].
 pub(super) fn to_message(conversation: &str, seq: u64, record: MessageRecord) -> Message {
     Message {
         conversation: ConversationId(conversation.to_owned()),
