@@ -1248,6 +1248,12 @@ impl<'txn> BatchTables<'txn> {
         let (sender, sent_at, withheld) = (stored.from, stored.sent_at, stored.withheld);
         let file_ids: Vec<String> = stored.files.iter().map(|f| f.info().id).collect();
         let body_sha256 = send_fingerprint(&stored.body, &file_ids);
+        if existing.is_none()
+            && let [a, b] = *members
+        {
+            // A DM's first message: no request between the two is pending any more.
+            self.end_requests_between(a, b)?;
+        }
         let mut record = existing.unwrap_or_else(|| ConversationRecord {
             kind: Kind::Dm,
             members: members.to_vec(),

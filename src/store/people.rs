@@ -347,6 +347,17 @@ impl BatchTables<'_> {
         }
     }
 
+    /// A DM between `a` and `b` has its first message: a request between them in either
+    /// direction is no longer pending. Accepting took the accepted one already; this ends one
+    /// made the other way, or one that the DM overtook (the recipient wrote first, or started
+    /// taking DMs from anyone and the sender wrote again). Its members hear of it through the
+    /// DM's first message.
+    pub(super) fn end_requests_between(&mut self, a: u64, b: u64) -> Result<()> {
+        self.requests.remove((a, b))?;
+        self.requests.remove((b, a))?;
+        Ok(())
+    }
+
     /// Removes and returns a visible request from `from` to `user`.
     fn take_request(&mut self, user: u64, from: u64) -> Result<Option<RequestRecord>> {
         let request = self
