@@ -942,6 +942,70 @@ async fn requests_of(client: &Client) -> (Vec<i64>, Vec<i64>) {
 }
 
 #[tokio::test]
+async fn a_request_hidden_by_a_block_is_dropped_when_the_block_ends() {
+    let (server, _admin, alice, _bob, carol) = office().await;
+    put(&carol, "/api/me/settings", json!({"dm_policy": "ask"})).await;
+    let (status, _) = put_empty(&carol, &format!("/api/blocks/{}", alice.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let mut carol_tab = Socket::online(&server, &carol).await;
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    let mut alice_other_tab = Socket::online(&server, &alice).await;
+
+    // Blocked, she sees her request sent as always; carol hears nothing of it.
+    alice_tab
+        .send_json(&send_frame(carol.id(), "while you block me", "h1"))
+        .await;
+    assert_eq!(alice_tab.next_of_type("request").await["action"], "sent");
+    alice_other_tab.next_of_type("request").await;
+    none_of_within(&mut carol_tab, &["request"], Duration::from_millis(300)).await;
+    assert_eq!(requests_of(&alice).await, (vec![], vec![carol.id()]));
+    assert_eq!(requests_of(&carol).await, (vec![], vec![]));
+
+    // The unblock does not bring the request back to carol; it ends, and every tab of
+    // alice's hears so (she is no longer waiting for an answer that cannot come).
+    let (status, _) = carol.delete(&format!("/api/blocks/{}", alice.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for tab in [&mut alice_tab, &mut alice_other_tab] {
+        let dropped = tab.next_of_type("request").await;
+        assert_eq!(
+            (dropped["action"].as_str(), dropped["user"].as_i64()),
+            (Some("dropped"), Some(carol.id())),
+            "{dropped}"
+        );
+    }
+    none_of_within(&mut carol_tab, &["request"], Duration::from_millis(300)).await;
+    assert_eq!(requests_of(&alice).await, (vec![], vec![]));
+    assert_eq!(requests_of(&carol).await, (vec![], vec![]));
+    let stale = carol
+        .post_empty(&format!("/api/requests/{}/accept", alice.id()))
+        .await;
+    common::assert_error(&stale, StatusCode::NOT_FOUND, "not_found");
+
+    // Her next message is a fresh request, and this one reaches carol.
+    alice_tab
+        .send_json(&send_frame(carol.id(), "can we talk now?", "h2"))
+        .await;
+    assert_eq!(alice_tab.next_of_type("request").await["action"], "sent");
+    let received = carol_tab.next_of_type("request").await;
+    assert_eq!(
+        (received["action"].as_str(), received["body"].as_str()),
+        (Some("received"), Some("can we talk now?"))
+    );
+    assert_eq!(requests_of(&carol).await, (vec![alice.id()], vec![]));
+    let (status, dm) = carol
+        .post_empty(&format!("/api/requests/{}/accept", alice.id()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{dm}");
+    assert_eq!(dm["last_message"]["body"], "can we talk now?");
+    assert_eq!(
+        bodies(&common::ws::full_history(&carol, dm["id"].as_str().expect("id")).await),
+        ["can we talk now?"],
+        "what the block withheld stays withheld"
+    );
+    assert_eq!(requests_of(&alice).await, (vec![], vec![]));
+}
+
+#[tokio::test]
 async fn a_request_ends_when_the_dm_starts_another_way() {
     let (server, _admin, alice, bob, carol) = office().await;
     let mut alice_tab = Socket::online(&server, &alice).await;

@@ -529,6 +529,15 @@ export function requestAnswered({ action, user }) {
 }
 
 /**
+ * Our request to `user` ended unanswered (they had blocked us and lifted the block; they never
+ * saw it): we may write to them again, and nothing was decided.
+ */
+export function requestDropped({ user }) {
+  state.requests.outgoing = state.requests.outgoing.filter((r) => r.to !== user);
+  changed(dmWith(user));
+}
+
+/**
  * The DM with `user` has messages: no request between us is pending, and a decline no longer
  * stands (PROTOCOL.md, chat requests).
  */

@@ -510,12 +510,14 @@ impl ChatOutcome {
         )
     }
 
-    /// Text someone wrote was just removed (a deleted message, a declined request): its old
-    /// bytes are still in the file's free pages until [`Store::scrub_free_pages`].
+    /// Text someone wrote was just removed (a deleted message, a declined or dropped request):
+    /// its old bytes are still in the file's free pages until [`Store::scrub_free_pages`].
     pub fn erased_text(&self) -> bool {
         match self {
             ChatOutcome::Updated { message, .. } => message.deleted,
-            ChatOutcome::People(people::PeopleEvent::Declined { .. }) => true,
+            ChatOutcome::People(
+                people::PeopleEvent::Declined { .. } | people::PeopleEvent::RequestDropped { .. },
+            ) => true,
             _ => false,
         }
     }
