@@ -333,3 +333,106 @@ async fn a_client_that_was_away_catches_up_on_changes() {
         .await;
     common::assert_error(&probe, StatusCode::NOT_FOUND, "not_found");
 }
+
+/// The `reply_to` of message `seq` of `conversation` in `client`'s history: what every other
+/// place showing that message must say too.
+async fn reply_in_history(client: &Client, conversation: &str, seq: u64) -> Value {
+    full_history(client, conversation)
+        .await
+        .into_iter()
+        .find(|m| m["seq"] == seq)
+        .unwrap_or_else(|| panic!("message {seq} of {conversation} in history"))["reply_to"]
+        .clone()
+}
+
+#[tokio::test]
+async fn a_reply_reads_the_same_wherever_it_reaches_you() {
+    let (server, _admin, alice, bob, carol) = office().await;
+    let room = common::create_room(&alice, "Questions", "open", &[&bob]).await;
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    let original = bob_tab
+        .send_acked(room.as_str(), "original question\nwith details", "q1")
+        .await;
+    let mut reply = send_frame(room.as_str(), "@bob see above", "q2");
+    reply["reply_to"] = original["seq"].clone();
+    alice_tab.send_json(&reply).await;
+    let seq = alice_tab.ack_for("q2").await["message"]["seq"]
+        .as_u64()
+        .expect("seq");
+    let quoted = json!({"seq": original["seq"], "from": bob.id(), "snippet": "original question"});
+    assert_eq!(reply_in_history(&bob, &room, seq).await, quoted);
+
+    // Every place the reply reaches bob: his mentions, his conversation list, the room's
+    // summary, hello, and the summary a newcomer gets when the room appears for them.
+    let everywhere = |expected: Value| {
+        let (server, room, bob) = (&server, room.clone(), &bob);
+        async move {
+            let (_, mentions) = bob.get("/api/mentions").await;
+            assert_eq!(mentions["messages"][0]["reply_to"], expected, "mentions");
+            let listed = common::summary_of(bob, &room).await.expect("listed");
+            assert_eq!(listed["last_message"]["reply_to"], expected, "list");
+            let (_, summary) = bob.get(&format!("/api/rooms/{room}")).await;
+            assert_eq!(summary["last_message"]["reply_to"], expected, "room");
+            let hello = Socket::online(server, bob).await.hello;
+            let in_hello = hello["conversations"]
+                .as_array()
+                .and_then(|l| l.iter().find(|c| c["id"] == room.as_str()))
+                .expect("the room in hello");
+            assert_eq!(in_hello["last_message"]["reply_to"], expected, "hello");
+        }
+    };
+    everywhere(quoted).await;
+    let mut carol_tab = Socket::online(&server, &carol).await;
+    let (status, joined) = carol.post_empty(&format!("/api/rooms/{room}/join")).await;
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    assert_eq!(
+        joined["last_message"]["reply_to"],
+        reply_in_history(&carol, &room, seq).await
+    );
+    let appeared = carol_tab.next_of_type("conversation").await;
+    assert_eq!(appeared["action"], "created");
+    assert_eq!(
+        appeared["conversation"]["last_message"]["reply_to"],
+        reply_in_history(&carol, &room, seq).await,
+        "the room appearing for a newcomer"
+    );
+
+    // Once the original is deleted, it reads as deleted everywhere.
+    let original_seq = original["seq"].as_u64().expect("seq");
+    bob_tab.send_json(&delete(&room, original_seq, "q3")).await;
+    bob_tab.ack_for("q3").await;
+    let gone = reply_in_history(&bob, &room, seq).await;
+    assert_eq!(
+        gone,
+        json!({"seq": original["seq"], "from": bob.id(), "snippet": "", "deleted": true})
+    );
+    everywhere(gone).await;
+
+    // A DM: carol's words that bob answered are withheld from him once he blocks her and she
+    // edits them. His answer, the newest message he sees, quotes nothing of them.
+    let dm = dm_id(&bob, &carol);
+    carol_tab
+        .send_acked(bob.id(), "the secret plan", "d1")
+        .await;
+    let mut answer = send_frame(dm.as_str(), "noted", "d2");
+    answer["reply_to"] = json!(1);
+    bob_tab.send_json(&answer).await;
+    bob_tab.ack_for("d2").await;
+    let status =
+        common::send(bob.request(common::Method::PUT, &format!("/api/blocks/{}", carol.id())))
+            .await
+            .0;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    carol_tab
+        .send_json(&edit(&dm, 1, "the new secret plan", "d3"))
+        .await;
+    carol_tab.ack_for("d3").await;
+    let withheld = reply_in_history(&bob, &dm, 2).await;
+    assert_eq!(
+        withheld,
+        json!({"seq": 1, "from": carol.id(), "snippet": ""})
+    );
+    let listed = common::summary_of(&bob, &dm).await.expect("the DM");
+    assert_eq!(listed["last_message"]["reply_to"], withheld);
+}

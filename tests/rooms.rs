@@ -1180,3 +1180,154 @@ async fn a_new_colleague_joins_general_live_and_hears_it_at_once() {
     let message = dave_tab.next_of_type("message").await;
     assert_eq!(message["message"]["body"], "welcome dave");
 }
+
+/// `client`'s chat requests: who asks them (by id) and whom they ask.
+async fn requests_of(client: &Client) -> (Vec<i64>, Vec<i64>) {
+    let (status, requests) = client.get("/api/requests").await;
+    assert_eq!(status, StatusCode::OK, "{requests}");
+    let ids = |list: &str, key: &str| -> Vec<i64> {
+        requests[list]
+            .as_array()
+            .expect("a request list")
+            .iter()
+            .map(|r| r[key].as_i64().expect("a user id"))
+            .collect()
+    };
+    (ids("incoming", "from"), ids("outgoing", "to"))
+}
+
+#[tokio::test]
+async fn a_request_hidden_by_a_block_is_dropped_when_the_block_ends() {
+    let (server, _admin, alice, _bob, carol) = office().await;
+    put(&carol, "/api/me/settings", json!({"dm_policy": "ask"})).await;
+    let (status, _) = put_empty(&carol, &format!("/api/blocks/{}", alice.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let mut carol_tab = Socket::online(&server, &carol).await;
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    let mut alice_other_tab = Socket::online(&server, &alice).await;
+
+    // Blocked, she sees her request sent as always; carol hears nothing of it.
+    alice_tab
+        .send_json(&send_frame(carol.id(), "while you block me", "h1"))
+        .await;
+    assert_eq!(alice_tab.next_of_type("request").await["action"], "sent");
+    alice_other_tab.next_of_type("request").await;
+    none_of_within(&mut carol_tab, &["request"], Duration::from_millis(300)).await;
+    assert_eq!(requests_of(&alice).await, (vec![], vec![carol.id()]));
+    assert_eq!(requests_of(&carol).await, (vec![], vec![]));
+
+    // The unblock does not bring the request back to carol; it ends, and every tab of
+    // alice's hears so (she is no longer waiting for an answer that cannot come).
+    let (status, _) = carol.delete(&format!("/api/blocks/{}", alice.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for tab in [&mut alice_tab, &mut alice_other_tab] {
+        let dropped = tab.next_of_type("request").await;
+        assert_eq!(
+            (dropped["action"].as_str(), dropped["user"].as_i64()),
+            (Some("dropped"), Some(carol.id())),
+            "{dropped}"
+        );
+    }
+    none_of_within(&mut carol_tab, &["request"], Duration::from_millis(300)).await;
+    assert_eq!(requests_of(&alice).await, (vec![], vec![]));
+    assert_eq!(requests_of(&carol).await, (vec![], vec![]));
+    let stale = carol
+        .post_empty(&format!("/api/requests/{}/accept", alice.id()))
+        .await;
+    common::assert_error(&stale, StatusCode::NOT_FOUND, "not_found");
+
+    // Her next message is a fresh request, and this one reaches carol.
+    alice_tab
+        .send_json(&send_frame(carol.id(), "can we talk now?", "h2"))
+        .await;
+    assert_eq!(alice_tab.next_of_type("request").await["action"], "sent");
+    let received = carol_tab.next_of_type("request").await;
+    assert_eq!(
+        (received["action"].as_str(), received["body"].as_str()),
+        (Some("received"), Some("can we talk now?"))
+    );
+    assert_eq!(requests_of(&carol).await, (vec![alice.id()], vec![]));
+    let (status, dm) = carol
+        .post_empty(&format!("/api/requests/{}/accept", alice.id()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{dm}");
+    assert_eq!(dm["last_message"]["body"], "can we talk now?");
+    assert_eq!(
+        bodies(&common::ws::full_history(&carol, dm["id"].as_str().expect("id")).await),
+        ["can we talk now?"],
+        "what the block withheld stays withheld"
+    );
+    assert_eq!(requests_of(&alice).await, (vec![], vec![]));
+}
+
+#[tokio::test]
+async fn a_request_ends_when_the_dm_starts_another_way() {
+    let (server, _admin, alice, bob, carol) = office().await;
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    let mut bob_tab = Socket::online(&server, &bob).await;
+    let mut carol_tab = Socket::online(&server, &carol).await;
+
+    // Carol asked first, then takes DMs from anyone: alice's next message starts the DM, and
+    // her request is over for both of them.
+    put(&carol, "/api/me/settings", json!({"dm_policy": "ask"})).await;
+    alice_tab
+        .send_json(&send_frame(carol.id(), "may I?", "a1"))
+        .await;
+    alice_tab.next_of_type("request").await;
+    carol_tab.next_of_type("request").await;
+    put(&carol, "/api/me/settings", json!({"dm_policy": "anyone"})).await;
+    let first = alice_tab
+        .send_acked(carol.id(), "never mind, hello", "a2")
+        .await;
+    assert_eq!(seq(&first), 1);
+    assert_eq!(requests_of(&alice).await, (vec![], vec![]));
+    assert_eq!(requests_of(&carol).await, (vec![], vec![]));
+
+    // Bob's request is hidden by carol's block; carol writes to him herself. The DM has
+    // begun, so he is not left waiting for an answer to it, block or not.
+    let (status, _) = put_empty(&carol, &format!("/api/blocks/{}", bob.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    bob_tab
+        .send_json(&send_frame(carol.id(), "hello carol", "b1"))
+        .await;
+    bob_tab.next_of_type("request").await;
+    carol_tab
+        .send_acked(bob.id(), "about that report", "c1")
+        .await;
+    bob_tab
+        .next_matching("carol's first message", |f| {
+            f["type"] == "message" && f["message"]["body"] == "about that report"
+        })
+        .await;
+    assert_eq!(requests_of(&bob).await, (vec![], vec![]));
+    let (status, _) = carol.delete(&format!("/api/blocks/{}", bob.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    none_of_within(&mut bob_tab, &["request"], Duration::from_millis(300)).await;
+
+    // Two people who both ask first, each asking the other: accepting one request starts the
+    // DM, and the other one is over too.
+    put(&alice, "/api/me/settings", json!({"dm_policy": "ask"})).await;
+    put(&bob, "/api/me/settings", json!({"dm_policy": "ask"})).await;
+    bob_tab
+        .send_json(&send_frame(alice.id(), "lunch?", "b2"))
+        .await;
+    bob_tab.next_of_type("request").await;
+    alice_tab
+        .send_json(&send_frame(bob.id(), "coffee?", "a3"))
+        .await;
+    alice_tab
+        .next_matching("alice's request sent", |f| {
+            f["type"] == "request" && f["action"] == "sent"
+        })
+        .await;
+    let (status, dm) = alice
+        .post_empty(&format!("/api/requests/{}/accept", bob.id()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{dm}");
+    assert_eq!(requests_of(&alice).await, (vec![], vec![]));
+    assert_eq!(requests_of(&bob).await, (vec![], vec![]));
+    let refused = bob
+        .post_empty(&format!("/api/requests/{}/accept", alice.id()))
+        .await;
+    common::assert_error(&refused, StatusCode::NOT_FOUND, "not_found");
+}

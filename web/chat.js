@@ -230,6 +230,9 @@ function onRequest(frame) {
       store.requestSent(frame);
       flushOutbox();
       return;
+    case 'dropped':
+      store.requestDropped(frame);
+      return;
     case 'accepted':
     case 'declined': {
       store.requestAnswered(frame);

@@ -307,6 +307,8 @@ export function sortedMessages(t) {
  */
 export function applyMessage(msg, { live = true } = {}) {
   const s = ensureSummary(msg.conversation);
+  const other = otherMember(msg.conversation);
+  if (other !== undefined) requestsEndedWith(other);
   const fresh = msg.seq > s.last_seq; // frames arrive in order: anything at or below is a repeat
   if (fresh) {
     s.last_seq = msg.seq;
@@ -524,6 +526,28 @@ export function requestAnswered({ action, user }) {
   state.requests.outgoing = state.requests.outgoing.filter((r) => r.to !== user);
   if (wasOutgoing || !wasIncoming) state.requestOutcomes.set(user, action);
   changed(dmWith(user));
+}
+
+/**
+ * Our request to `user` ended unanswered (they had blocked us and lifted the block; they never
+ * saw it): we may write to them again, and nothing was decided.
+ */
+export function requestDropped({ user }) {
+  state.requests.outgoing = state.requests.outgoing.filter((r) => r.to !== user);
+  changed(dmWith(user));
+}
+
+/**
+ * The DM with `user` has messages: no request between us is pending, and a decline no longer
+ * stands (PROTOCOL.md, chat requests).
+ */
+function requestsEndedWith(user) {
+  const { incoming, outgoing } = state.requests;
+  if (!incoming.some((r) => r.from === user) && !outgoing.some((r) => r.to === user)
+    && state.requestOutcomes.get(user) !== 'declined') return;
+  state.requests.incoming = incoming.filter((r) => r.from !== user);
+  state.requests.outgoing = outgoing.filter((r) => r.to !== user);
+  if (state.requestOutcomes.get(user) === 'declined') state.requestOutcomes.delete(user);
 }
 
 export function incomingRequest(userId) {

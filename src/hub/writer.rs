@@ -543,6 +543,11 @@ impl FanOut<'_> {
                 self.hub
                     .deliver_to(&[*user], &decided("declined", *from), None);
             }
+            // The recipient never saw it, so only the sender's tabs are told.
+            PeopleEvent::RequestDropped { from, to } => {
+                self.hub
+                    .deliver_to(&[*from], &decided("dropped", *to), None);
+            }
             PeopleEvent::Saved => {}
         }
     }

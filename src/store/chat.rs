@@ -514,12 +514,14 @@ impl ChatOutcome {
         )
     }
 
-    /// Text someone wrote was just removed (a deleted message, a declined request): its old
-    /// bytes are still in the file's free pages until [`Store::scrub_free_pages`].
+    /// Text someone wrote was just removed (a deleted message, a declined or dropped request):
+    /// its old bytes are still in the file's free pages until [`Store::scrub_free_pages`].
     pub fn erased_text(&self) -> bool {
         match self {
             ChatOutcome::Updated { message, .. } => message.deleted,
-            ChatOutcome::People(people::PeopleEvent::Declined { .. }) => true,
+            ChatOutcome::People(
+                people::PeopleEvent::Declined { .. } | people::PeopleEvent::RequestDropped { .. },
+            ) => true,
             _ => false,
         }
     }
@@ -776,6 +778,11 @@ impl Store {
         }
         out.sort_by_key(|m| std::cmp::Reverse((m.sent_at, m.seq)));
         out.truncate(limit);
+        // Only the messages listed have their replies looked up.
+        for message in &mut out {
+            let id = message.conversation.clone();
+            resolve_replies(&messages, id.as_str(), std::slice::from_mut(message))?;
+        }
         Ok(out)
     }
 
@@ -940,7 +947,8 @@ impl SummaryView {
     }
 
     /// The newest message this user may see (a DM withheld from them is skipped), as they may
-    /// see it.
+    /// see it, its reply resolved like everywhere else: one more lookup, for this one message
+    /// only, as a long conversation list builds a summary for every conversation.
     fn last_visible_message(&self, id: &str, last_seq: u64) -> Result<Option<Message>> {
         for entry in self.messages.range((id, 1)..=(id, last_seq))?.rev() {
             let (key, value) = entry?;
@@ -948,11 +956,11 @@ impl SummaryView {
                 readable_message(id, key.value().1, value.value())
                 && (!withheld || message.from == self.user)
             {
-                people::hide_blocked_reactions(
-                    self.user,
-                    std::slice::from_mut(&mut message),
-                    |other| Ok(self.blocked.contains(&other)),
-                )?;
+                let one = std::slice::from_mut(&mut message);
+                resolve_replies(&self.messages, id, one)?;
+                people::hide_blocked_reactions(self.user, one, |other| {
+                    Ok(self.blocked.contains(&other))
+                })?;
                 return Ok(Some(message));
             }
         }
@@ -1253,6 +1261,12 @@ impl<'txn> BatchTables<'txn> {
         let (sender, sent_at, withheld) = (stored.from, stored.sent_at, stored.withheld);
         let file_ids: Vec<String> = stored.files.iter().map(|f| f.info().id).collect();
         let body_sha256 = send_fingerprint(&stored.body, &file_ids);
+        if existing.is_none()
+            && let [a, b] = *members
+        {
+            // A DM's first message: no request between the two is pending any more.
+            self.end_requests_between(a, b)?;
+        }
         let mut record = existing.unwrap_or_else(|| ConversationRecord {
             kind: Kind::Dm,
             members: members.to_vec(),
@@ -1726,7 +1740,9 @@ pub(super) fn deleted_after(
     Ok(deleted.range((id, read_seq + 1)..=(id, u64::MAX))?.count() as u64)
 }
 
-/// Fills in what each reply shows of the message it answers, as that message reads now.
+/// Fills in what each reply shows of the message it answers, as that message reads now. The
+/// one place this is decided: every message that reaches a client (history, changes, acks and
+/// updates, search hits, mentions, summaries) passes here.
 pub(super) fn resolve_replies(
     messages: &impl ReadableTable<(&'static str, u64), Stored<MessageRecord>>,
     conversation: &str,
@@ -1774,6 +1790,8 @@ pub(super) fn readable_message(
     })
 }
 
+/// The message as stored, its reply only a seq (`from` 0, no snippet): whatever hands it to a
+/// client resolves the reply first with [`resolve_replies`].
 pub(super) fn to_message(conversation: &str, seq: u64, record: MessageRecord) -> Message {
     Message {
         conversation: ConversationId(conversation.to_owned()),

@@ -41,7 +41,8 @@ pub(super) struct RequestRecord {
     client_id: String,
     /// Unix milliseconds.
     sent_at: u64,
-    /// The recipient blocks the sender: it is kept for the sender's sake and never shown.
+    /// The recipient blocks the sender: it is kept for the sender's sake and never shown. It
+    /// lasts only as long as the block: lifting it drops the request (see `apply_people`).
     hidden: bool,
 }
 
@@ -111,6 +112,12 @@ pub enum PeopleEvent {
         user: u64,
         from: u64,
     },
+    /// `to` lifted their block on `from`, and with it went the request of `from`'s that the
+    /// block had hidden: only `from`'s tabs hear of it (`to` never saw it).
+    RequestDropped {
+        from: u64,
+        to: u64,
+    },
     /// Nothing for anyone else to hear (settings, blocks).
     Saved,
 }
@@ -166,12 +173,18 @@ impl Store {
             }
         }
         // Outgoing requests are keyed by recipient first; a full scan is fine for an office.
+        let blocks = txn.open_table(BLOCKS)?;
         let mut outgoing = Vec::new();
         for entry in requests.iter()? {
             let (key, record) = entry?;
             let (to, from) = key.value();
             if from == user {
                 let record = record.value().decode()?;
+                // A hidden request outlives its block only in a database written before
+                // unblocking dropped it; it is no longer pending, so it is not listed.
+                if record.hidden && blocks.get((to, from))?.is_none() {
+                    continue;
+                }
                 outgoing.push(OutgoingRequest {
                     to,
                     sent_at: record.sent_at,
@@ -314,11 +327,14 @@ impl BatchTables<'_> {
         sent_at: u64,
         hidden: bool,
     ) -> Result<ChatOutcome> {
+        // A hidden request whose block is gone (left by a version that did not drop it on
+        // unblocking) is not pending: this send replaces it with one the recipient sees.
         let pending = self
             .requests
             .get((to, from))?
             .map(|r| r.value().decode())
-            .transpose()?;
+            .transpose()?
+            .filter(|pending: &RequestRecord| !pending.hidden || hidden);
         if let Some(pending) = pending {
             // A retry of the same request is answered as it was the first time.
             if pending.client_id == client_id && pending.body == body {
@@ -394,7 +410,18 @@ impl BatchTables<'_> {
                     return Ok(ChatOutcome::Rejected(ChatRejection::NoSuchUser));
                 }
                 self.blocks.remove((*user, *target))?;
-                PeopleEvent::Saved
+                // What the block withheld stays withheld, and a request it hid cannot be
+                // answered (its recipient never saw it): it is dropped, not shown. The sender
+                // is no longer kept waiting, and their next message makes a fresh request
+                // that the recipient does see.
+                if self.drop_hidden_request(*user, *target)? {
+                    PeopleEvent::RequestDropped {
+                        from: *target,
+                        to: *user,
+                    }
+                } else {
+                    PeopleEvent::Saved
+                }
             }
         };
         Ok(ChatOutcome::People(event))
@@ -434,7 +461,33 @@ impl BatchTables<'_> {
         }
     }
 
-    /// Removes and returns a visible request from `from` to `user`.
+    /// Removes a hidden request from `from` to `user`, saying whether there was one.
+    fn drop_hidden_request(&mut self, user: u64, from: u64) -> Result<bool> {
+        let hidden = self
+            .requests
+            .get((user, from))?
+            .map(|r| r.value().decode())
+            .transpose()?
+            .is_some_and(|request: RequestRecord| request.hidden);
+        if hidden {
+            self.requests.remove((user, from))?;
+        }
+        Ok(hidden)
+    }
+
+    /// A DM between `a` and `b` has its first message: a request between them in either
+    /// direction is no longer pending. Accepting took the accepted one already; this ends one
+    /// made the other way, or one that the DM overtook (the recipient wrote first, or started
+    /// taking DMs from anyone and the sender wrote again). Its members hear of it through the
+    /// DM's first message.
+    pub(super) fn end_requests_between(&mut self, a: u64, b: u64) -> Result<()> {
+        self.requests.remove((a, b))?;
+        self.requests.remove((b, a))?;
+        Ok(())
+    }
+
+    /// Removes and returns a request from `from` to `user` that `user` can see. A hidden one
+    /// is left alone: its recipient never saw it, so there is nothing of theirs to answer.
     fn take_request(&mut self, user: u64, from: u64) -> Result<Option<RequestRecord>> {
         let request = self
             .requests
