@@ -1197,6 +1197,53 @@ async fn requests_of(client: &Client) -> (Vec<i64>, Vec<i64>) {
 }
 
 #[tokio::test]
+async fn a_request_waiting_when_the_block_is_made_goes_out_of_sight() {
+    let (server, _admin, alice, _bob, carol) = office().await;
+    put(&carol, "/api/me/settings", json!({"dm_policy": "ask"})).await;
+    let mut carol_tab = Socket::online(&server, &carol).await;
+    let mut alice_tab = Socket::online(&server, &alice).await;
+    alice_tab
+        .send_json(&send_frame(carol.id(), "a question for you", "w1"))
+        .await;
+    assert_eq!(alice_tab.next_of_type("request").await["action"], "sent");
+    assert_eq!(
+        carol_tab.next_of_type("request").await["action"],
+        "received"
+    );
+    assert_eq!(requests_of(&carol).await, (vec![alice.id()], vec![]));
+
+    // Carol blocks her: the request leaves carol's list and can no longer be answered; alice
+    // is not told, and to her it is still pending.
+    let (status, _) = put_empty(&carol, &format!("/api/blocks/{}", alice.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(requests_of(&carol).await, (vec![], vec![]));
+    for answer in ["accept", "decline"] {
+        let refused = carol
+            .post_empty(&format!("/api/requests/{}/{answer}", alice.id()))
+            .await;
+        common::assert_error(&refused, StatusCode::NOT_FOUND, "not_found");
+    }
+    assert_eq!(requests_of(&alice).await, (vec![], vec![carol.id()]));
+    alice_tab
+        .send_json(&send_frame(carol.id(), "did you see it?", "w2"))
+        .await;
+    alice_tab.error_with("request_pending").await;
+    none_of_within(
+        &mut carol_tab,
+        &["request", "message"],
+        Duration::from_millis(300),
+    )
+    .await;
+
+    // Lifting the block ends it, as for a request the block hid from the start.
+    let (status, _) = carol.delete(&format!("/api/blocks/{}", alice.id())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(alice_tab.next_of_type("request").await["action"], "dropped");
+    assert_eq!(requests_of(&alice).await, (vec![], vec![]));
+    assert_eq!(requests_of(&carol).await, (vec![], vec![]));
+}
+
+#[tokio::test]
 async fn a_request_hidden_by_a_block_is_dropped_when_the_block_ends() {
     let (server, _admin, alice, _bob, carol) = office().await;
     put(&carol, "/api/me/settings", json!({"dm_policy": "ask"})).await;

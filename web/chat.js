@@ -475,6 +475,8 @@ export async function setBlock(userId, blocked) {
   else next.delete(userId);
   store.setBlocked([...next]);
   refreshMentionCounts();
+  // A request from someone blocked goes out of sight (and one a block hid ends with it).
+  refreshRequests();
 }
 
 /**

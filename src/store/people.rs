@@ -41,8 +41,9 @@ pub(super) struct RequestRecord {
     client_id: String,
     /// Unix milliseconds.
     sent_at: u64,
-    /// The recipient blocks the sender: it is kept for the sender's sake and never shown. It
-    /// lasts only as long as the block: lifting it drops the request (see `apply_people`).
+    /// The recipient blocks the sender (since before the request, or since it came): it is
+    /// kept for the sender's sake and never shown. It lasts only as long as the block:
+    /// lifting it drops the request (see `apply_people`).
     hidden: bool,
 }
 
@@ -401,6 +402,10 @@ impl BatchTables<'_> {
                     return Ok(ChatOutcome::Rejected(ChatRejection::NoSuchUser));
                 }
                 self.blocks.insert((*user, *target), ())?;
+                // Their request waiting for an answer goes out of sight with them: it is
+                // hidden like one sent after the block (the sender is not told), and dropped
+                // if the block is lifted.
+                self.hide_request(*user, *target)?;
                 PeopleEvent::Saved
             }
             PeopleOp::Unblock { user, target } => {
@@ -459,6 +464,21 @@ impl BatchTables<'_> {
             }
             other => Ok(other),
         }
+    }
+
+    /// Hides a visible request from `from` to `user`, if there is one.
+    fn hide_request(&mut self, user: u64, from: u64) -> Result<()> {
+        let visible = self
+            .requests
+            .get((user, from))?
+            .map(|r| r.value().decode())
+            .transpose()?
+            .filter(|request: &RequestRecord| !request.hidden);
+        if let Some(mut request) = visible {
+            request.hidden = true;
+            self.requests.insert((user, from), Encoded::new(&request))?;
+        }
+        Ok(())
     }
 
     /// Removes a hidden request from `from` to `user`, saying whether there was one.
