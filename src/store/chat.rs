@@ -1173,12 +1173,8 @@ impl<'txn> BatchTables<'txn> {
             if earlier.conversation != id || earlier.body_sha256 != send_fingerprint(body, files) {
                 return Ok(ChatOutcome::Rejected(ChatRejection::ClientIdReused));
             }
-            if let Some(stored) = self.messages.get((id, earlier.seq))? {
-                let mut message = vec![to_message(id, earlier.seq, stored.value().decode()?)];
-                resolve_replies(self.messages.table()?, id, &mut message)?;
-                let mut message = message.remove(0);
-                self.as_seen_by(sender, &mut message)?;
-                return Ok(ChatOutcome::Duplicate { message });
+            if let Some(answer) = self.retry_answer(sender, id, earlier.seq)? {
+                return Ok(answer);
             }
         }
 
@@ -1308,12 +1304,47 @@ impl<'txn> BatchTables<'txn> {
         } else {
             members
         };
-        let mut message = vec![to_message(id, seq, stored)];
-        resolve_replies(self.messages.table()?, id, &mut message)?;
         Ok(ChatOutcome::Sent {
-            message: message.remove(0),
+            message: self.outgoing(id, seq, stored)?,
             members,
         })
+    }
+
+    /// Message `seq` of `id` as it goes out to clients: its reply resolved.
+    pub(super) fn outgoing(&self, id: &str, seq: u64, record: MessageRecord) -> Result<Message> {
+        let mut message = to_message(id, seq, record);
+        resolve_replies(
+            self.messages.table()?,
+            id,
+            std::slice::from_mut(&mut message),
+        )?;
+        Ok(message)
+    }
+
+    /// The answer to a retry (a `client_id` used before) of a send or change of message `seq`:
+    /// the message as `viewer` may see it now, `no_such_message` if it is withheld from them
+    /// since (its author edited it after `viewer` blocked them: a retry must not bring the new
+    /// words back), and `None` if it is no longer there.
+    pub(super) fn retry_answer(
+        &self,
+        viewer: u64,
+        id: &str,
+        seq: u64,
+    ) -> Result<Option<ChatOutcome>> {
+        let Some(stored) = self
+            .messages
+            .get((id, seq))?
+            .map(|r| r.value().decode())
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        if stored.withheld && stored.from != viewer {
+            return Ok(Some(ChatOutcome::Rejected(ChatRejection::NoSuchMessage)));
+        }
+        let mut message = self.outgoing(id, seq, stored)?;
+        self.as_seen_by(viewer, &mut message)?;
+        Ok(Some(ChatOutcome::Duplicate { message }))
     }
 
     /// Rows that make mentions count: one per mentioned person, one for `@room`. Whether the

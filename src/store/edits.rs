@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::chat::{
     BatchTables, ChatOutcome, ChatRejection, ClientIdRecord, ConversationId, Message,
-    MessageRecord, Reaction, readable_message, resolve_replies, to_message,
+    MessageRecord, Reaction, readable_message, resolve_replies,
 };
 use super::codec::Encoded;
 use super::people;
@@ -165,26 +165,9 @@ impl BatchTables<'_> {
             {
                 return Ok(ChatOutcome::Rejected(ChatRejection::ClientIdReused));
             }
-            let stored: Option<MessageRecord> = self
-                .messages
-                .get((id, seq))?
-                .map(|r| r.value().decode())
-                .transpose()?;
-            return Ok(match stored {
-                // Withheld since (its author edited it after this user blocked them): the
-                // retry must not bring the new words back.
-                Some(stored) if stored.withheld && stored.from != user => {
-                    ChatOutcome::Rejected(ChatRejection::NoSuchMessage)
-                }
-                Some(stored) => {
-                    let mut message = vec![to_message(id, seq, stored)];
-                    resolve_replies(self.messages.table()?, id, &mut message)?;
-                    let mut message = message.remove(0);
-                    self.as_seen_by(user, &mut message)?;
-                    ChatOutcome::Duplicate { message }
-                }
-                None => ChatOutcome::Rejected(ChatRejection::NoSuchMessage),
-            });
+            return Ok(self
+                .retry_answer(user, id, seq)?
+                .unwrap_or(ChatOutcome::Rejected(ChatRejection::NoSuchMessage)));
         }
 
         let Some(mut record) = self
@@ -278,8 +261,7 @@ impl BatchTables<'_> {
         self.client_ids
             .insert((user, client_id), Encoded::new(&remembered))?;
 
-        let mut updated = vec![to_message(id, seq, message)];
-        resolve_replies(self.messages.table()?, id, &mut updated)?;
+        let message = self.outgoing(id, seq, message)?;
         // The blocker does not hear of a blocked person's reactions either.
         let reaction_of_blocked = matches!(change, MessageChange::React { .. })
             && self.blocked_in_dm(conversation, &members, user)?;
@@ -288,7 +270,6 @@ impl BatchTables<'_> {
         } else {
             members
         };
-        let message = updated.remove(0);
         // Nor see them on the message when a later change by anyone carries it.
         let blockers = self.blockers_views(&message, &members)?;
         Ok(ChatOutcome::Updated {
